@@ -1,0 +1,162 @@
+"""The Terminus error tree.
+
+Every error is rooted at :class:`TerminusError` and also inherits the builtin it
+resembles, so ``except KeyError`` keeps working for callers who don't know us.
+CLI exit codes and HTTP statuses are class attributes: adapters map by type,
+never by message text.
+"""
+
+from __future__ import annotations
+
+
+class TerminusError(Exception):
+    """Base of every error Terminus raises on purpose."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    code: str = "terminus_error"
+
+    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def one_line(self) -> str:
+        """The message and hint on a single line, for CLIs and logs."""
+        text = " ".join(self.message.split())
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class ModelNotFoundError(TerminusError, KeyError):
+    """No model card matches the id or alias."""
+
+    exit_code = 3
+    http_status = 404
+    code = "model_not_found"
+
+
+class InvalidModelFileError(TerminusError, ValueError):
+    """A model file is not what its card says it is."""
+
+    exit_code = 4
+    http_status = 422
+    code = "invalid_model_file"
+
+
+class NotGGUFError(InvalidModelFileError):
+    """The file does not start with the GGUF magic."""
+
+    code = "not_gguf"
+
+
+class TruncatedModelError(InvalidModelFileError):
+    """The file ends before the data its header describes."""
+
+    code = "truncated_model"
+
+
+class ChecksumMismatchError(TerminusError, ValueError):
+    """Bytes from a source do not hash to the sha256 the card pins."""
+
+    exit_code = 5
+    http_status = 502
+    code = "checksum_mismatch"
+
+
+class SourceUnavailableError(TerminusError, ConnectionError):
+    """No source could deliver a model file (offline, package missing, HTTP error)."""
+
+    exit_code = 6
+    http_status = 503
+    code = "source_unavailable"
+
+
+class ModelNotCachedError(SourceUnavailableError):
+    """The model is not in the cache and downloading was not allowed."""
+
+    code = "model_not_cached"
+
+
+class InsufficientMemoryError(TerminusError, MemoryError):
+    """Loading the model would not fit in the memory available or the budget."""
+
+    exit_code = 7
+    http_status = 507
+    code = "insufficient_memory"
+
+
+class ContextLengthExceededError(TerminusError, ValueError):
+    """The prompt does not fit in the model's context window."""
+
+    exit_code = 8
+    http_status = 400
+    code = "context_length_exceeded"
+
+
+class InvalidParameterError(TerminusError, ValueError):
+    """A request parameter is out of range or malformed."""
+
+    exit_code = 9
+    http_status = 400
+    code = "invalid_parameter"
+
+
+class InvalidSchemaError(InvalidParameterError):
+    """A JSON schema given for constrained output is not a valid schema."""
+
+    code = "invalid_schema"
+
+
+class CapabilityError(InvalidParameterError):
+    """The model cannot do what was asked (e.g. chat with an embedding model)."""
+
+    code = "capability_not_supported"
+
+
+class EngineUnavailableError(TerminusError, RuntimeError):
+    """The engine a model needs is not installed or cannot run here."""
+
+    exit_code = 10
+    http_status = 503
+    code = "engine_unavailable"
+
+
+class EngineError(TerminusError, RuntimeError):
+    """The engine failed while loading or running a model."""
+
+    exit_code = 11
+    http_status = 500
+    code = "engine_error"
+
+
+class CacheLockTimeoutError(TerminusError, TimeoutError):
+    """Another process held a cache lock for too long."""
+
+    exit_code = 12
+    http_status = 503
+    code = "cache_busy"
+
+
+__all__ = [
+    "CacheLockTimeoutError",
+    "CapabilityError",
+    "ChecksumMismatchError",
+    "ContextLengthExceededError",
+    "EngineError",
+    "EngineUnavailableError",
+    "InsufficientMemoryError",
+    "InvalidModelFileError",
+    "InvalidParameterError",
+    "InvalidSchemaError",
+    "ModelNotCachedError",
+    "ModelNotFoundError",
+    "NotGGUFError",
+    "SourceUnavailableError",
+    "TerminusError",
+    "TruncatedModelError",
+]

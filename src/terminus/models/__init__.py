@@ -1,0 +1,1 @@
+"""Model cards, the catalog, the verified content-addressed cache and its sources."""

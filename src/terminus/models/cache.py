@@ -1,0 +1,271 @@
+"""The content-addressed model cache.
+
+Layout under the Terminus home::
+
+    blobs/<sha256>              verified bytes, read-only
+    blobs/<sha256>.incomplete   bytes being fetched (resumable); never used for inference
+    locks/<sha256>.lock         one fetcher per blob across processes
+    models/<id>/<file name>     relative symlinks into blobs/, so multi-file models
+                                (whisper folders, voices) see their usual file names
+
+A blob appears under its hash only by ``os.replace`` after the hash matched, so
+nothing unverified is ever visible, whatever kills the process and when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from terminus.errors import (
+    CacheLockTimeoutError,
+    ChecksumMismatchError,
+    ModelNotCachedError,
+    SourceUnavailableError,
+    TerminusError,
+)
+from terminus.models.card import ModelCard, ModelFile
+from terminus.models.progress import NullProgress, Progress
+from terminus.models.sources.base import CHUNK, BlobSink, Source
+
+LOCK_TIMEOUT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a cached model's files are, by the names its card gives them."""
+
+    root: Path
+    paths: dict[str, Path]
+
+    @property
+    def main(self) -> Path:
+        return next(iter(self.paths.values()))
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    name: str
+    sha256: str
+    ok: bool
+    detail: str
+
+
+class ModelCache:
+    def __init__(self, root: Path, *, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
+        self.root = root
+        self.blobs = root / "blobs"
+        self.locks = root / "locks"
+        self.models = root / "models"
+        self._lock_timeout = lock_timeout
+
+    # -- queries -------------------------------------------------------------
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.blobs / sha256
+
+    def has_file(self, file: ModelFile) -> bool:
+        path = self.blob_path(file.sha256)
+        if not path.is_file():
+            return False
+        return file.size is None or path.stat().st_size == file.size
+
+    def is_cached(self, card: ModelCard) -> bool:
+        return all(self.has_file(f) for f in card.files)
+
+    def partial_bytes(self, card: ModelCard) -> int:
+        """Bytes already fetched towards files not yet complete (resumable downloads)."""
+        total = 0
+        for f in card.files:
+            partial = self.blobs / f"{f.sha256}.incomplete"
+            if partial.exists():
+                total += partial.stat().st_size
+        return total
+
+    def files(self, card: ModelCard) -> ModelFiles:
+        if not self.is_cached(card):
+            raise ModelNotCachedError(
+                f"model {card.id} is not in the cache", hint=f"terminus models pull {card.id}"
+            )
+        return self._link_model(card)
+
+    # -- fetching ------------------------------------------------------------
+
+    def ensure(
+        self, card: ModelCard, sources: Iterable[Source], progress: Progress | None = None
+    ) -> ModelFiles:
+        """Fetch every missing file from the first source that delivers verified bytes."""
+        progress = progress or NullProgress()
+        source_list = list(sources)
+        for file in card.files:
+            if not self.has_file(file):
+                self.fetch_file(file, source_list, progress)
+        return self._link_model(card)
+
+    def fetch_file(self, file: ModelFile, sources: list[Source], progress: Progress) -> Path:
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.locks.mkdir(parents=True, exist_ok=True)
+        final = self.blob_path(file.sha256)
+        with self._lock(file.sha256):
+            if self.has_file(file):  # another process fetched it while we waited
+                return final
+            failures: list[TerminusError] = []
+            for source in sources:
+                if not source.provides(file.name):
+                    continue
+                try:
+                    return self._fetch_from(source, file, progress)
+                except (ChecksumMismatchError, SourceUnavailableError) as exc:
+                    failures.append(exc)
+            raise _summarize(file, failures)
+
+    def _fetch_from(self, source: Source, file: ModelFile, progress: Progress) -> Path:
+        partial = self.blobs / f"{file.sha256}.incomplete"
+        sink = BlobSink(partial, resume=source.resumable)
+        try:
+            source.fetch(file, sink, progress)
+        except BaseException:
+            sink.close()
+            if not source.resumable:
+                partial.unlink(missing_ok=True)
+            raise
+        sink.close()
+        digest = sink.hexdigest()
+        size_ok = file.size is None or sink.offset == file.size
+        if digest != file.sha256 or not size_ok:
+            partial.unlink(missing_ok=True)
+            raise ChecksumMismatchError(
+                f"{file.name} from {source.describe()}: got sha256 {digest[:16]}… "
+                f"({sink.offset} bytes), expected {file.sha256[:16]}…"
+                + (f" ({file.size} bytes)" if file.size is not None else "")
+            )
+        partial.chmod(0o444)
+        os.replace(partial, self.blob_path(file.sha256))
+        return self.blob_path(file.sha256)
+
+    def import_path(self, path: Path, progress: Progress | None = None) -> ModelFile:
+        """Copy a user's file into the cache, hashing it on the way; returns its entry."""
+        progress = progress or NullProgress()
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        staging = self.blobs / f"import-{os.getpid()}-{path.name}.incomplete"
+        sink = BlobSink(staging, resume=False)
+        progress.start(path.name, path.stat().st_size)
+        try:
+            with path.open("rb") as fh:
+                while block := fh.read(CHUNK):
+                    sink.write(block)
+                    progress.advance(len(block))
+        except BaseException:
+            sink.close()
+            staging.unlink(missing_ok=True)
+            raise
+        finally:
+            progress.finish()
+        sink.close()
+        entry = ModelFile(name=path.name, sha256=sink.hexdigest(), size=sink.offset)
+        with self._lock(entry.sha256):
+            if self.has_file(entry):
+                staging.unlink()
+            else:
+                staging.chmod(0o444)
+                os.replace(staging, self.blob_path(entry.sha256))
+        return entry
+
+    # -- maintenance ---------------------------------------------------------
+
+    def verify(self, card: ModelCard) -> list[VerifyResult]:
+        """Re-hash every blob of a card; a corrupt blob is deleted so it is never used."""
+        results = []
+        for file in card.files:
+            path = self.blob_path(file.sha256)
+            if not path.is_file():
+                results.append(VerifyResult(file.name, file.sha256, False, "missing"))
+                continue
+            digest = _hash_file(path)
+            if digest == file.sha256:
+                results.append(VerifyResult(file.name, file.sha256, True, "ok"))
+            else:
+                path.chmod(0o644)
+                path.unlink()
+                results.append(VerifyResult(
+                    file.name, file.sha256, False, f"corrupt (sha256 {digest[:16]}…), removed"
+                ))
+        return results
+
+    def remove(self, card: ModelCard, keep_shared_with: Iterable[ModelCard] = ()) -> int:
+        """Remove a model; blobs another cached card still uses are kept. Returns bytes freed."""
+        still_used = {f.sha256 for other in keep_shared_with if other.id != card.id
+                      for f in other.files if self.has_file(f)}
+        freed = 0
+        for file in card.files:
+            for candidate in (self.blob_path(file.sha256),
+                              self.blobs / f"{file.sha256}.incomplete"):
+                if candidate.exists() and file.sha256 not in still_used:
+                    freed += candidate.stat().st_size
+                    candidate.chmod(0o644)
+                    candidate.unlink()
+        shutil.rmtree(self.models / card.id, ignore_errors=True)
+        return freed
+
+    # -- internals -----------------------------------------------------------
+
+    def _lock(self, sha256: str) -> _BlobLock:
+        self.locks.mkdir(parents=True, exist_ok=True)
+        return _BlobLock(FileLock(str(self.locks / f"{sha256}.lock")), self._lock_timeout)
+
+    def _link_model(self, card: ModelCard) -> ModelFiles:
+        folder = self.models / card.id
+        paths: dict[str, Path] = {}
+        for file in card.files:
+            link = folder / file.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            target = Path(os.path.relpath(self.blob_path(file.sha256), link.parent))
+            if not (link.is_symlink() and Path(os.readlink(link)) == target):
+                tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+                tmp.unlink(missing_ok=True)
+                tmp.symlink_to(target)
+                os.replace(tmp, link)
+            paths[file.name] = link
+        return ModelFiles(root=folder, paths=paths)
+
+
+class _BlobLock:
+    def __init__(self, lock: FileLock, timeout: float) -> None:
+        self._lock = lock
+        self._timeout = timeout
+
+    def __enter__(self) -> None:
+        try:
+            self._lock.acquire(timeout=self._timeout)
+        except Timeout as exc:
+            raise CacheLockTimeoutError(
+                f"another process has held {self._lock.lock_file} for {self._timeout:.0f}s"
+            ) from exc
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _summarize(file: ModelFile, failures: list[TerminusError]) -> TerminusError:
+    if not failures:
+        return SourceUnavailableError(f"no source provides {file.name}")
+    detail = "; ".join(f.one_line() for f in failures)
+    mismatch = any(isinstance(f, ChecksumMismatchError) for f in failures)
+    hint = next((f.hint for f in failures if f.hint), None)
+    if mismatch:
+        return ChecksumMismatchError(f"no source delivered a verified {file.name}: {detail}")
+    return SourceUnavailableError(f"could not fetch {file.name}: {detail}", hint=hint)

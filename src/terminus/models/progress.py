@@ -1,0 +1,56 @@
+"""Progress reporting for long work (downloads, hashing), decoupled from any UI."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+
+class Progress(Protocol):
+    def start(self, description: str, total: int | None, initial: int = 0) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, description: str, total: int | None, initial: int = 0) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class TqdmProgress:
+    """A byte progress bar on stderr; tqdm is imported only when a bar is shown."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream or sys.stderr
+        self._bar: Any = None
+
+    def start(self, description: str, total: int | None, initial: int = 0) -> None:
+        from tqdm import tqdm
+
+        self.finish()
+        self._bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=description,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=self._stream,
+            leave=True,
+            dynamic_ncols=True,
+        )
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

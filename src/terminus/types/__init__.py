@@ -1,0 +1,45 @@
+"""Frozen request, response and event types shared by every layer and transport."""
+
+from terminus.types.cancel import CancelToken
+from terminus.types.chat import (
+    ChatEvent,
+    ChatRequest,
+    Completion,
+    ContentDelta,
+    Done,
+    GenerationParams,
+    Message,
+    ResponseFormat,
+    Stats,
+    StopReason,
+    ThinkingDelta,
+    Tool,
+    ToolCall,
+    ToolCallEvent,
+    ToolChoice,
+    collect_completion,
+    parse_messages,
+)
+from terminus.types.common import Capability
+
+__all__ = [
+    "CancelToken",
+    "Capability",
+    "ChatEvent",
+    "ChatRequest",
+    "Completion",
+    "ContentDelta",
+    "Done",
+    "GenerationParams",
+    "Message",
+    "ResponseFormat",
+    "Stats",
+    "StopReason",
+    "ThinkingDelta",
+    "Tool",
+    "ToolCall",
+    "ToolCallEvent",
+    "ToolChoice",
+    "collect_completion",
+    "parse_messages",
+]
