@@ -7,6 +7,7 @@ class Capability(StrEnum):
     """What a model (and an engine) can do."""
 
     CHAT = "chat"
+    COMPLETION = "completion"  # base models: raw text continuation, no chat template
     EMBED = "embed"
     STT = "stt"
     TTS = "tts"
