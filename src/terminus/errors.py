@@ -134,6 +134,14 @@ class EngineError(TerminusError, RuntimeError):
     code = "engine_error"
 
 
+class ModelBusyError(TerminusError, RuntimeError):
+    """The model is serving requests and cannot be unloaded now."""
+
+    exit_code = 13
+    http_status = 409
+    code = "model_busy"
+
+
 class CacheLockTimeoutError(TerminusError, TimeoutError):
     """Another process held a cache lock for too long."""
 
@@ -153,6 +161,7 @@ __all__ = [
     "InvalidModelFileError",
     "InvalidParameterError",
     "InvalidSchemaError",
+    "ModelBusyError",
     "ModelNotCachedError",
     "ModelNotFoundError",
     "NotGGUFError",

@@ -126,13 +126,31 @@ class ModelCache:
             raise _summarize(file, failures)
 
     def _fetch_from(self, source: Source, file: ModelFile, progress: Progress) -> Path:
-        partial = self.blobs / f"{file.sha256}.incomplete"
+        # Resumable sources share one partial file across attempts and processes;
+        # the others stage privately so they never clobber a resumable partial.
+        partial = (
+            self.blobs / f"{file.sha256}.incomplete"
+            if source.resumable
+            else self.blobs / f"{file.sha256}.{os.getpid()}.staging"
+        )
+        resumed = partial.exists() and partial.stat().st_size > 0
+        try:
+            return self._fetch_once(source, file, progress, partial)
+        except ChecksumMismatchError:
+            if not resumed:
+                raise
+            # The bad bytes may be a stale partial rather than the source: retry from zero.
+            return self._fetch_once(source, file, progress, partial)
+
+    def _fetch_once(
+        self, source: Source, file: ModelFile, progress: Progress, partial: Path
+    ) -> Path:
         sink = BlobSink(partial, resume=source.resumable)
         try:
             source.fetch(file, sink, progress)
         except BaseException:
             sink.close()
-            if not source.resumable:
+            if not source.resumable or sink.offset == 0:
                 partial.unlink(missing_ok=True)
             raise
         sink.close()
@@ -147,6 +165,7 @@ class ModelCache:
             )
         partial.chmod(0o444)
         os.replace(partial, self.blob_path(file.sha256))
+        _fsync_dir(self.blobs)
         return self.blob_path(file.sha256)
 
     def import_path(self, path: Path, progress: Progress | None = None) -> ModelFile:
@@ -193,19 +212,28 @@ class ModelCache:
             else:
                 path.chmod(0o644)
                 path.unlink()
-                results.append(VerifyResult(
-                    file.name, file.sha256, False, f"corrupt (sha256 {digest[:16]}…), removed"
-                ))
+                results.append(
+                    VerifyResult(
+                        file.name, file.sha256, False, f"corrupt (sha256 {digest[:16]}…), removed"
+                    )
+                )
         return results
 
     def remove(self, card: ModelCard, keep_shared_with: Iterable[ModelCard] = ()) -> int:
         """Remove a model; blobs another cached card still uses are kept. Returns bytes freed."""
-        still_used = {f.sha256 for other in keep_shared_with if other.id != card.id
-                      for f in other.files if self.has_file(f)}
+        still_used = {
+            f.sha256
+            for other in keep_shared_with
+            if other.id != card.id
+            for f in other.files
+            if self.has_file(f)
+        }
         freed = 0
         for file in card.files:
-            for candidate in (self.blob_path(file.sha256),
-                              self.blobs / f"{file.sha256}.incomplete"):
+            for candidate in (
+                self.blob_path(file.sha256),
+                self.blobs / f"{file.sha256}.incomplete",
+            ):
                 if candidate.exists() and file.sha256 not in still_used:
                     freed += candidate.stat().st_size
                     candidate.chmod(0o644)
@@ -250,6 +278,20 @@ class _BlobLock:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable: a crash right after must not lose the new blob."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _hash_file(path: Path) -> str:

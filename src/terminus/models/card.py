@@ -93,12 +93,16 @@ def card_from_mapping(data: dict[str, Any], origin: str = "<card>") -> ModelCard
         raise InvalidParameterError(f"invalid model id {card.id!r} in {origin}")
     file_names = {f.name for f in card.files}
     for source in card.sources:
-        mapping = source.files if isinstance(source, PackageSource) else (
-            source.paths if isinstance(source, LocalSource) else source.urls
+        mapping = (
+            source.files
+            if isinstance(source, PackageSource)
+            else (source.paths if isinstance(source, LocalSource) else source.urls)
         )
         unknown = set(mapping) - file_names
         if unknown:
-            raise InvalidParameterError(f"card {card.id}: source names unknown files {sorted(unknown)}")
+            raise InvalidParameterError(
+                f"card {card.id}: source names unknown files {sorted(unknown)}"
+            )
     return card
 
 
@@ -109,8 +113,11 @@ def load_card(path: Path) -> ModelCard:
 
 def dump_card_toml(card: ModelCard) -> str:
     """A minimal TOML writer for the card shape (stdlib has no TOML writer)."""
-    data = {k: v for k, v in card.model_dump(mode="json", exclude_none=True).items()
-            if v not in ((), [], {}, "", False)}
+    data = {
+        k: v
+        for k, v in card.model_dump(mode="json", exclude_none=True).items()
+        if v not in ((), [], {}, "", False)
+    }
     lines: list[str] = []
     tables: list[str] = []
     for key, value in data.items():
@@ -139,5 +146,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        )
     raise TypeError(f"cannot write {type(value).__name__} to TOML")

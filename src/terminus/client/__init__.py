@@ -1,0 +1,1 @@
+"""The Terminus client: one API over every transport, sync and asyncio."""

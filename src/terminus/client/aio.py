@@ -1,0 +1,48 @@
+"""The asyncio client: the same implementation as :class:`Terminus`, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from terminus.client.streams import AsyncCompletionStream
+from terminus.client.sync import Terminus
+from terminus.types import LoadedModelInfo
+from terminus.types.chat import MessagesLike
+
+
+class AsyncTerminus:
+    """``async`` face of :class:`Terminus`; blocking work runs in threads."""
+
+    def __init__(self, client: Terminus | None = None, **kwargs: Any) -> None:
+        self.sync = client or Terminus(**kwargs)
+        self.models = self.sync.models
+        self.catalog = self.sync.catalog
+
+    async def load_model(self, model: str | None = None, **kwargs: Any) -> LoadedModelInfo:
+        return await asyncio.to_thread(self.sync.load_model, model, **kwargs)
+
+    async def unload_model(self, model: str | None = None) -> bool:
+        return await asyncio.to_thread(self.sync.unload_model, model)
+
+    async def loaded_models(self) -> list[LoadedModelInfo]:
+        return await asyncio.to_thread(self.sync.loaded_models)
+
+    def completion(
+        self, model: str | None, messages: MessagesLike, **kwargs: Any
+    ) -> AsyncCompletionStream:
+        """Like :meth:`Terminus.completion`; iterate with ``async for``."""
+        request = self.sync.chat_request(model, messages, **kwargs)
+        return AsyncCompletionStream(lambda cancel: self.sync.stream_request(request, cancel))
+
+    async def doctor(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.doctor)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> AsyncTerminus:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,144 @@
+"""Model administration: list, pull, remove, verify, inspect and add models."""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from terminus.errors import InvalidParameterError, ModelNotFoundError
+from terminus.models.cache import ModelCache, ModelFiles, VerifyResult
+from terminus.models.card import LocalSource, ModelCard
+from terminus.models.catalog import Catalog
+from terminus.models.gguf import validate_gguf
+from terminus.models.progress import Progress
+from terminus.runtime.manager import ModelManager
+from terminus.types.common import Capability
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    card: ModelCard
+    cached: bool
+    partial_bytes: int
+    loaded: bool
+
+
+class ModelsAPI:
+    def __init__(
+        self,
+        catalog: Catalog,
+        cache: ModelCache,
+        manager: ModelManager,
+        progress_factory: Callable[[], Progress],
+    ) -> None:
+        self._catalog = catalog
+        self._cache = cache
+        self._manager = manager
+        self._progress_factory = progress_factory
+
+    def get(self, name: str) -> ModelCard:
+        return self._catalog.get(name)
+
+    def list(self) -> list[ModelStatus]:
+        loaded = {m.id for m in self._manager.loaded()}
+        return [
+            ModelStatus(
+                card,
+                self._cache.is_cached(card),
+                self._cache.partial_bytes(card),
+                card.id in loaded,
+            )
+            for card in sorted(self._catalog.all(), key=lambda c: c.id)
+        ]
+
+    def pull(self, name: str, progress: Progress | None = None) -> ModelFiles:
+        """Fetch and verify every file of a model into the cache (no-op when cached)."""
+        card = self._catalog.get(name)
+        return self._manager.ensure_files(card, progress or self._progress_factory())
+
+    def remove(self, name: str, *, forget: bool = False) -> int:
+        """Delete a model's files from the cache (unloading it first); returns bytes freed.
+
+        ``forget=True`` also deletes the card of a model the user added.
+        """
+        card = self._catalog.get(name)
+        self._manager.unload(card.id)
+        freed = self._cache.remove(card, keep_shared_with=self._catalog.all())
+        if forget and card.user_added:
+            self._catalog.delete_user_card(card.id)
+        return freed
+
+    def verify(self, name: str | None = None) -> dict[str, builtins.list[VerifyResult]]:
+        """Re-hash cached files; corrupt ones are deleted so they are never loaded."""
+        cards = [self._catalog.get(name)] if name else self._catalog.all()
+        return {
+            card.id: self._cache.verify(card)
+            for card in cards
+            if name or any(self._cache.blob_path(f.sha256).exists() for f in card.files)
+        }
+
+    def info(self, name: str) -> dict[str, Any]:
+        card = self._catalog.get(name)
+        info: dict[str, Any] = card.model_dump(mode="json", exclude_none=True)
+        info["cached"] = self._cache.is_cached(card)
+        if info["cached"] and card.format == "gguf":
+            header = validate_gguf(self._cache.files(card).main)
+            info["gguf"] = {
+                "architecture": header.architecture,
+                "name": header.name,
+                "context_length": header.context_length,
+                "layers": header.block_count,
+                "embedding_length": header.embedding_length,
+                "has_chat_template": header.chat_template is not None,
+            }
+        return info
+
+    def add(
+        self,
+        path: str | Path,
+        *,
+        model_id: str | None = None,
+        capability: Capability = Capability.CHAT,
+        progress: Progress | None = None,
+    ) -> ModelCard:
+        """Add your own GGUF: validate it, hash it into the cache and write a card for it.
+
+        Nothing is written if the file is not a complete GGUF.
+        """
+        source = Path(path).expanduser().resolve()
+        if not source.is_file():
+            raise InvalidParameterError(f"{source} is not a file")
+        header = validate_gguf(source)  # NotGGUFError / TruncatedModelError before any write
+        card_id = model_id or _id_from_filename(source.name)
+        try:
+            existing = self._catalog.get(card_id)
+        except ModelNotFoundError:
+            existing = None
+        if existing is not None and not existing.user_added:
+            raise InvalidParameterError(f"{card_id!r} is a built-in model id; pass another --id")
+        entry = self._cache.import_path(source, progress or self._progress_factory())
+        card = ModelCard(
+            id=card_id,
+            name=header.name or source.stem,
+            capability=capability,
+            engine="llamacpp",
+            format="gguf",
+            architecture=header.architecture,
+            description=f"Added from {source}",
+            files=(entry,),
+            sources=(LocalSource(paths={entry.name: str(source)}),),
+            defaults={"context_length": min(header.context_length or 2048, 4096)},
+            user_added=True,
+        )
+        self._catalog.save_user_card(card)
+        self._cache.files(card)  # link models/<id>/
+        return card
+
+
+def _id_from_filename(name: str) -> str:
+    stem = name[:-5] if name.lower().endswith(".gguf") else name
+    return re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-._") or "model"

@@ -1,0 +1,165 @@
+"""The synchronous client. The asyncio client wraps this one; there is one implementation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from terminus.client.models_api import ModelsAPI
+from terminus.client.requests import ResponseFormatLike, ToolLike, build_chat_request
+from terminus.client.streams import CompletionStream
+from terminus.engines.base import LoadOptions
+from terminus.models.cache import ModelCache
+from terminus.models.catalog import Catalog
+from terminus.models.progress import NullProgress, Progress, TqdmProgress
+from terminus.paths import terminus_home
+from terminus.runtime.manager import ModelManager
+from terminus.runtime.memory import resolve_budget, resolve_policy
+from terminus.transports import LocalTransport, Transport
+from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo
+from terminus.types.chat import MessagesLike
+
+DEFAULT_MODEL = "default"
+MODEL_ENV = "TERMINUS_MODEL"
+OFFLINE_ENV = "TERMINUS_OFFLINE"
+
+
+def _offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes", "on")
+
+
+class Terminus:
+    """Local-first AI: load verified models and run them here, on a peer, or on a server.
+
+    >>> with Terminus() as t:
+    ...     print(t.completion(None, "Why is the sky blue?").text())
+    """
+
+    def __init__(
+        self,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        transport: Transport | None = None,
+        memory_policy: str | None = None,
+        memory_budget: int | str | None = None,
+        allow_download: bool | None = None,
+        progress: bool | Progress = False,
+        default_model: str | None = None,
+    ) -> None:
+        self.home: Path = terminus_home(home)
+        self.catalog = Catalog(self.home / "cards")
+        self.cache = ModelCache(self.home)
+        self.default_model = default_model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+        downloads = (not _offline()) if allow_download is None else allow_download
+        self._progress = progress
+
+        self.manager = ModelManager(
+            self.catalog,
+            self.cache,
+            budget_bytes=resolve_budget(memory_budget),
+            memory_policy=resolve_policy(memory_policy),
+            allow_download=downloads,
+            progress_factory=self._progress_factory,
+        )
+        self.transport: Transport = transport or LocalTransport(self.manager)
+        self.models = ModelsAPI(self.catalog, self.cache, self.manager, self._progress_factory)
+
+    def _progress_factory(self) -> Progress:
+        if self._progress is True:
+            return TqdmProgress()
+        if self._progress is False:
+            return NullProgress()
+        return self._progress
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def load_model(
+        self,
+        model: str | None = None,
+        *,
+        context_length: int | None = None,
+        parallel: int | None = None,
+        threads: int | None = None,
+        **extra: Any,
+    ) -> LoadedModelInfo:
+        """Load a model (fetching and verifying it first if needed); idempotent."""
+        options = LoadOptions(
+            context_length=context_length, parallel=parallel, threads=threads, extra=extra
+        )
+        return self.transport.load(model or self.default_model, options)
+
+    def unload_model(self, model: str | None = None) -> bool:
+        return self.transport.unload(model or self.default_model)
+
+    def loaded_models(self) -> list[LoadedModelInfo]:
+        return self.transport.loaded()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> Terminus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- inference ------------------------------------------------------------------
+
+    def chat_request(
+        self,
+        model: str | None,
+        messages: MessagesLike,
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        min_p: float | None = None,
+        repeat_penalty: float | None = None,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        response_format: ResponseFormatLike | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: str = "auto",
+    ) -> ChatRequest:
+        """Validate arguments into a request (raises ``InvalidParameterError``)."""
+        return build_chat_request(
+            model or self.default_model,
+            messages,
+            system=system,
+            response_format=response_format,
+            tools=tools,
+            tool_choice=tool_choice,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            min_p=min_p,
+            repeat_penalty=repeat_penalty,
+            seed=seed,
+            max_tokens=max_tokens,
+            stop=stop,
+        )
+
+    def completion(
+        self, model: str | None, messages: MessagesLike, **kwargs: Any
+    ) -> CompletionStream:
+        """Stream a chat completion as typed events.
+
+        ``messages`` is a prompt string or a list of messages (dicts or ``Message``).
+        Keyword arguments are those of :meth:`chat_request`. Iterate the result
+        for events, or call ``.result()`` / ``.text()`` for the whole answer.
+        """
+        request = self.chat_request(model, messages, **kwargs)
+        return CompletionStream(lambda cancel: self.stream_request(request, cancel))
+
+    def stream_request(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        """The raw event iterator for a prepared request (servers and peers use this)."""
+        return self.transport.chat(request, cancel)
+
+    def doctor(self) -> dict[str, Any]:
+        from terminus.client.doctor import doctor_report
+
+        return doctor_report(self)

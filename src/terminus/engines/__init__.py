@@ -1,0 +1,1 @@
+"""Inference engines: one module per engine, found through the ``terminus.engines`` entry points."""

@@ -1,0 +1,393 @@
+"""llama.cpp through the prebuilt ``xllamacpp`` wheel.
+
+One ``xllamacpp.Server`` per loaded model runs ``parallel`` slots with
+continuous batching; each request runs in its own thread and streams chunks
+through a queue, and the chunk callback's return value is llama.cpp's own
+cancellation hook, so a cancel stops generation within a token or two.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from terminus.engines.base import Availability, LoadOptions
+from terminus.engines.tool_prompting import (
+    looks_like_call,
+    new_call_id,
+    parse_calls,
+    rewrite_history,
+    tool_call_schema,
+    tool_system_prompt,
+)
+from terminus.errors import (
+    CapabilityError,
+    ContextLengthExceededError,
+    EngineError,
+    EngineUnavailableError,
+    InvalidParameterError,
+    InvalidSchemaError,
+)
+from terminus.models.cache import ModelFiles
+from terminus.models.card import ModelCard
+from terminus.models.gguf import estimate_load_bytes, validate_gguf
+from terminus.types import (
+    CancelToken,
+    ChatEvent,
+    ChatRequest,
+    ContentDelta,
+    Done,
+    Message,
+    Stats,
+    StopReason,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallEvent,
+)
+from terminus.types.common import Capability
+
+DEFAULT_CONTEXT = 2048
+DEFAULT_PARALLEL = 4
+_END = object()
+_FINISH: dict[str, StopReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+
+
+def default_threads() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+class LlamaCppEngine:
+    name: ClassVar[str] = "llamacpp"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
+
+    @classmethod
+    def probe(cls) -> Availability:
+        try:
+            import xllamacpp
+        except ImportError as exc:
+            return Availability(False, f"xllamacpp is not installed ({exc}); pip install xllamacpp")
+        return Availability(
+            True, "llama.cpp via xllamacpp", getattr(xllamacpp, "__version__", None)
+        )
+
+    def resolve(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> tuple[int, int]:
+        """(context per slot, slots) after defaults and the model's trained context."""
+        header = validate_gguf(files.main)
+        context = options.context_length or int(
+            card.defaults.get("context_length", DEFAULT_CONTEXT)
+        )
+        if header.context_length:
+            context = min(context, header.context_length)
+        parallel = options.parallel or int(card.defaults.get("parallel", DEFAULT_PARALLEL))
+        if context < 16 or parallel < 1:
+            raise InvalidParameterError("context_length must be >= 16 and parallel >= 1")
+        return context, parallel
+
+    def estimate_memory(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> int:
+        context, parallel = self.resolve(card, files, options)
+        return estimate_load_bytes(validate_gguf(files.main), context * parallel).total_bytes
+
+    def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> LlamaCppChatModel:
+        if Capability.CHAT not in (card.capability,):
+            raise CapabilityError(f"{card.id} is a {card.capability} model, not a chat model")
+        try:
+            import xllamacpp
+        except ImportError as exc:
+            raise EngineUnavailableError(f"xllamacpp is not installed: {exc}") from exc
+        context, parallel = self.resolve(card, files, options)
+        threads = options.threads or default_threads()
+        params = xllamacpp.CommonParams()
+        params.model.path = str(files.main)
+        params.n_ctx = context * parallel
+        params.n_parallel = parallel
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        if options.batch_size:
+            params.n_batch = options.batch_size
+        params.verbosity = -1
+        params.use_jinja = True
+        template = options.chat_template or card.chat_template
+        if template:
+            params.chat_template = template
+        try:
+            server = xllamacpp.Server(params)
+        except (RuntimeError, ValueError) as exc:
+            raise EngineError(f"llama.cpp could not load {card.id}: {exc}") from exc
+        memory = estimate_load_bytes(validate_gguf(files.main), context * parallel).total_bytes
+        return LlamaCppChatModel(card, server, context, parallel, memory)
+
+
+class LlamaCppChatModel:
+    def __init__(
+        self, card: ModelCard, server: Any, context: int, parallel: int, memory: int
+    ) -> None:
+        self.card = card
+        self.context_length = context
+        self.parallel = parallel
+        self.memory_bytes = memory
+        self._server = server
+        self._tool_mode = str(card.defaults.get("tool_mode", "prompted"))
+
+    def close(self) -> None:
+        self._server = None
+
+    @property
+    def server(self) -> Any:
+        """The raw ``xllamacpp.Server`` (benchmarks compare against it)."""
+        return self._server
+
+    # -- request building ------------------------------------------------------
+
+    def build_body(self, request: ChatRequest) -> tuple[dict[str, Any], str]:
+        """The OpenAI-shaped body llama.cpp takes, and how tool calls will arrive."""
+        params = request.params.merged_over(self.card.defaults)
+        messages = list(request.messages)
+        tools = request.tools if request.tool_choice != "none" else ()
+        tool_plan = "none"
+        body: dict[str, Any] = {}
+        if tools and self._tool_mode == "native":
+            tool_plan = "native"
+            body["tools"] = [{"type": "function", "function": t.model_dump()} for t in tools]
+            body["tool_choice"] = _native_choice(request.tool_choice)
+        elif tools:
+            messages = rewrite_history(request.messages)
+            required = request.tool_choice not in ("auto", "none")
+            only = request.tool_choice if required and request.tool_choice != "required" else None
+            if only is not None and only not in {t.name for t in tools}:
+                raise InvalidParameterError(f"tool_choice names unknown tool {only!r}")
+            messages = _with_system(
+                messages, self._system_prompt(), tool_system_prompt(tools, required)
+            )
+            tool_plan = "required" if required else "auto"
+            if required:
+                body["response_format"] = _schema_format(tool_call_schema(tools, only))
+        elif request.tools or any(m.role == "tool" for m in messages):
+            messages = rewrite_history(request.messages)
+        if tool_plan == "none" or tool_plan == "native":
+            messages = _with_system(messages, self._system_prompt(), None)
+        body["messages"] = [_message_dict(m) for m in messages]
+        if request.response_format is not None and "response_format" not in body:
+            rf = request.response_format
+            if rf.type == "json_schema" and rf.json_schema is not None:
+                body["response_format"] = _schema_format(rf.json_schema)
+            elif rf.type == "json_object":
+                body["response_format"] = {"type": "json_object"}
+        for ours, theirs in (
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("top_k", "top_k"),
+            ("min_p", "min_p"),
+            ("repeat_penalty", "repeat_penalty"),
+            ("seed", "seed"),
+            ("max_tokens", "max_tokens"),
+        ):
+            value = getattr(params, ours)
+            if value is not None:
+                body[theirs] = value
+        if params.stop:
+            body["stop"] = list(params.stop)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return body, tool_plan
+
+    def _system_prompt(self) -> str | None:
+        value = self.card.defaults.get("system_prompt")
+        return str(value) if value else None
+
+    # -- streaming ---------------------------------------------------------------
+
+    def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        server = self._server
+        if server is None:
+            raise EngineError(f"{self.card.id} was unloaded")
+        body, tool_plan = self.build_body(request)
+        started = time.perf_counter()
+        chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        def on_chunk(chunk: Any) -> bool:
+            chunks.put(chunk)
+            return cancel.cancelled
+
+        def run() -> None:
+            try:
+                server.handle_chat_completions(body, on_chunk)
+            except Exception as exc:  # surfaced in the consumer's thread
+                chunks.put(exc)
+            finally:
+                chunks.put(_END)
+
+        worker = threading.Thread(target=run, name=f"terminus-llamacpp-{self.card.id}", daemon=True)
+        worker.start()
+        try:
+            yield from _translate(chunks, request, tool_plan, cancel, started)
+        finally:
+            if worker.is_alive():
+                cancel.cancel()
+                while worker.is_alive():  # drain so llama.cpp never blocks on us
+                    try:
+                        chunks.get(timeout=0.05)
+                    except queue.Empty:
+                        pass
+                worker.join()
+
+
+def _translate(
+    chunks: queue.SimpleQueue[Any],
+    request: ChatRequest,
+    tool_plan: str,
+    cancel: CancelToken,
+    started: float,
+) -> Iterator[ChatEvent]:
+    held: list[str] = []  # content held back while it may be a prompted tool call
+    holding = tool_plan in ("auto", "required")
+    native_calls: dict[int, dict[str, str]] = {}
+    finish: str | None = None
+    first_token_at: float | None = None
+    usage: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    while True:
+        item = chunks.get()
+        if item is _END:
+            break
+        if isinstance(item, Exception):
+            raise _map_engine_exception(item)
+        if "error" in item:
+            raise _map_error_chunk(item["error"])
+        usage = item.get("usage") or usage
+        timings = item.get("timings") or timings
+        for choice in item.get("choices") or ():
+            finish = choice.get("finish_reason") or finish
+            delta = choice.get("delta") or {}
+            if first_token_at is None and (
+                delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls")
+            ):
+                first_token_at = time.perf_counter()
+            if delta.get("reasoning_content"):
+                yield ThinkingDelta(text=delta["reasoning_content"])
+            for call in delta.get("tool_calls") or ():
+                slot = native_calls.setdefault(
+                    call.get("index", 0), {"id": "", "name": "", "args": ""}
+                )
+                slot["id"] = call.get("id") or slot["id"]
+                function = call.get("function") or {}
+                slot["name"] += function.get("name") or ""
+                slot["args"] += function.get("arguments") or ""
+            text = delta.get("content")
+            if not text:
+                continue
+            if holding:
+                held.append(text)
+                joined = "".join(held)
+                if tool_plan == "auto" and joined.strip() and not looks_like_call(joined):
+                    holding = False
+                    held.clear()
+                    yield ContentDelta(text=joined)
+            else:
+                yield ContentDelta(text=text)
+    calls: list[ToolCall] = [_native_call(c) for _, c in sorted(native_calls.items())]
+    if held:
+        joined = "".join(held)
+        parsed = parse_calls(joined, request.tools)
+        if parsed:
+            calls.extend(parsed)
+        else:
+            yield ContentDelta(text=joined)
+    for call in calls:
+        yield ToolCallEvent(call=call)
+    ended = time.perf_counter()
+    yield Stats(
+        prompt_tokens=int(usage.get("prompt_tokens", 0)),
+        completion_tokens=int(usage.get("completion_tokens", 0)),
+        time_to_first_token_s=None if first_token_at is None else first_token_at - started,
+        tokens_per_second=timings.get("predicted_per_second"),
+        total_s=ended - started,
+    )
+    if cancel.cancelled:
+        reason: StopReason = "cancelled"
+    elif calls:
+        reason = "tool_calls"
+    else:
+        reason = _FINISH.get(finish or "stop", "stop")
+    yield Done(stop_reason=reason)
+
+
+def _native_call(slot: dict[str, str]) -> ToolCall:
+    import json
+
+    try:
+        arguments = json.loads(slot["args"]) if slot["args"].strip() else {}
+    except ValueError:
+        arguments = {"_raw": slot["args"]}
+    return ToolCall(id=slot["id"] or new_call_id(), name=slot["name"], arguments=arguments)
+
+
+def _map_error_chunk(error: dict[str, Any]) -> Exception:
+    message = str(error.get("message", "llama.cpp error"))
+    if error.get("type") == "exceed_context_size_error":
+        return ContextLengthExceededError(
+            f"prompt is {error.get('n_prompt_tokens')} tokens; the context holds {error.get('n_ctx')}",
+            hint="shorten the prompt or load the model with a larger context_length",
+        )
+    if error.get("code") == 400:
+        return InvalidParameterError(message)
+    return EngineError(message)
+
+
+def _map_engine_exception(exc: Exception) -> Exception:
+    text = str(exc)
+    if "JSON schema" in text or "json_schema" in text or "grammar" in text:
+        return InvalidSchemaError(f"llama.cpp rejected the schema: {text}")
+    if isinstance(exc, ValueError):
+        return InvalidParameterError(text)
+    return EngineError(text)
+
+
+def _native_choice(choice: str) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _schema_format(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+
+
+def _with_system(messages: list[Message], default: str | None, extra: str | None) -> list[Message]:
+    """Ensure a system message (small models drift without one) and append tool instructions."""
+    if messages and messages[0].role == "system":
+        base = messages[0].content or ""
+        rest = messages[1:]
+    else:
+        base = default or ""
+        rest = messages
+    text = "\n\n".join(part for part in (base, extra) if part)
+    return ([Message(role="system", content=text)] if text else []) + rest
+
+
+def _message_dict(m: Message) -> dict[str, Any]:
+    import json
+
+    out: dict[str, Any] = {"role": m.role, "content": m.content or ""}
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name and m.role == "tool":
+        out["name"] = m.name
+    return out

@@ -1,0 +1,105 @@
+"""Tool calling for models whose chat template has no tool support.
+
+Small local models rarely emit a template's native tool-call syntax. In
+"prompted" mode the tools are described in the system message, the history's
+tool calls and results are rewritten as plain turns, and the model's reply is
+either constrained to a call by a JSON schema (``tool_choice`` required or
+named) or parsed for the JSON call dialect these models write unprompted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from terminus.types import Message, Tool, ToolCall
+
+_FENCE_RE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+_TAG_RE = re.compile(r"^<tool_call>\s*(.*?)\s*(?:</tool_call>)?$", re.DOTALL)
+
+
+def tool_system_prompt(tools: tuple[Tool, ...], required: bool) -> str:
+    specs = json.dumps(
+        [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools],
+        indent=1,
+    )
+    how = (
+        "Reply with only a JSON object that calls one of them"
+        if required
+        else "To call one, reply with only a JSON object"
+    )
+    return (
+        f"You can call these functions:\n{specs}\n{how}: "
+        '{"name": <function name>, "arguments": {<argument name>: <value>}}.'
+        + ("" if required else " Otherwise, answer normally.")
+    )
+
+
+def tool_call_schema(tools: tuple[Tool, ...], only: str | None = None) -> dict[str, Any]:
+    options = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+            "required": ["name", "arguments"],
+        }
+        for t in tools
+        if only is None or t.name == only
+    ]
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def rewrite_history(messages: tuple[Message, ...]) -> list[Message]:
+    """Tool calls and results as plain assistant/user turns any template can render."""
+    out: list[Message] = []
+    for m in messages:
+        if m.role == "assistant" and m.tool_calls:
+            calls = [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+            text = json.dumps(calls[0] if len(calls) == 1 else calls)
+            out.append(Message(role="assistant", content=text))
+        elif m.role == "tool":
+            label = m.name or "the function"
+            out.append(Message(role="user", content=f"Result of {label}: {m.content or ''}"))
+        else:
+            out.append(m)
+    return out
+
+
+def looks_like_call(text: str) -> bool:
+    """Whether a reply's start could be a call, so streaming should hold it back."""
+    head = text.lstrip()
+    return head.startswith(("{", "[", "```", "<tool_call>"))
+
+
+def parse_calls(text: str, tools: tuple[Tool, ...]) -> list[ToolCall]:
+    """Calls in the JSON dialect small models write; [] when the text is an ordinary answer."""
+    body = text.strip()
+    for pattern in (_FENCE_RE, _TAG_RE):
+        match = pattern.match(body)
+        if match:
+            body = match.group(1).strip()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []
+    items = data if isinstance(data, list) else [data]
+    names = {t.name for t in tools}
+    calls = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("name") not in names:
+            return []
+        arguments = item.get("arguments", item.get("parameters", {}))
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                return []
+        if not isinstance(arguments, dict):
+            return []
+        calls.append(ToolCall(id=new_call_id(), name=item["name"], arguments=arguments))
+    return calls
+
+
+def new_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]

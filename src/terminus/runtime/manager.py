@@ -1,0 +1,204 @@
+"""ModelManager: resolve, fetch, fit-check, load, share and evict models.
+
+Several models stay loaded under a memory budget; the least recently used idle
+one is evicted to make room. A model serving a request is never evicted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from terminus.engines.base import ChatModel, Engine, LoadedModel, LoadOptions
+from terminus.engines.registry import engine_class
+from terminus.errors import (
+    CapabilityError,
+    InsufficientMemoryError,
+    ModelBusyError,
+    ModelNotCachedError,
+)
+from terminus.models.cache import ModelCache, ModelFiles
+from terminus.models.card import ModelCard
+from terminus.models.catalog import Catalog
+from terminus.models.progress import NullProgress, Progress
+from terminus.models.sources import make_source
+from terminus.runtime.memory import MemoryPolicy, check_fit, format_size
+from terminus.runtime.validation import check_request
+from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo
+
+
+@dataclass
+class _Entry:
+    model: LoadedModel
+    engine: str
+    active: int = 0
+    last_used: float = 0.0
+
+
+class ModelManager:
+    def __init__(
+        self,
+        catalog: Catalog,
+        cache: ModelCache,
+        *,
+        budget_bytes: int,
+        memory_policy: MemoryPolicy = "refuse",
+        allow_download: bool = True,
+        progress_factory: Callable[[], Progress] = NullProgress,
+    ) -> None:
+        self.catalog = catalog
+        self.cache = cache
+        self.budget_bytes = budget_bytes
+        self.memory_policy = memory_policy
+        self.allow_download = allow_download
+        self._progress_factory = progress_factory
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # LRU order: oldest first
+        self._lock = threading.RLock()
+        self._load_locks: dict[str, threading.Lock] = {}
+
+    # -- files -------------------------------------------------------------------
+
+    def ensure_files(self, card: ModelCard, progress: Progress | None = None) -> ModelFiles:
+        if self.cache.is_cached(card):
+            return self.cache.files(card)
+        sources = [make_source(s, allow_download=self.allow_download) for s in card.sources]
+        if not sources:
+            raise ModelNotCachedError(f"{card.id} is not cached and its card lists no source")
+        return self.cache.ensure(card, sources, progress or self._progress_factory())
+
+    # -- loading -------------------------------------------------------------------
+
+    def load(self, name: str, options: LoadOptions | None = None) -> LoadedModelInfo:
+        card = self.catalog.get(name)
+        self._acquire(card, options or LoadOptions(), hold=False)
+        return self._info(card.id)
+
+    def unload(self, name: str) -> bool:
+        card = self.catalog.get(name)
+        with self._lock:
+            entry = self._entries.get(card.id)
+            if entry is None:
+                return False
+            if entry.active:
+                raise ModelBusyError(f"{card.id} is serving {entry.active} request(s); try later")
+            del self._entries[card.id]
+        entry.model.close()
+        return True
+
+    def unload_all(self) -> None:
+        with self._lock:
+            entries = list(self._entries.values())
+            self._entries.clear()
+        for entry in entries:
+            entry.model.close()
+
+    def loaded(self) -> list[LoadedModelInfo]:
+        with self._lock:
+            return [self._info(card_id) for card_id in self._entries]
+
+    def used_bytes(self) -> int:
+        with self._lock:
+            return sum(e.model.memory_bytes for e in self._entries.values())
+
+    @contextmanager
+    def use(self, name: str, options: LoadOptions | None = None) -> Iterator[LoadedModel]:
+        """A loaded model, pinned against eviction for the duration."""
+        card = self.catalog.get(name)
+        entry = self._acquire(card, options or LoadOptions(), hold=True)
+        try:
+            yield entry.model
+        finally:
+            with self._lock:
+                entry.active -= 1
+                entry.last_used = time.monotonic()
+
+    def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        check_request(request)
+        with self.use(request.model) as model:
+            if not isinstance(model, ChatModel):
+                raise CapabilityError(
+                    f"{model.card.id} is a {model.card.capability} model; it cannot chat"
+                )
+            yield from model.chat(request, cancel)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _acquire(self, card: ModelCard, options: LoadOptions, *, hold: bool) -> _Entry:
+        with self._lock:
+            entry = self._touch(card.id, hold)
+            if entry is not None:
+                return entry
+            load_lock = self._load_locks.setdefault(card.id, threading.Lock())
+        with load_lock:  # one load per model; other callers wait and share it
+            with self._lock:
+                entry = self._touch(card.id, hold)
+                if entry is not None:
+                    return entry
+            engine: Engine = engine_class(card.engine)()
+            files = self.ensure_files(card)
+            needed = engine.estimate_memory(card, files, options)
+            self._make_room(card.id, needed)
+            check_fit(card.id, needed, self.memory_policy)
+            model = engine.load(card, files, options)
+            with self._lock:
+                entry = _Entry(
+                    model=model,
+                    engine=card.engine,
+                    active=1 if hold else 0,
+                    last_used=time.monotonic(),
+                )
+                self._entries[card.id] = entry
+            return entry
+
+    def _touch(self, card_id: str, hold: bool) -> _Entry | None:
+        entry = self._entries.get(card_id)
+        if entry is not None:
+            self._entries.move_to_end(card_id)
+            entry.last_used = time.monotonic()
+            if hold:
+                entry.active += 1
+        return entry
+
+    def _make_room(self, card_id: str, needed: int) -> None:
+        """Evict least recently used idle models until ``needed`` fits the budget."""
+        if needed > self.budget_bytes and self.memory_policy == "refuse":
+            raise InsufficientMemoryError(
+                f"{card_id} needs about {format_size(needed)}, more than the memory budget "
+                f"of {format_size(self.budget_bytes)}",
+                hint="raise TERMINUS_MEMORY_BUDGET or use a smaller context_length",
+            )
+        evicted: list[LoadedModel] = []
+        with self._lock:
+            used = sum(e.model.memory_bytes for e in self._entries.values())
+            for other_id in list(self._entries):
+                if used + needed <= self.budget_bytes:
+                    break
+                entry = self._entries[other_id]
+                if entry.active:
+                    continue
+                del self._entries[other_id]
+                used -= entry.model.memory_bytes
+                evicted.append(entry.model)
+            still_over = used + needed > self.budget_bytes
+        for model in evicted:
+            model.close()
+        if still_over and self.memory_policy == "refuse":
+            raise InsufficientMemoryError(
+                f"{card_id} needs about {format_size(needed)}; models in use hold "
+                f"{format_size(used)} of the {format_size(self.budget_bytes)} budget"
+            )
+
+    def _info(self, card_id: str) -> LoadedModelInfo:
+        entry = self._entries[card_id]
+        return LoadedModelInfo(
+            id=card_id,
+            engine=entry.engine,
+            memory_bytes=entry.model.memory_bytes,
+            context_length=getattr(entry.model, "context_length", None),
+            parallel=getattr(entry.model, "parallel", None),
+            active_requests=entry.active,
+        )

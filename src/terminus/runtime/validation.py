@@ -1,0 +1,30 @@
+"""Request checks every engine relies on, done once before a model is touched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from terminus.errors import InvalidSchemaError
+from terminus.types import ChatRequest
+
+
+def check_json_schema(schema: Any) -> None:
+    if not isinstance(schema, dict):
+        raise InvalidSchemaError("a JSON schema must be an object")
+    from jsonschema import exceptions, validators
+
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except exceptions.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "(root)"
+        raise InvalidSchemaError(f"invalid JSON schema at {where}: {exc.message}") from exc
+
+
+def check_request(request: ChatRequest) -> None:
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_schema":
+        if fmt.json_schema is None:
+            raise InvalidSchemaError("response_format json_schema needs a schema")
+        check_json_schema(fmt.json_schema)
+    for tool in request.tools:
+        check_json_schema(tool.parameters)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from terminus.engines.base import LoadOptions
+from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo
+
+
+class Transport(Protocol):
+    """The one seam between the client and wherever a model runs.
+
+    Every transport yields the same event sequence for the same request, so a
+    completion from a peer or a server looks exactly like a local one.
+    """
+
+    name: str
+
+    def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]: ...
+
+    def load(self, model: str, options: LoadOptions) -> LoadedModelInfo: ...
+
+    def unload(self, model: str) -> bool: ...
+
+    def loaded(self) -> list[LoadedModelInfo]: ...
+
+    def close(self) -> None: ...
