@@ -8,6 +8,7 @@ cancellation hook, so a cancel stops generation within a token or two.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -233,10 +234,8 @@ class LlamaCppChatModel:
             if worker.is_alive():
                 cancel.cancel()
                 while worker.is_alive():  # drain so llama.cpp never blocks on us
-                    try:
+                    with contextlib.suppress(queue.Empty):
                         chunks.get(timeout=0.05)
-                    except queue.Empty:
-                        pass
                 worker.join()
 
 
