@@ -1,0 +1,1 @@
+"""The ``terminus`` command line: parse, call the client, render. No business logic here."""

@@ -1,0 +1,158 @@
+"""``terminus run`` and ``terminus chat``: stream completions from a model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from terminus.cli.context import CliState, pass_state
+from terminus.cli.render import render_events
+from terminus.errors import InvalidSchemaError
+from terminus.types import Message
+
+
+def generation_options(command: Any) -> Any:
+    """Sampling flags shared by run and chat."""
+    options = [
+        click.option(
+            "-m",
+            "--model",
+            metavar="MODEL",
+            help="Model id or alias [default: the bundled default].",
+        ),
+        click.option("-s", "--system", metavar="TEXT", help="System prompt."),
+        click.option("-t", "--temperature", type=float, help="0 is greedy; higher is more random."),
+        click.option("--top-p", type=float, help="Nucleus sampling probability mass (0-1]."),
+        click.option("--top-k", type=int, help="Sample from the k most likely tokens."),
+        click.option("--min-p", type=float, help="Drop tokens below this fraction of the best."),
+        click.option(
+            "--repeat-penalty", type=float, help="Penalty for repeated tokens (1 = none)."
+        ),
+        click.option("--seed", type=int, help="Random seed for reproducible sampling."),
+        click.option("-n", "--max-tokens", type=int, help="Stop after this many tokens."),
+        click.option(
+            "--stop", multiple=True, metavar="TEXT", help="Stop at this text (repeatable)."
+        ),
+        click.option("--context-length", type=int, help="Context window per request, in tokens."),
+        click.option("--stats", is_flag=True, help="Print token counts and speed to stderr."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _params(kwargs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")
+    params = {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+    if kwargs.get("stop"):
+        params["stop"] = list(kwargs["stop"])
+    return params
+
+
+def _load(state: CliState, model: str | None, context_length: int | None) -> str:
+    client = state.client()
+    info = client.load_model(model, context_length=context_length)
+    return info.id
+
+
+def _schema(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        raise InvalidSchemaError(f"--schema is neither a JSON file nor JSON: {exc}") from exc
+    if not isinstance(schema, dict):
+        raise InvalidSchemaError("--schema must be a JSON object")
+    return schema
+
+
+@click.command()
+@click.argument("prompt", required=False)
+@generation_options
+@click.option("--schema", metavar="JSON|FILE", help="Constrain the answer to this JSON schema.")
+@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+@pass_state
+def run(
+    state: CliState, prompt: str | None, schema: str | None, as_json: bool, **kwargs: Any
+) -> None:
+    """Stream an answer to PROMPT (or to standard input when PROMPT is absent or -).
+
+    \b
+    Examples:
+      terminus run "Why is the sky blue?"
+      terminus run -m qwen -t 0 "Translate to French: good morning"
+      echo "List three colors" | terminus run --json
+      terminus run --schema '{"type":"object","properties":{"name":{"type":"string"}}}' "A name"
+    """
+    if prompt is None or prompt == "-":
+        if sys.stdin.isatty():
+            raise click.UsageError("give a PROMPT or pipe one on standard input")
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise click.UsageError("the prompt is empty")
+    client = state.client()
+    request_kwargs = dict(
+        system=kwargs["system"], response_format=_schema(schema), **_params(kwargs)
+    )
+    request = client.chat_request(kwargs["model"], prompt, **request_kwargs)  # validate first
+    model_id = _load(state, request.model, kwargs["context_length"])
+    stream = client.completion(model_id, prompt, **request_kwargs)
+    try:
+        done = render_events(stream, as_json=as_json, show_stats=kwargs["stats"])
+    except KeyboardInterrupt:
+        stream.cancel()
+        raise
+    if done is not None and done.stop_reason == "error":
+        sys.exit(1)
+
+
+@click.command()
+@generation_options
+@pass_state
+def chat(state: CliState, **kwargs: Any) -> None:
+    """Talk to a model interactively; the conversation history is kept.
+
+    Type /reset to start over, /exit or Ctrl-D to leave. Ctrl-C stops the
+    answer being written and returns to the prompt.
+    """
+    client = state.client()
+    params = _params(kwargs)
+    client.chat_request(kwargs["model"], "check", **params)  # reject bad flags before loading
+    model_id = _load(state, kwargs["model"], kwargs["context_length"])
+    history: list[Message] = []
+    if kwargs["system"]:
+        history.append(Message(role="system", content=kwargs["system"]))
+    click.secho(f"chatting with {model_id} — /reset to clear, /exit to leave", err=True, dim=True)
+    while True:
+        try:
+            line = click.prompt(">>>", prompt_suffix=" ", default="", show_default=False)
+        except (EOFError, click.Abort):
+            click.echo(err=True)
+            return
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit", "/bye"):
+            return
+        if text == "/reset":
+            history = history[:1] if kwargs["system"] else []
+            click.secho("history cleared", err=True, dim=True)
+            continue
+        history.append(Message(role="user", content=text))
+        stream = client.completion(model_id, list(history), **params)
+        try:
+            render_events(stream, as_json=False, show_stats=kwargs["stats"])
+        except KeyboardInterrupt:
+            stream.cancel()
+            click.secho("\n[stopped]", err=True, dim=True)
+        answer = stream.result()
+        if answer.text:
+            history.append(answer.message())
+        else:
+            history.pop()

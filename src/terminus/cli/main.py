@@ -1,0 +1,103 @@
+"""Entry point: global options, command groups, and error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from terminus.cli.context import CliState
+from terminus.errors import TerminusError
+
+
+class TerminusGroup(click.Group):
+    """Turns Terminus errors into a one-line message and the error type's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TerminusError as exc:
+            click.echo(f"error: {exc.one_line()}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=TerminusGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    envvar="TERMINUS_HOME",
+    metavar="DIR",
+    help="Where models and settings live [env TERMINUS_HOME; default ~/.cache/terminus].",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    envvar="TERMINUS_OFFLINE",
+    help="Never download; use only what is cached or installed [env TERMINUS_OFFLINE].",
+)
+@click.option(
+    "--memory-policy",
+    type=click.Choice(["refuse", "warn", "off"]),
+    envvar="TERMINUS_MEMORY_POLICY",
+    help="What to do when a model may not fit in memory [default refuse].",
+)
+@click.option(
+    "--memory-budget",
+    metavar="SIZE",
+    envvar="TERMINUS_MEMORY_BUDGET",
+    help="Memory all loaded models may use, e.g. 4G [default 75% of RAM].",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what Terminus does to stderr.")
+@click.version_option(package_name="terminus", prog_name="terminus")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    home: str | None,
+    offline: bool,
+    memory_policy: str | None,
+    memory_budget: str | None,
+    verbose: bool,
+) -> None:
+    """Terminus: run verified AI models on your own machine.
+
+    \b
+    Quick start:
+      terminus run "Why is the sky blue?"      stream an answer from the default model
+      terminus chat --model qwen               talk to a model, history kept
+      terminus models list                     what is available and what is cached
+      terminus doctor                          what this machine can run, and why not
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    state = CliState(
+        home=home, offline=offline, memory_policy=memory_policy, memory_budget=memory_budget
+    )
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _register() -> None:
+    from terminus.cli.doctor import doctor
+    from terminus.cli.generate import chat, run
+    from terminus.cli.models import models
+
+    for command in (run, chat, models, doctor):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="terminus")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""``terminus models``: list, pull, rm, verify, info and add models in the verified cache."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from terminus.cli.context import CliState, pass_state
+from terminus.runtime.memory import format_size
+
+
+@click.group()
+def models() -> None:
+    """Manage models: every file is pinned by sha256 and verified before use."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--cached", is_flag=True, help="Only models already in the cache.")
+@pass_state
+def list_models(state: CliState, as_json: bool, cached: bool) -> None:
+    """List known models and whether each is cached."""
+    rows = [s for s in state.client().models.list() if s.cached or not cached]
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": s.card.id,
+                        "aliases": list(s.card.aliases),
+                        "capability": s.card.capability.value,
+                        "engine": s.card.engine,
+                        "size": s.card.size,
+                        "cached": s.cached,
+                        "partial_bytes": s.partial_bytes,
+                        "loaded": s.loaded,
+                    }
+                    for s in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"{'MODEL':<30} {'CAPABILITY':<11} {'ENGINE':<15} {'SIZE':>10}  STATUS")
+    for s in rows:
+        status = (
+            "cached"
+            if s.cached
+            else (f"partial {format_size(s.partial_bytes)}" if s.partial_bytes else "-")
+        )
+        alias = f" ({s.card.aliases[0]})" if s.card.aliases else ""
+        click.echo(
+            f"{(s.card.id + alias)[:30]:<30} {s.card.capability.value:<11} "
+            f"{s.card.engine:<15} {format_size(s.card.size):>10}  {status}"
+        )
+
+
+@models.command()
+@click.argument("names", nargs=-1, required=True, metavar="MODEL...")
+@pass_state
+def pull(state: CliState, names: tuple[str, ...]) -> None:
+    """Fetch models into the cache, verifying every file's sha256."""
+    client = state.client()
+    for name in names:
+        card = client.models.get(name)
+        files = client.models.pull(name)
+        click.echo(
+            f"{card.id}: {len(files.paths)} file(s) verified, "
+            f"{format_size(card.size)} in {files.root}"
+        )
+
+
+@models.command()
+@click.argument("names", nargs=-1, required=True, metavar="MODEL...")
+@click.option("--forget", is_flag=True, help="Also delete the card of a model you added.")
+@pass_state
+def rm(state: CliState, names: tuple[str, ...], forget: bool) -> None:
+    """Remove models from the cache (files another cached model shares are kept)."""
+    client = state.client()
+    for name in names:
+        card = client.models.get(name)
+        freed = client.models.remove(name, forget=forget)
+        click.echo(f"{card.id}: removed, {format_size(freed)} freed")
+
+
+@models.command()
+@click.argument("name", required=False, metavar="[MODEL]")
+@pass_state
+def verify(state: CliState, name: str | None) -> None:
+    """Re-hash cached files; corrupt files are deleted so they are never loaded.
+
+    Exits with status 5 when any file is corrupt or missing.
+    """
+    report = state.client().models.verify(name)
+    bad = 0
+    for model_id, results in report.items():
+        for r in results:
+            bad += not r.ok
+            mark = "ok " if r.ok else "BAD"
+            click.echo(f"{mark} {model_id}/{r.name}  {r.detail}")
+    if not report:
+        click.echo("nothing cached to verify")
+    if bad:
+        click.echo(f"error: {bad} file(s) failed verification; pull again to restore", err=True)
+        sys.exit(5)
+
+
+@models.command()
+@click.argument("name", metavar="MODEL")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_state
+def info(state: CliState, name: str, as_json: bool) -> None:
+    """Show a model's card, sources and (when cached) what its file says about itself."""
+    data = state.client().models.info(name)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{data['id']}  {data.get('name', '')}")
+    for key in (
+        "aliases",
+        "capability",
+        "engine",
+        "format",
+        "architecture",
+        "license",
+        "description",
+        "cached",
+    ):
+        if key in data:
+            value = ", ".join(data[key]) if isinstance(data[key], list) else data[key]
+            click.echo(f"  {key:<13}{value}")
+    for f in data["files"]:
+        click.echo(
+            f"  file         {f['name']}  {format_size(f.get('size') or 0)}  sha256 {f['sha256']}"
+        )
+    for s in data.get("sources", []):
+        where = s.get("packages") or list((s.get("urls") or s.get("paths") or {}).values())
+        click.echo(f"  source       {s['type']}: {' '.join(where)}")
+    for key, value in (data.get("gguf") or {}).items():
+        click.echo(f"  gguf.{key:<8}{value}")
+
+
+@models.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--id", "model_id", metavar="ID", help="Id to give it [default: from the file name].")
+@pass_state
+def add(state: CliState, path: str, model_id: str | None) -> None:
+    """Add your own GGUF model file; it is validated, hashed and cached."""
+    card = state.client().models.add(path, model_id=model_id)
+    click.echo(
+        f"added {card.id} ({card.architecture or 'unknown architecture'}, "
+        f"{format_size(card.size)}, sha256 {card.main_file.sha256[:16]}…)"
+    )
