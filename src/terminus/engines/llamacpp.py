@@ -58,12 +58,15 @@ _FINISH: dict[str, StopReason] = {"stop": "stop", "length": "length", "tool_call
 
 
 def default_threads() -> int:
+    """Physical cores this process may use: llama.cpp slows down on hyperthreads."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         import psutil
 
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+        physical = psutil.cpu_count(logical=False)
     except ImportError:
-        return os.cpu_count() or 1
+        physical = None
+    return max(1, min(n for n in (physical, usable, os.cpu_count()) if n))
 
 
 class LlamaCppEngine:
