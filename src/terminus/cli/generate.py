@@ -13,6 +13,7 @@ from terminus.cli.context import CliState, pass_state
 from terminus.cli.render import render_events
 from terminus.errors import InvalidSchemaError
 from terminus.types import Message
+from terminus.types.common import Capability
 
 
 def generation_options(command: Any) -> Any:
@@ -77,9 +78,20 @@ def _schema(value: str | None) -> dict[str, Any] | None:
 @generation_options
 @click.option("--schema", metavar="JSON|FILE", help="Constrain the answer to this JSON schema.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Continue PROMPT as plain text, without the chat template (base models "
+    "always run this way).",
+)
 @pass_state
 def run(
-    state: CliState, prompt: str | None, schema: str | None, as_json: bool, **kwargs: Any
+    state: CliState,
+    prompt: str | None,
+    schema: str | None,
+    as_json: bool,
+    raw: bool,
+    **kwargs: Any,
 ) -> None:
     """Stream an answer to PROMPT (or to standard input when PROMPT is absent or -).
 
@@ -89,6 +101,7 @@ def run(
       terminus run -m qwen -t 0 "Translate to French: good morning"
       echo "List three colors" | terminus run --json
       terminus run --schema '{"type":"object","properties":{"name":{"type":"string"}}}' "A name"
+      terminus run -m gemma-3-270m "Once upon a time"     (a base model: raw continuation)
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -97,12 +110,22 @@ def run(
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
     client = state.client()
-    request_kwargs = dict(
-        system=kwargs["system"], response_format=_schema(schema), **_params(kwargs)
-    )
-    request = client.chat_request(kwargs["model"], prompt, **request_kwargs)  # validate first
-    model_id = _load(state, request.model, kwargs["context_length"])
-    stream = client.completion(model_id, prompt, **request_kwargs)
+    params = _params(kwargs)
+    card = client.models.get(kwargs["model"] or client.default_model)
+    raw = raw or card.capability == Capability.COMPLETION
+    if raw:
+        if kwargs["system"]:
+            raise click.UsageError("--system has no meaning for raw text completion")
+        make_stream = lambda model_id: client.text_completion(  # noqa: E731
+            model_id, prompt, response_format=_schema(schema), **params
+        )
+    else:
+        request_kwargs = dict(system=kwargs["system"], response_format=_schema(schema), **params)
+        make_stream = lambda model_id: client.completion(  # noqa: E731
+            model_id, prompt, **request_kwargs
+        )
+    stream = make_stream(card.id)  # validates every flag before the model loads
+    _load(state, card.id, kwargs["context_length"])
     try:
         done = render_events(stream, as_json=as_json, show_stats=kwargs["stats"])
     except KeyboardInterrupt:

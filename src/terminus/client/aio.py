@@ -35,6 +35,15 @@ class AsyncTerminus:
         request = self.sync.chat_request(model, messages, **kwargs)
         return AsyncCompletionStream(lambda cancel: self.sync.stream_request(request, cancel))
 
+    def text_completion(
+        self, model: str | None, prompt: str, **kwargs: Any
+    ) -> AsyncCompletionStream:
+        """Like :meth:`Terminus.text_completion`; iterate with ``async for``."""
+        from terminus.client.requests import build_text_request
+
+        request = build_text_request(model or self.sync.default_model, prompt, **kwargs)
+        return AsyncCompletionStream(lambda cancel: self.sync.stream_request(request, cancel))
+
     async def doctor(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.doctor)
 

@@ -8,7 +8,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from terminus.errors import InvalidParameterError
-from terminus.types import ChatRequest, GenerationParams, ResponseFormat, Tool, parse_messages
+from terminus.types import (
+    ChatRequest,
+    GenerationParams,
+    ResponseFormat,
+    TextRequest,
+    Tool,
+    parse_messages,
+)
 from terminus.types.chat import MessagesLike, validation_message
 
 ToolLike = Tool | dict[str, Any]
@@ -39,6 +46,26 @@ def build_chat_request(
             response_format=_response_format(response_format),
             tools=tuple(_tool(t) for t in tools or ()),
             tool_choice=tool_choice,
+        )
+    except ValidationError as exc:
+        raise InvalidParameterError(f"invalid request: {validation_message(exc)}") from exc
+    except TypeError as exc:
+        raise InvalidParameterError(f"invalid request: {exc}") from exc
+
+
+def build_text_request(
+    model: str, prompt: str, *, response_format: ResponseFormatLike | None = None, **params: Any
+) -> TextRequest:
+    stop = params.pop("stop", None)
+    clean = {k: v for k, v in params.items() if v is not None}
+    if stop:
+        clean["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
+    try:
+        return TextRequest(
+            model=model,
+            prompt=prompt,
+            params=GenerationParams(**clean),
+            response_format=_response_format(response_format),
         )
     except ValidationError as exc:
         raise InvalidParameterError(f"invalid request: {validation_message(exc)}") from exc

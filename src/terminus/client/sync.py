@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from terminus.client.models_api import ModelsAPI
-from terminus.client.requests import ResponseFormatLike, ToolLike, build_chat_request
+from terminus.client.requests import (
+    ResponseFormatLike,
+    ToolLike,
+    build_chat_request,
+    build_text_request,
+)
 from terminus.client.streams import CompletionStream
 from terminus.engines.base import LoadOptions
 from terminus.models.cache import ModelCache
@@ -18,7 +23,7 @@ from terminus.paths import terminus_home
 from terminus.runtime.manager import ModelManager
 from terminus.runtime.memory import resolve_budget, resolve_policy
 from terminus.transports import LocalTransport, Transport
-from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo
+from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
 from terminus.types.chat import MessagesLike
 
 DEFAULT_MODEL = "default"
@@ -155,8 +160,29 @@ class Terminus:
         request = self.chat_request(model, messages, **kwargs)
         return CompletionStream(lambda cancel: self.stream_request(request, cancel))
 
-    def stream_request(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+    def text_completion(
+        self,
+        model: str | None,
+        prompt: str,
+        *,
+        response_format: ResponseFormatLike | None = None,
+        **params: Any,
+    ) -> CompletionStream:
+        """Continue ``prompt`` as raw text, with no chat template (base models, experiments).
+
+        Takes the sampling keywords of :meth:`chat_request`.
+        """
+        request = build_text_request(
+            model or self.default_model, prompt, response_format=response_format, **params
+        )
+        return CompletionStream(lambda cancel: self.stream_request(request, cancel))
+
+    def stream_request(
+        self, request: ChatRequest | TextRequest, cancel: CancelToken
+    ) -> Iterator[ChatEvent]:
         """The raw event iterator for a prepared request (servers and peers use this)."""
+        if isinstance(request, TextRequest):
+            return self.transport.complete(request, cancel)
         return self.transport.chat(request, cancel)
 
     def doctor(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
-from terminus.types import CancelToken, ChatEvent, ChatRequest
+from terminus.types import CancelToken, ChatEvent, ChatRequest, TextRequest
 from terminus.types.common import Capability
 
 
@@ -48,6 +48,13 @@ class ChatModel(LoadedModel, Protocol):
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         """Stream events; the last one is always ``Done``. Checks ``cancel`` between tokens."""
+        ...
+
+
+@runtime_checkable
+class TextModel(LoadedModel, Protocol):
+    def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        """Continue a raw prompt; same event grammar as chat."""
         ...
 
 

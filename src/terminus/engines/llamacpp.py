@@ -42,10 +42,13 @@ from terminus.types import (
     ChatRequest,
     ContentDelta,
     Done,
+    GenerationParams,
     Message,
     Stats,
     StopReason,
+    TextRequest,
     ThinkingDelta,
+    Tool,
     ToolCall,
     ToolCallEvent,
 )
@@ -71,7 +74,9 @@ def default_threads() -> int:
 
 class LlamaCppEngine:
     name: ClassVar[str] = "llamacpp"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.COMPLETION}
+    )
 
     @classmethod
     def probe(cls) -> Availability:
@@ -101,8 +106,10 @@ class LlamaCppEngine:
         return estimate_load_bytes(validate_gguf(files.main), context * parallel).total_bytes
 
     def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> LlamaCppChatModel:
-        if Capability.CHAT not in (card.capability,):
-            raise CapabilityError(f"{card.id} is a {card.capability} model, not a chat model")
+        if card.capability not in self.capabilities:
+            raise CapabilityError(
+                f"{card.id} is a {card.capability} model; llama.cpp runs chat and completion models"
+            )
         try:
             import xllamacpp
         except ImportError as exc:
@@ -185,20 +192,7 @@ class LlamaCppChatModel:
                 body["response_format"] = _schema_format(rf.json_schema)
             elif rf.type == "json_object":
                 body["response_format"] = {"type": "json_object"}
-        for ours, theirs in (
-            ("temperature", "temperature"),
-            ("top_p", "top_p"),
-            ("top_k", "top_k"),
-            ("min_p", "min_p"),
-            ("repeat_penalty", "repeat_penalty"),
-            ("seed", "seed"),
-            ("max_tokens", "max_tokens"),
-        ):
-            value = getattr(params, ours)
-            if value is not None:
-                body[theirs] = value
-        if params.stop:
-            body["stop"] = list(params.stop)
+        body.update(_sampling(params))
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         return body, tool_plan
@@ -210,10 +204,33 @@ class LlamaCppChatModel:
     # -- streaming ---------------------------------------------------------------
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        body, tool_plan = self.build_body(request)
+        return self._stream("handle_chat_completions", body, request.tools, tool_plan, cancel)
+
+    def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        params = request.params.merged_over(self.card.defaults)
+        body: dict[str, Any] = {
+            "prompt": request.prompt,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        body.update(_sampling(params))
+        if request.response_format is not None and request.response_format.json_schema:
+            body["json_schema"] = request.response_format.json_schema
+        return self._stream("handle_completions", body, (), "none", cancel)
+
+    def _stream(
+        self,
+        method: str,
+        body: dict[str, Any],
+        tools: tuple[Tool, ...],
+        tool_plan: str,
+        cancel: CancelToken,
+    ) -> Iterator[ChatEvent]:
         server = self._server
         if server is None:
             raise EngineError(f"{self.card.id} was unloaded")
-        body, tool_plan = self.build_body(request)
+        handler = getattr(server, method)
         started = time.perf_counter()
         chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
@@ -223,7 +240,7 @@ class LlamaCppChatModel:
 
         def run() -> None:
             try:
-                server.handle_chat_completions(body, on_chunk)
+                handler(body, on_chunk)
             except Exception as exc:  # surfaced in the consumer's thread
                 chunks.put(exc)
             finally:
@@ -232,7 +249,7 @@ class LlamaCppChatModel:
         worker = threading.Thread(target=run, name=f"terminus-llamacpp-{self.card.id}", daemon=True)
         worker.start()
         try:
-            yield from _translate(chunks, request, tool_plan, cancel, started)
+            yield from _translate(chunks, tools, tool_plan, cancel, started)
         finally:
             if worker.is_alive():
                 cancel.cancel()
@@ -244,7 +261,7 @@ class LlamaCppChatModel:
 
 def _translate(
     chunks: queue.SimpleQueue[Any],
-    request: ChatRequest,
+    tools: tuple[Tool, ...],
     tool_plan: str,
     cancel: CancelToken,
     started: float,
@@ -268,7 +285,7 @@ def _translate(
         timings = item.get("timings") or timings
         for choice in item.get("choices") or ():
             finish = choice.get("finish_reason") or finish
-            delta = choice.get("delta") or {}
+            delta = choice.get("delta") or {"content": choice.get("text")}
             if first_token_at is None and (
                 delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls")
             ):
@@ -298,7 +315,7 @@ def _translate(
     calls: list[ToolCall] = [_native_call(c) for _, c in sorted(native_calls.items())]
     if held:
         joined = "".join(held)
-        parsed = parse_calls(joined, request.tools)
+        parsed = parse_calls(joined, tools)
         if parsed:
             calls.extend(parsed)
         else:
@@ -320,6 +337,15 @@ def _translate(
     else:
         reason = _FINISH.get(finish or "stop", "stop")
     yield Done(stop_reason=reason)
+
+
+def _sampling(params: GenerationParams) -> dict[str, Any]:
+    """Sampling fields in llama.cpp's request vocabulary (the same names as ours)."""
+    names = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")
+    body: dict[str, Any] = {n: getattr(params, n) for n in names if getattr(params, n) is not None}
+    if params.stop:
+        body["stop"] = list(params.stop)
+    return body
 
 
 def _native_call(slot: dict[str, str]) -> ToolCall:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from terminus.engines.base import ChatModel, Engine, LoadedModel, LoadOptions
+from terminus.engines.base import ChatModel, Engine, LoadedModel, LoadOptions, TextModel
 from terminus.engines.registry import engine_class
 from terminus.errors import (
     CapabilityError,
@@ -27,8 +27,9 @@ from terminus.models.catalog import Catalog
 from terminus.models.progress import NullProgress, Progress
 from terminus.models.sources import make_source
 from terminus.runtime.memory import MemoryPolicy, check_fit, format_size
-from terminus.runtime.validation import check_request
-from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo
+from terminus.runtime.validation import check_json_schema, check_request
+from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
+from terminus.types.common import Capability
 
 
 @dataclass
@@ -118,12 +119,27 @@ class ModelManager:
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         check_request(request)
+        card = self.catalog.get(request.model)
+        if card.capability != Capability.CHAT:
+            hint = (
+                "use text_completion for base models" if card.capability == "completion" else None
+            )
+            raise CapabilityError(
+                f"{card.id} is a {card.capability} model; it cannot chat", hint=hint
+            )
         with self.use(request.model) as model:
             if not isinstance(model, ChatModel):
-                raise CapabilityError(
-                    f"{model.card.id} is a {model.card.capability} model; it cannot chat"
-                )
+                raise CapabilityError(f"the {card.engine} engine cannot chat")
             yield from model.chat(request, cancel)
+
+    def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        """Raw prompt continuation, on chat and base models alike."""
+        if request.response_format is not None and request.response_format.json_schema:
+            check_json_schema(request.response_format.json_schema)
+        with self.use(request.model) as model:
+            if not isinstance(model, TextModel):
+                raise CapabilityError(f"{model.card.id} cannot continue raw text")
+            yield from model.complete(request, cancel)
 
     # -- internals -------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from terminus.engines.base import LoadOptions
-from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo
+from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
 
 
 class Transport(Protocol):
@@ -17,6 +17,8 @@ class Transport(Protocol):
     name: str
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]: ...
+
+    def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]: ...
 
     def load(self, model: str, options: LoadOptions) -> LoadedModelInfo: ...
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from terminus.engines.base import LoadOptions
 from terminus.runtime.manager import ModelManager
-from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo
+from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
 
 
 class LocalTransport:
@@ -17,6 +17,9 @@ class LocalTransport:
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         return self.manager.chat(request, cancel)
+
+    def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        return self.manager.complete(request, cancel)
 
     def load(self, model: str, options: LoadOptions) -> LoadedModelInfo:
         return self.manager.load(model, options)

@@ -103,6 +103,16 @@ class ChatRequest(BaseModel):
         return value
 
 
+class TextRequest(BaseModel):
+    """Raw text continuation (no chat template): for base models and prompt experiments."""
+
+    model_config = _FROZEN
+    model: str
+    prompt: str = Field(min_length=1)
+    params: GenerationParams = GenerationParams()
+    response_format: ResponseFormat | None = None
+
+
 # --- events ---------------------------------------------------------------
 
 
