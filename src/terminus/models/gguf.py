@@ -8,6 +8,7 @@ TruncatedModelError or NotGGUFError. Also estimates the memory a llama.cpp load 
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import os
@@ -40,6 +41,7 @@ COMPUTE_OVERHEAD_WEIGHTS_FRACTION = 0.02
 
 # GGUF metadata value types -> struct format of the fixed-size ones.
 _T_STRING = 8
+_U64 = struct.Struct("<Q")
 _T_ARRAY = 9
 _FIXED_FORMATS: dict[int, str] = {
     # uint8..int32, float32, bool, uint64, int64, float64
@@ -217,6 +219,19 @@ class _Reader:
         self.pos += n
         return bytes(self.buf[start : self.pos]).decode("utf-8", "replace") if keep else ""
 
+    def skip_strings(self, n: int, what: str) -> None:
+        """Step over ``n`` strings without decoding them (tokenizer vocabularies are large)."""
+        buf, pos, size, unpack = self.buf, self.pos, self.size, _U64.unpack_from
+        for _ in range(n):
+            if pos + 8 > size:
+                break
+            pos += 8 + unpack(buf, pos)[0]
+        else:
+            if pos <= size:
+                self.pos = pos
+                return
+        self._need(pos + 8 - self.pos, f"items of {what}")  # always raises: past the end
+
     def value(self, vtype: int, what: str, depth: int = 0) -> Any:
         if vtype in _FIXED_FORMATS:
             return self.fixed(vtype, what)
@@ -241,9 +256,10 @@ class _Reader:
             return items
         if etype == _T_STRING:
             n = self.count(8, f"items of {what}")
-            keep = n <= MAX_ARRAY_ITEMS
-            items = [self.string(f"item of {what}", keep) for _ in range(n)]
-            return items if keep else n
+            if n > MAX_ARRAY_ITEMS:
+                self.skip_strings(n, what)
+                return n
+            return [self.string(f"item of {what}") for _ in range(n)]
         if etype == _T_ARRAY:
             n = self.count(12, f"items of {what}")
             if n > MAX_ARRAY_ITEMS:
@@ -292,6 +308,19 @@ def _parse(r: _Reader) -> GGUFHeader:
 
 
 def read_gguf_header(path: str | os.PathLike[str]) -> GGUFHeader:
+    """Parse the GGUF header of ``path`` (memoized per file identity: size, mtime, inode)."""
+    st = os.stat(path)
+    return _read_cached(
+        os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino, os.fspath(path)
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _read_cached(real: str, size: int, mtime_ns: int, inode: int, shown: str) -> GGUFHeader:
+    return _read_uncached(shown)
+
+
+def _read_uncached(path: str | os.PathLike[str]) -> GGUFHeader:
     """Parse the GGUF header of ``path`` without reading the tensor data.
 
     Raises NotGGUFError if the file lacks the magic (an empty file included),
