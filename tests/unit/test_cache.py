@@ -29,9 +29,7 @@ PAYLOAD = os.urandom(256 * 1024 + 7)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-def _card(
-    card_id: str, files: dict[str, bytes], paths: dict[str, Path] | None = None
-) -> ModelCard:
+def _card(card_id: str, files: dict[str, bytes], paths: dict[str, Path] | None = None) -> ModelCard:
     return ModelCard(
         id=card_id,
         capability=Capability.CHAT,
@@ -248,24 +246,13 @@ def test_remove_keeps_blobs_another_card_uses(cache: ModelCache, tmp_path: Path)
     assert cache.files(b).main.read_bytes() == PAYLOAD
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: remove() counts a blob as used by any card that lists it while the blob "
-    "exists (has_file), even a card that is no longer cached, so a shared blob is never freed",
-)
-def test_removing_every_card_that_shares_a_blob_frees_it(
-    cache: ModelCache, tmp_path: Path
-) -> None:
+def test_removing_every_card_that_shares_a_blob_frees_it(cache: ModelCache, tmp_path: Path) -> None:
     a, b, _ = _two_sharing_cards(cache, tmp_path)
     cache.remove(a, keep_shared_with=[a, b])
     assert cache.remove(b, keep_shared_with=[a, b]) == len(PAYLOAD)
     assert _blob_dir_names(cache) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: remove() keeps blobs listed by cards that are not cached (same as above)",
-)
 def test_remove_ignores_cards_that_are_not_cached(cache: ModelCache, tmp_path: Path) -> None:
     src = _write(tmp_path / "shared", PAYLOAD)
     a = _card("a", {"model.gguf": PAYLOAD})

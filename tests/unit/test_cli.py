@@ -23,8 +23,11 @@ def fake_model(isolated_home: Path, tmp_path: Path) -> str:
         capability="chat",
         engine="fake",
         format="bin",
-        files=(ModelFile(name="weights.bin", sha256=hashlib.sha256(b"fake weights").hexdigest(),
-                         size=12),),
+        files=(
+            ModelFile(
+                name="weights.bin", sha256=hashlib.sha256(b"fake weights").hexdigest(), size=12
+            ),
+        ),
         sources=(LocalSource(paths={"weights.bin": str(weights)}),),
         defaults={"replies": ["The sky is blue because of Rayleigh scattering."]},
         user_added=True,

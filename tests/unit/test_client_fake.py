@@ -6,7 +6,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from pydantic import BaseModel
 
 from terminus import AsyncTerminus, Terminus
 from terminus.engines.fake import FakeEngine
+from terminus.models.card import ModelCard
 from terminus.types import (
     CancelToken,
     ChatEvent,
@@ -27,8 +27,6 @@ from terminus.types import (
     ToolCall,
     ToolCallEvent,
 )
-
-from terminus.models.card import ModelCard
 
 FakeCardFactory = Callable[..., ModelCard]
 
@@ -459,10 +457,10 @@ def test_load_model_uses_options_and_is_idempotent(fake_client: Terminus) -> Non
     assert FakeEngine.loads == ["fake-chat"]
 
 
-def test_close_unloads_everything(make_fake_card: FakeCardFactory, tmp_path: Path) -> None:
+def test_close_unloads_everything(make_fake_card: FakeCardFactory) -> None:
     client = Terminus(memory_budget="1G")
     client.catalog.register(make_fake_card("fake-a"))
-    with client.transport.manager.use("fake-a") as model:  # type: ignore[attr-defined]
+    with client.manager.use("fake-a") as model:
         pass
     client.close()
     assert model.closed  # type: ignore[attr-defined]

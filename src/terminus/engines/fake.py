@@ -99,6 +99,7 @@ class FakeChatModel:
             )
             args = dict(self.card.defaults.get("tool_arguments", {}))
             yield ToolCallEvent(call=ToolCall(id=new_call_id(), name=tool.name, arguments=args))
+            produced = len(json.dumps({"name": tool.name, "arguments": args}).split())
             reason = "tool_calls"
         else:
             for i, word in enumerate(reply.split(" ")):

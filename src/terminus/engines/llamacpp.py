@@ -195,6 +195,7 @@ class LlamaCppChatModel:
         body.update(_sampling(params))
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+        body["timings_per_token"] = True  # token counts even when cancelled (no usage chunk)
         return body, tool_plan
 
     def _system_prompt(self) -> str | None:
@@ -213,6 +214,7 @@ class LlamaCppChatModel:
             "prompt": request.prompt,
             "stream": True,
             "stream_options": {"include_usage": True},
+            "timings_per_token": True,
         }
         body.update(_sampling(params))
         if request.response_format is not None and request.response_format.json_schema:
@@ -324,8 +326,10 @@ def _translate(
         yield ToolCallEvent(call=call)
     ended = time.perf_counter()
     yield Stats(
-        prompt_tokens=int(usage.get("prompt_tokens", 0)),
-        completion_tokens=int(usage.get("completion_tokens", 0)),
+        prompt_tokens=int(
+            usage.get("prompt_tokens") or timings.get("prompt_n", 0) + timings.get("cache_n", 0)
+        ),
+        completion_tokens=int(usage.get("completion_tokens") or timings.get("predicted_n", 0)),
         time_to_first_token_s=None if first_token_at is None else first_token_at - started,
         tokens_per_second=timings.get("predicted_per_second"),
         total_s=ended - started,

@@ -18,6 +18,7 @@ from terminus.types import Message, Tool, ToolCall
 
 _FENCE_RE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 _TAG_RE = re.compile(r"^<tool_call>\s*(.*?)\s*(?:</tool_call>)?$", re.DOTALL)
+_TAGS_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
 
 def tool_system_prompt(tools: tuple[Tool, ...], required: bool) -> str:
@@ -75,15 +76,23 @@ def looks_like_call(text: str) -> bool:
 def parse_calls(text: str, tools: tuple[Tool, ...]) -> list[ToolCall]:
     """Calls in the JSON dialect small models write; [] when the text is an ordinary answer."""
     body = text.strip()
-    for pattern in (_FENCE_RE, _TAG_RE):
-        match = pattern.match(body)
-        if match:
-            body = match.group(1).strip()
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return []
-    items = data if isinstance(data, list) else [data]
+    match = _FENCE_RE.match(body)
+    if match:
+        body = match.group(1).strip()
+    if body.startswith("<tool_call>") and body.count("<tool_call>") > 1:
+        blocks = _TAGS_RE.findall(body)
+        if _TAGS_RE.sub("", body).strip():
+            return []  # prose between the blocks: an answer, not calls
+    else:
+        match = _TAG_RE.match(body)
+        blocks = [match.group(1).strip() if match else body]
+    items: list[Any] = []
+    for block in blocks:
+        try:
+            data = json.loads(block)
+        except ValueError:
+            return []
+        items.extend(data if isinstance(data, list) else [data])
     names = {t.name for t in tools}
     calls = []
     for item in items:

@@ -168,11 +168,17 @@ class ModelCache:
         _fsync_dir(self.blobs)
         return self.blob_path(file.sha256)
 
-    def import_path(self, path: Path, progress: Progress | None = None) -> ModelFile:
-        """Copy a user's file into the cache, hashing it on the way; returns its entry."""
+    def import_path(
+        self, path: Path, progress: Progress | None = None, *, name: str | None = None
+    ) -> ModelFile:
+        """Copy a user's file into the cache, hashing it on the way; returns its entry.
+
+        ``name`` is the file's name in the card (default: a sanitised ``path.name``).
+        """
         progress = progress or NullProgress()
+        name = name or _safe_file_name(path.name)
         self.blobs.mkdir(parents=True, exist_ok=True)
-        staging = self.blobs / f"import-{os.getpid()}-{path.name}.incomplete"
+        staging = self.blobs / f"import-{os.getpid()}-{name}.incomplete"
         sink = BlobSink(staging, resume=False)
         progress.start(path.name, path.stat().st_size)
         try:
@@ -187,7 +193,7 @@ class ModelCache:
         finally:
             progress.finish()
         sink.close()
-        entry = ModelFile(name=path.name, sha256=sink.hexdigest(), size=sink.offset)
+        entry = ModelFile(name=name, sha256=sink.hexdigest(), size=sink.offset)
         with self._lock(entry.sha256):
             if self.has_file(entry):
                 staging.unlink()
@@ -224,9 +230,8 @@ class ModelCache:
         still_used = {
             f.sha256
             for other in keep_shared_with
-            if other.id != card.id
+            if other.id != card.id and self.is_cached(other)
             for f in other.files
-            if self.has_file(f)
         }
         freed = 0
         for file in card.files:
@@ -278,6 +283,14 @@ class _BlobLock:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
+
+
+def _safe_file_name(name: str) -> str:
+    """A file name a card accepts: letters, digits, '.', '_' and '-'."""
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
+    return cleaned if cleaned not in ("", ".", "..") else "model"
 
 
 def _fsync_dir(path: Path) -> None:

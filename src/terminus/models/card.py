@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from terminus.errors import InvalidParameterError
 from terminus.types.common import Capability
@@ -22,6 +22,13 @@ class ModelFile(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9._-][A-Za-z0-9._/-]*$")
     sha256: str = Field(pattern=SHA256_RE)
     size: int | None = Field(default=None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _stays_inside_the_model_folder(cls, value: str) -> str:
+        if any(part in ("", ".", "..") for part in value.split("/")):
+            raise ValueError("file names are relative paths without '.', '..' or empty parts")
+        return value
 
 
 class PackageSource(BaseModel):
@@ -128,10 +135,16 @@ def dump_card_toml(card: ModelCard) -> str:
                     tables.append(f"{k} = {_toml_value(v)}")
         elif key == "defaults":
             tables.append("\n[defaults]")
-            tables.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
+            tables.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
         else:
             lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines + tables) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    import json
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
 
 def _toml_value(value: Any) -> str:

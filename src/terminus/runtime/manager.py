@@ -26,7 +26,7 @@ from terminus.models.card import ModelCard
 from terminus.models.catalog import Catalog
 from terminus.models.progress import NullProgress, Progress
 from terminus.models.sources import make_source
-from terminus.runtime.memory import MemoryPolicy, check_fit, format_size
+from terminus.runtime.memory import MemoryPolicy, check_fit, format_size, log
 from terminus.runtime.validation import check_json_schema, check_request
 from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
 from terminus.types.common import Capability
@@ -60,6 +60,7 @@ class ModelManager:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # LRU order: oldest first
         self._lock = threading.RLock()
         self._load_locks: dict[str, threading.Lock] = {}
+        self._reserved: dict[str, int] = {}  # bytes of loads in flight, by model id
 
     # -- files -------------------------------------------------------------------
 
@@ -69,7 +70,13 @@ class ModelManager:
         sources = [make_source(s, allow_download=self.allow_download) for s in card.sources]
         if not sources:
             raise ModelNotCachedError(f"{card.id} is not cached and its card lists no source")
-        return self.cache.ensure(card, sources, progress or self._progress_factory())
+        try:
+            return self.cache.ensure(card, sources, progress or self._progress_factory())
+        finally:
+            for source in sources:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
 
     # -- loading -------------------------------------------------------------------
 
@@ -157,10 +164,16 @@ class ModelManager:
             engine: Engine = engine_class(card.engine)()
             files = self.ensure_files(card)
             needed = engine.estimate_memory(card, files, options)
-            self._make_room(card.id, needed)
-            check_fit(card.id, needed, self.memory_policy)
-            model = engine.load(card, files, options)
+            self._make_room(card.id, needed)  # reserves `needed` until the load ends
+            try:
+                check_fit(card.id, needed, self.memory_policy)
+                model = engine.load(card, files, options)
+            except BaseException:
+                with self._lock:
+                    self._reserved.pop(card.id, None)
+                raise
             with self._lock:
+                self._reserved.pop(card.id, None)  # the entry now counts instead
                 entry = _Entry(
                     model=model,
                     engine=card.engine,
@@ -180,32 +193,54 @@ class ModelManager:
         return entry
 
     def _make_room(self, card_id: str, needed: int) -> None:
-        """Evict least recently used idle models until ``needed`` fits the budget."""
-        if needed > self.budget_bytes and self.memory_policy == "refuse":
-            raise InsufficientMemoryError(
+        """Evict least recently used idle models until ``needed`` fits the budget.
+
+        Nothing is evicted unless that makes the load fit (or the policy lets it load
+        anyway); on success ``needed`` is reserved for ``card_id`` so concurrent loads
+        of other models count it.
+        """
+        if needed > self.budget_bytes:
+            message = (
                 f"{card_id} needs about {format_size(needed)}, more than the memory budget "
-                f"of {format_size(self.budget_bytes)}",
-                hint="raise TERMINUS_MEMORY_BUDGET or use a smaller context_length",
+                f"of {format_size(self.budget_bytes)}"
             )
+            if self.memory_policy == "refuse":
+                raise InsufficientMemoryError(
+                    message, hint="raise TERMINUS_MEMORY_BUDGET or use a smaller context_length"
+                )
+            if self.memory_policy == "warn":
+                log.warning("%s; loading anyway (memory policy: warn)", message)
         evicted: list[LoadedModel] = []
         with self._lock:
             used = sum(e.model.memory_bytes for e in self._entries.values())
-            for other_id in list(self._entries):
+            used += sum(self._reserved.values())
+            victims: list[str] = []
+            for other_id, entry in self._entries.items():
                 if used + needed <= self.budget_bytes:
                     break
-                entry = self._entries[other_id]
                 if entry.active:
                     continue
-                del self._entries[other_id]
+                victims.append(other_id)
                 used -= entry.model.memory_bytes
-                evicted.append(entry.model)
             still_over = used + needed > self.budget_bytes
+            if still_over and self.memory_policy == "refuse":
+                raise InsufficientMemoryError(
+                    f"{card_id} needs about {format_size(needed)}; models in use hold "
+                    f"{format_size(used)} of the {format_size(self.budget_bytes)} budget"
+                )
+            for other_id in victims:
+                evicted.append(self._entries.pop(other_id).model)
+            self._reserved[card_id] = needed
         for model in evicted:
             model.close()
-        if still_over and self.memory_policy == "refuse":
-            raise InsufficientMemoryError(
-                f"{card_id} needs about {format_size(needed)}; models in use hold "
-                f"{format_size(used)} of the {format_size(self.budget_bytes)} budget"
+        if still_over and self.memory_policy == "warn" and needed <= self.budget_bytes:
+            log.warning(
+                "%s needs about %s; with %s in use that exceeds the %s budget; "
+                "loading anyway (memory policy: warn)",
+                card_id,
+                format_size(needed),
+                format_size(used),
+                format_size(self.budget_bytes),
             )
 
     def _info(self, card_id: str) -> LoadedModelInfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminus.errors import InvalidSchemaError
+from terminus.errors import InvalidParameterError, InvalidSchemaError
 from terminus.types import ChatRequest
 
 
@@ -28,3 +28,6 @@ def check_request(request: ChatRequest) -> None:
         check_json_schema(fmt.json_schema)
     for tool in request.tools:
         check_json_schema(tool.parameters)
+    choice = request.tool_choice
+    if choice not in ("auto", "none", "required") and choice not in {t.name for t in request.tools}:
+        raise InvalidParameterError(f"tool_choice names unknown tool {choice!r}")

