@@ -133,6 +133,10 @@ class AsyncCompletionStream:
     def cancel(self) -> None:
         self._state.cancel()
 
+    @property
+    def cancelled(self) -> bool:
+        return self._state.cancel_token.cancelled
+
     async def result(self) -> Completion:
         if not self._state.started:
             async for _ in self:

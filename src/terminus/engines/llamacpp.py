@@ -60,8 +60,18 @@ _END = object()
 _FINISH: dict[str, StopReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
+THREADS_ENV = "TERMINUS_THREADS"
+
+
 def default_threads() -> int:
-    """Physical cores this process may use: llama.cpp slows down on hyperthreads."""
+    """Physical cores this process may use (llama.cpp slows down on hyperthreads).
+
+    ``TERMINUS_THREADS`` overrides it: llama.cpp's spinning thread pool collapses
+    when another busy process shares the cores, so fewer threads win on busy machines.
+    """
+    override = os.environ.get(THREADS_ENV, "").strip()
+    if override.isdigit() and int(override) > 0:
+        return int(override)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         import psutil

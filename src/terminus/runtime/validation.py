@@ -31,3 +31,5 @@ def check_request(request: ChatRequest) -> None:
     choice = request.tool_choice
     if choice not in ("auto", "none", "required") and choice not in {t.name for t in request.tools}:
         raise InvalidParameterError(f"tool_choice names unknown tool {choice!r}")
+    if choice not in ("auto", "none") and not request.tools:
+        raise InvalidParameterError(f"tool_choice={choice!r} needs tools")
