@@ -7,7 +7,7 @@ from typing import Any
 
 from terminus.client.streams import AsyncCompletionStream
 from terminus.client.sync import Terminus
-from terminus.types import LoadedModelInfo
+from terminus.types import Embeddings, LoadedModelInfo
 from terminus.types.chat import MessagesLike
 
 
@@ -43,6 +43,11 @@ class AsyncTerminus:
 
         request = build_text_request(model or self.sync.default_model, prompt, **kwargs)
         return AsyncCompletionStream(lambda cancel: self.sync.stream_request(request, cancel))
+
+    async def embed(
+        self, model: str | None, texts: str | list[str], *, normalize: bool = True
+    ) -> Embeddings:
+        return await asyncio.to_thread(self.sync.embed, model, texts, normalize=normalize)
 
     async def doctor(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.doctor)

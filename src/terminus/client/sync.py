@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from terminus.client.models_api import ModelsAPI
 from terminus.client.requests import (
     ResponseFormatLike,
@@ -16,6 +18,7 @@ from terminus.client.requests import (
 )
 from terminus.client.streams import CompletionStream
 from terminus.engines.base import LoadOptions
+from terminus.errors import InvalidParameterError
 from terminus.models.cache import ModelCache
 from terminus.models.catalog import Catalog
 from terminus.models.progress import NullProgress, Progress, TqdmProgress
@@ -23,10 +26,20 @@ from terminus.paths import terminus_home
 from terminus.runtime.manager import ModelManager
 from terminus.runtime.memory import resolve_budget, resolve_policy
 from terminus.transports import LocalTransport, Transport
-from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
-from terminus.types.chat import MessagesLike
+from terminus.types import (
+    CancelToken,
+    ChatEvent,
+    ChatRequest,
+    Embeddings,
+    EmbedRequest,
+    LoadedModelInfo,
+    TextRequest,
+)
+from terminus.types.chat import MessagesLike, validation_message
 
 DEFAULT_MODEL = "default"
+DEFAULT_EMBED_MODEL = "all-minilm-l6-v2"
+EMBED_MODEL_ENV = "TERMINUS_EMBED_MODEL"
 MODEL_ENV = "TERMINUS_MODEL"
 OFFLINE_ENV = "TERMINUS_OFFLINE"
 
@@ -176,6 +189,22 @@ class Terminus:
             model or self.default_model, prompt, response_format=response_format, **params
         )
         return CompletionStream(lambda cancel: self.stream_request(request, cancel))
+
+    def embed(
+        self, model: str | None, texts: str | Sequence[str], *, normalize: bool = True
+    ) -> Embeddings:
+        """Embed one text or a batch; ``vectors[i]`` is the float32 vector of ``texts[i]``.
+
+        With no model named, the default embedding model (``TERMINUS_EMBED_MODEL`` or
+        all-MiniLM-L6-v2) is used.
+        """
+        inputs = (texts,) if isinstance(texts, str) else tuple(texts)
+        name = model or os.environ.get(EMBED_MODEL_ENV) or DEFAULT_EMBED_MODEL
+        try:
+            request = EmbedRequest(model=name, inputs=inputs, normalize=normalize)
+        except ValidationError as exc:
+            raise InvalidParameterError(f"invalid request: {validation_message(exc)}") from exc
+        return self.transport.embed(request)
 
     def stream_request(
         self, request: ChatRequest | TextRequest, cancel: CancelToken

@@ -8,7 +8,14 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
-from terminus.types import CancelToken, ChatEvent, ChatRequest, TextRequest
+from terminus.types import (
+    CancelToken,
+    ChatEvent,
+    ChatRequest,
+    Embeddings,
+    EmbedRequest,
+    TextRequest,
+)
 from terminus.types.common import Capability
 
 
@@ -55,6 +62,15 @@ class ChatModel(LoadedModel, Protocol):
 class TextModel(LoadedModel, Protocol):
     def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         """Continue a raw prompt; same event grammar as chat."""
+        ...
+
+
+@runtime_checkable
+class EmbedModel(LoadedModel, Protocol):
+    dimensions: int
+
+    def embed(self, request: EmbedRequest) -> Embeddings:
+        """Vectors for ``request.inputs``, in order (float32, L2-normalized if asked)."""
         ...
 
 

@@ -8,8 +8,10 @@ must keep to the same event grammar.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +28,8 @@ from terminus.types import (
     ChatRequest,
     ContentDelta,
     Done,
+    Embeddings,
+    EmbedRequest,
     Stats,
     StopReason,
     ToolCall,
@@ -36,7 +40,7 @@ from terminus.types.common import Capability
 
 class FakeEngine:
     name: ClassVar[str] = "fake"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT, Capability.EMBED})
     #: Every request any fake model received, in order (tests inspect it).
     calls: ClassVar[list[ChatRequest]] = []
     loads: ClassVar[list[str]] = []
@@ -48,9 +52,45 @@ class FakeEngine:
     def estimate_memory(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> int:
         return int(card.defaults.get("memory_bytes", 1024))
 
-    def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> FakeChatModel:
+    def load(
+        self, card: ModelCard, files: ModelFiles, options: LoadOptions
+    ) -> FakeChatModel | FakeEmbedModel:
         FakeEngine.loads.append(card.id)
-        return FakeChatModel(card, options, self.estimate_memory(card, files, options))
+        memory = self.estimate_memory(card, files, options)
+        if card.capability == Capability.EMBED:
+            return FakeEmbedModel(card, memory)
+        return FakeChatModel(card, options, memory)
+
+
+class FakeEmbedModel:
+    """Hashed bag-of-words vectors: texts sharing words get similar vectors, which is
+    enough for retrieval tests to mean something."""
+
+    def __init__(self, card: ModelCard, memory: int) -> None:
+        self.card = card
+        self.memory_bytes = memory
+        self.dimensions = int(card.defaults.get("dimensions", 64))
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def embed(self, request: EmbedRequest) -> Embeddings:
+        import numpy as np
+
+        started = time.perf_counter()
+        vectors = np.zeros((len(request.inputs), self.dimensions), dtype=np.float32)
+        tokens = 0
+        for row, text in enumerate(request.inputs):
+            words = re.findall(r"\w+", text.lower())
+            tokens += len(words)
+            for word in words:
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                vectors[row, int.from_bytes(digest[:4], "little") % self.dimensions] += 1.0
+        if request.normalize:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors /= np.where(norms == 0, 1.0, norms)
+        return Embeddings(request.model, vectors, tokens, time.perf_counter() - started)
 
 
 class FakeChatModel:

@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from terminus.engines.base import ChatModel, Engine, LoadedModel, LoadOptions, TextModel
+from terminus.engines.base import (
+    ChatModel,
+    EmbedModel,
+    Engine,
+    LoadedModel,
+    LoadOptions,
+    TextModel,
+)
 from terminus.engines.registry import engine_class
 from terminus.errors import (
     CapabilityError,
@@ -28,7 +35,15 @@ from terminus.models.progress import NullProgress, Progress
 from terminus.models.sources import make_source
 from terminus.runtime.memory import MemoryPolicy, check_fit, format_size, log
 from terminus.runtime.validation import check_json_schema, check_request
-from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
+from terminus.types import (
+    CancelToken,
+    ChatEvent,
+    ChatRequest,
+    Embeddings,
+    EmbedRequest,
+    LoadedModelInfo,
+    TextRequest,
+)
 from terminus.types.common import Capability
 
 
@@ -147,6 +162,15 @@ class ModelManager:
             if not isinstance(model, TextModel):
                 raise CapabilityError(f"{model.card.id} cannot continue raw text")
             yield from model.complete(request, cancel)
+
+    def embed(self, request: EmbedRequest) -> Embeddings:
+        card = self.catalog.get(request.model)
+        if card.capability != Capability.EMBED:
+            raise CapabilityError(f"{card.id} is a {card.capability} model, not an embedding model")
+        with self.use(request.model) as model:
+            if not isinstance(model, EmbedModel):
+                raise CapabilityError(f"the {card.engine} engine cannot embed")
+            return model.embed(request)
 
     # -- internals -------------------------------------------------------------------
 

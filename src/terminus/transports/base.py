@@ -4,7 +4,15 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from terminus.engines.base import LoadOptions
-from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
+from terminus.types import (
+    CancelToken,
+    ChatEvent,
+    ChatRequest,
+    Embeddings,
+    EmbedRequest,
+    LoadedModelInfo,
+    TextRequest,
+)
 
 
 class Transport(Protocol):
@@ -19,6 +27,8 @@ class Transport(Protocol):
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]: ...
 
     def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]: ...
+
+    def embed(self, request: EmbedRequest) -> Embeddings: ...
 
     def load(self, model: str, options: LoadOptions) -> LoadedModelInfo: ...
 

@@ -4,7 +4,15 @@ from collections.abc import Iterator
 
 from terminus.engines.base import LoadOptions
 from terminus.runtime.manager import ModelManager
-from terminus.types import CancelToken, ChatEvent, ChatRequest, LoadedModelInfo, TextRequest
+from terminus.types import (
+    CancelToken,
+    ChatEvent,
+    ChatRequest,
+    Embeddings,
+    EmbedRequest,
+    LoadedModelInfo,
+    TextRequest,
+)
 
 
 class LocalTransport:
@@ -20,6 +28,9 @@ class LocalTransport:
 
     def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         return self.manager.complete(request, cancel)
+
+    def embed(self, request: EmbedRequest) -> Embeddings:
+        return self.manager.embed(request)
 
     def load(self, model: str, options: LoadOptions) -> LoadedModelInfo:
         return self.manager.load(model, options)

@@ -22,6 +22,7 @@ from terminus.types.chat import (
     parse_messages,
 )
 from terminus.types.common import Capability
+from terminus.types.embed import Embeddings, EmbedRequest
 from terminus.types.info import LoadedModelInfo
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "Completion",
     "ContentDelta",
     "Done",
+    "EmbedRequest",
+    "Embeddings",
     "LoadedModelInfo",
     "GenerationParams",
     "Message",
