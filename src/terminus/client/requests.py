@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -32,41 +33,42 @@ def build_chat_request(
     tool_choice: str = "auto",
     **params: Any,
 ) -> ChatRequest:
-    stop = params.pop("stop", None)
-    if isinstance(stop, str):
-        stop = (stop,)
-    clean = {k: v for k, v in params.items() if v is not None}
-    if stop:
-        clean["stop"] = tuple(stop)
-    try:
+    with _invalid_as_parameter_error():
         return ChatRequest(
             model=model,
             messages=parse_messages(messages, system),
-            params=GenerationParams(**clean),
+            params=_generation_params(params),
             response_format=_response_format(response_format),
             tools=tuple(_tool(t) for t in tools or ()),
             tool_choice=tool_choice,
         )
-    except ValidationError as exc:
-        raise InvalidParameterError(f"invalid request: {validation_message(exc)}") from exc
-    except TypeError as exc:
-        raise InvalidParameterError(f"invalid request: {exc}") from exc
 
 
 def build_text_request(
     model: str, prompt: str, *, response_format: ResponseFormatLike | None = None, **params: Any
 ) -> TextRequest:
-    stop = params.pop("stop", None)
-    clean = {k: v for k, v in params.items() if v is not None}
-    if stop:
-        clean["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
-    try:
+    with _invalid_as_parameter_error():
         return TextRequest(
             model=model,
             prompt=prompt,
-            params=GenerationParams(**clean),
+            params=_generation_params(params),
             response_format=_response_format(response_format),
         )
+
+
+def _generation_params(params: dict[str, Any]) -> GenerationParams:
+    """Sampling keywords (``None`` meaning unset; ``stop`` a string or a list)."""
+    clean = {k: v for k, v in params.items() if v is not None}
+    stop = clean.pop("stop", None)
+    if stop:
+        clean["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
+    return GenerationParams(**clean)
+
+
+@contextmanager
+def _invalid_as_parameter_error() -> Iterator[None]:
+    try:
+        yield
     except ValidationError as exc:
         raise InvalidParameterError(f"invalid request: {validation_message(exc)}") from exc
     except TypeError as exc:
