@@ -59,8 +59,8 @@ def build_text_request(
 def _generation_params(params: dict[str, Any]) -> GenerationParams:
     """Sampling keywords (``None`` meaning unset; ``stop`` a string or a list)."""
     clean = {k: v for k, v in params.items() if v is not None}
-    stop = clean.pop("stop", None)
-    if stop:
+    if "stop" in clean:
+        stop = clean["stop"]
         clean["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
     return GenerationParams(**clean)
 
