@@ -87,8 +87,9 @@ def _register() -> None:
     from terminus.cli.doctor import doctor
     from terminus.cli.generate import chat, run
     from terminus.cli.models import models
+    from terminus.cli.serve import serve
 
-    for command in (run, chat, models, doctor):
+    for command in (run, chat, models, doctor, serve):
         cli.add_command(command)
 
 

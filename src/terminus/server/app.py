@@ -1,0 +1,75 @@
+"""The app factory: an OpenAI-compatible HTTP face over a Terminus client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from terminus.client.sync import Terminus
+from terminus.server.chat import add_chat_routes
+from terminus.server.completions import add_completion_routes
+from terminus.server.errors import install_error_handlers
+from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
+from terminus.server.models import add_model_routes, add_probe_routes
+from terminus.server.settings import ServerSettings
+from terminus.server.state import ServerState
+
+#: Probes answer without an API key (load balancers and orchestrators call them).
+OPEN_PATHS = frozenset({"/health", "/ready"})
+
+
+def create_app(client: Terminus, settings: ServerSettings | None = None) -> FastAPI:
+    """An ASGI app serving ``client``'s models; the caller keeps owning the client.
+
+    Run it with any ASGI server (``terminus serve`` uses uvicorn). Preloaded models
+    load in the background once the app starts; ``/ready`` says when they are in.
+    """
+    settings = settings or ServerSettings()
+    state = ServerState(client, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.start_preload()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    from terminus import __version__
+
+    app = FastAPI(
+        title="Terminus",
+        summary="OpenAI-compatible API over local models",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,  # no schema pages: OpenAI's own API reference describes the wire
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.terminus = state
+    install_error_handlers(app)
+
+    router = APIRouter()
+    add_probe_routes(router)
+    add_model_routes(router)
+    add_chat_routes(router)
+    add_completion_routes(router)
+    app.include_router(router)
+
+    # added innermost first: the access log ends up outermost
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(AuthMiddleware, keys=settings.api_keys, open_paths=OPEN_PATHS)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            max_age=600,
+        )
+    if settings.access_log:
+        app.add_middleware(AccessLogMiddleware, logger=state.log)
+    return app

@@ -1,0 +1,146 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from terminus.server.convert import chat_arguments
+from terminus.server.generation import FINISH_REASONS, end_error, respond, usage
+from terminus.server.middleware import access_record
+from terminus.server.schemas import ChatCompletionRequest, parse_body
+from terminus.server.state import server_state
+from terminus.types import (
+    ChatEvent,
+    Completion,
+    ContentDelta,
+    Done,
+    Stats,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallEvent,
+)
+from terminus.types.common import Capability
+
+
+def tool_call_dict(call: ToolCall, index: int | None = None) -> dict[str, Any]:
+    """A call in OpenAI's shape: the arguments are a JSON string."""
+    out: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+    }
+    if index is not None:
+        out = {"index": index, **out}
+    return out
+
+
+class ChatEncoder:
+    """Terminus events → ``chat.completion`` / ``chat.completion.chunk`` objects."""
+
+    def __init__(self, model: str, *, include_usage: bool = False) -> None:
+        self.id = "chatcmpl-" + uuid.uuid4().hex
+        self.created = int(time.time())
+        self.model = model
+        self.include_usage = include_usage
+        self.stats: Stats | None = None
+        self.calls = 0
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def start(self) -> list[dict[str, Any]]:
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def event(self, event: ChatEvent) -> list[dict[str, Any]]:
+        if isinstance(event, ContentDelta):
+            return [self._chunk({"content": event.text})]
+        if isinstance(event, ThinkingDelta):
+            return [self._chunk({"reasoning_content": event.text})]
+        if isinstance(event, ToolCallEvent):
+            self.calls += 1
+            return [self._chunk({"tool_calls": [tool_call_dict(event.call, self.calls - 1)]})]
+        if isinstance(event, Stats):
+            self.stats = event
+            return []
+        if isinstance(event, Done):
+            reason = FINISH_REASONS.get(event.stop_reason)
+            if reason is None:
+                return [end_error(event)]
+            chunks = [self._chunk({}, reason)]
+            if self.include_usage:
+                chunks.append(
+                    {
+                        "id": self.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": self.model,
+                        "system_fingerprint": None,
+                        "choices": [],
+                        "usage": usage(self.stats),
+                    }
+                )
+            return chunks
+        return []
+
+    def response(self, completion: Completion) -> dict[str, Any]:
+        calls = [tool_call_dict(c) for c in completion.tool_calls]
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": completion.text if completion.text or not calls else None,
+            "refusal": None,
+        }
+        if calls:
+            message["tool_calls"] = calls
+        if completion.thinking:
+            message["reasoning_content"] = completion.thinking
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": FINISH_REASONS.get(completion.stop_reason, "stop"),
+                }
+            ],
+            "usage": usage(completion.stats),
+        }
+
+
+def add_chat_routes(router: APIRouter) -> None:
+    @router.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> Response:
+        body = await parse_body(request, ChatCompletionRequest)
+        state = server_state(request)
+        record = access_record(request)
+        record.model, record.stream = body.model, bool(body.stream)
+        messages, kwargs = chat_arguments(body)
+        card = await state.resolve(body.model, Capability.CHAT)
+        record.model = card.id
+        stream = state.aclient.completion(card.id, messages, **kwargs)  # validates: 400s here
+        encoder = ChatEncoder(card.id, include_usage=body.include_usage)
+        return await respond(
+            request, state, card, stream, encoder, record, streaming=bool(body.stream)
+        )

@@ -1,0 +1,204 @@
+"""OpenAI request fields → the arguments of ``Terminus.completion`` / ``text_completion``.
+
+Anything the server cannot honour is a ``400`` naming the parameter, never silently
+dropped: ``n > 1``, logprobs, penalties, logit bias, images and audio, legacy
+``functions``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from terminus.server.errors import APIError, invalid, unsupported
+from terminus.server.schemas import (
+    ChatCompletionRequest,
+    ChatMessageIn,
+    CompletionRequest,
+    ContentPart,
+    Sampling,
+)
+from terminus.types import Message, ToolCall
+
+
+def new_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def sampling_kwargs(body: Sampling, max_tokens: int | None) -> dict[str, Any]:
+    """Sampling fields both endpoints share; ranges are checked by Terminus itself."""
+    if body.n is not None and body.n != 1:
+        if body.n < 1:
+            raise invalid("n", "n must be at least 1")
+        raise unsupported("n", "n > 1 (several choices per request)")
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(body, name):
+            raise unsupported(name, name)
+    if body.logit_bias:
+        raise unsupported("logit_bias", "logit_bias")
+    kwargs: dict[str, Any] = {
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "top_k": body.top_k,
+        "min_p": body.min_p,
+        "repeat_penalty": body.repeat_penalty,
+        "seed": body.seed,
+        "max_tokens": max_tokens,
+    }
+    if body.stop is not None:  # "" and [""] are invalid, as from Python
+        kwargs["stop"] = [body.stop] if isinstance(body.stop, str) else list(body.stop)
+    return kwargs
+
+
+# --- chat -------------------------------------------------------------------------------
+
+
+def chat_arguments(body: ChatCompletionRequest) -> tuple[list[Message], dict[str, Any]]:
+    """(messages, keyword arguments) for ``completion``; raises ``APIError`` (400)."""
+    if body.logprobs or body.top_logprobs:
+        raise unsupported("logprobs", "logprobs")
+    if body.modalities and any(m != "text" for m in body.modalities):
+        raise unsupported("modalities", "output other than text")
+    if body.audio:
+        raise unsupported("audio", "audio output")
+    if body.prediction:
+        raise unsupported("prediction", "predicted outputs")
+    if body.functions or body.function_call:
+        raise APIError(
+            400,
+            "legacy `functions` / `function_call` are not supported; use `tools` and `tool_choice`",
+            code="unsupported_parameter",
+            param="functions" if body.functions else "function_call",
+        )
+    max_tokens = (
+        body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    )
+    kwargs = sampling_kwargs(body, max_tokens)
+    tools = _tools(body)
+    kwargs["tools"] = tools
+    kwargs["tool_choice"] = _tool_choice(body, tools)
+    kwargs["response_format"] = _response_format(body)
+    return to_messages(body.messages), kwargs
+
+
+def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
+    """OpenAI messages as Terminus messages; tool results get their call's function name."""
+    names: dict[str, str] = {}
+    out: list[Message] = []
+    for i, m in enumerate(messages):
+        where = f"messages.{i}"
+        if m.role == "function":
+            raise unsupported(f"{where}.role", "the legacy `function` role (use `tool`)")
+        text = _text(m.content, where)
+        if m.role == "assistant":
+            calls = tuple(
+                _call(c.id, c.function.name, c.function.arguments, where)
+                for c in m.tool_calls or ()
+            )
+            names.update((c.id, c.name) for c in calls)
+            out.append(Message(role="assistant", content=text, tool_calls=calls))
+        elif m.role == "tool":
+            if not m.tool_call_id:
+                raise invalid(f"{where}.tool_call_id", "a tool message needs tool_call_id")
+            name = m.name or names.get(m.tool_call_id)
+            out.append(Message(role="tool", content=text, tool_call_id=m.tool_call_id, name=name))
+        else:
+            role = "system" if m.role == "developer" else m.role
+            out.append(Message(role=role, content=text))
+    return out
+
+
+def _text(content: str | list[ContentPart] | None, where: str) -> str | None:
+    if content is None or isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        if part.type in ("text", "input_text", "refusal"):
+            texts.append(part.text or getattr(part, "refusal", None) or "")
+        else:
+            raise unsupported(f"{where}.content.{j}", f"content of type {part.type!r}")
+    return "".join(texts)
+
+
+def _call(call_id: str | None, name: str, arguments: Any, where: str) -> ToolCall:
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError as exc:
+            raise invalid(
+                f"{where}.tool_calls", f"tool call arguments are not valid JSON: {exc}"
+            ) from exc
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise invalid(f"{where}.tool_calls", "tool call arguments must be a JSON object")
+    return ToolCall(id=call_id or new_call_id(), name=name, arguments=arguments)
+
+
+def _tools(body: ChatCompletionRequest) -> list[dict[str, Any]]:
+    tools: list[dict[str, Any]] = []
+    for i, tool in enumerate(body.tools or ()):
+        if tool.type != "function" or tool.function is None:
+            raise unsupported(f"tools.{i}.type", f"tools of type {tool.type!r}")
+        spec: dict[str, Any] = {"name": tool.function.name}
+        if tool.function.description:
+            spec["description"] = tool.function.description
+        if tool.function.parameters is not None:
+            spec["parameters"] = tool.function.parameters
+        tools.append({"type": "function", "function": spec})
+    return tools
+
+
+def _tool_choice(body: ChatCompletionRequest, tools: list[dict[str, Any]]) -> str:
+    choice = body.tool_choice
+    if choice is None:
+        return "auto"
+    name: str
+    if isinstance(choice, str):
+        name = choice
+    else:
+        if choice.type != "function" or choice.function is None:
+            raise unsupported("tool_choice", f"tool_choice of type {choice.type!r}")
+        name = choice.function.name
+    if name in ("auto", "none"):
+        return name
+    if not tools:
+        raise invalid("tool_choice", f"tool_choice {name!r} needs `tools`")
+    if name != "required" and name not in {t["function"]["name"] for t in tools}:
+        raise invalid("tool_choice", f"tool_choice names unknown tool {name!r}")
+    return name
+
+
+def _response_format(body: ChatCompletionRequest) -> dict[str, Any] | None:
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    if fmt.json_schema is None or fmt.json_schema.schema_ is None:
+        raise invalid("response_format.json_schema", "json_schema needs a `schema`")
+    return {"type": "json_schema", "json_schema": {"schema": fmt.json_schema.schema_}}
+
+
+# --- text completions --------------------------------------------------------------------
+
+
+def completion_arguments(body: CompletionRequest) -> tuple[str, dict[str, Any]]:
+    """(prompt, keyword arguments) for ``text_completion``; raises ``APIError`` (400)."""
+    if body.echo:
+        raise unsupported("echo", "echo")
+    if body.suffix:
+        raise unsupported("suffix", "suffix (fill in the middle)")
+    if body.logprobs:
+        raise unsupported("logprobs", "logprobs")
+    if body.best_of is not None and body.best_of != 1:
+        raise unsupported("best_of", "best_of > 1")
+    prompt = body.prompt
+    if isinstance(prompt, list):
+        if len(prompt) != 1 or not isinstance(prompt[0], str):
+            raise unsupported("prompt", "a prompt other than one string (batches or token ids)")
+        prompt = prompt[0]
+    if not prompt:
+        raise invalid("prompt", "prompt must not be empty")
+    return prompt, sampling_kwargs(body, body.max_tokens)

@@ -1,0 +1,140 @@
+"""Driving one Terminus stream for one HTTP request, streamed or not.
+
+Both OpenAI endpoints share this: admission (429), loading with the server's
+options, the first event awaited before any byte is sent (so errors that come
+before generation — unknown model, prompt too long — keep their HTTP status),
+cancellation when the client disconnects, and the request's access-log fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from terminus.client.streams import AsyncCompletionStream
+from terminus.errors import EngineError, TerminusError
+from terminus.models.card import ModelCard
+from terminus.server.errors import describe
+from terminus.server.middleware import AccessRecord
+from terminus.server.state import ServerState
+from terminus.server.streaming import (
+    DONE,
+    EventStreamResponse,
+    aclose,
+    cancel_on_disconnect,
+    sse,
+)
+from terminus.types import ChatEvent, Completion, Done, Stats, collect_completion
+
+#: Terminus stop reasons OpenAI has a name for; ``cancelled`` and ``error`` end in an error.
+FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+
+
+class Encoder(Protocol):
+    """Turns Terminus events into one endpoint's OpenAI objects."""
+
+    def start(self) -> list[dict[str, Any]]: ...
+
+    def event(self, event: ChatEvent) -> list[dict[str, Any]]: ...
+
+    def response(self, completion: Completion) -> dict[str, Any]: ...
+
+
+def usage(stats: Stats | None) -> dict[str, int]:
+    prompt = stats.prompt_tokens if stats else 0
+    completion = stats.completion_tokens if stats else 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def end_error(done: Done) -> dict[str, Any]:
+    """The error event that ends a stream that did not finish normally."""
+    if done.stop_reason == "cancelled":
+        return {
+            "error": {
+                "message": "the generation was cancelled",
+                "type": "server_error",
+                "param": None,
+                "code": "cancelled",
+            }
+        }
+    return describe(EngineError(done.error or "the engine failed"))[1]
+
+
+async def respond(
+    request: Request,
+    state: ServerState,
+    card: ModelCard,
+    stream: AsyncCompletionStream,
+    encoder: Encoder,
+    record: AccessRecord,
+    *,
+    streaming: bool,
+) -> Response:
+    slot = state.admit()
+    handed_off = False
+    try:
+        await state.ensure_loaded(card.id)
+        events = stream.__aiter__()
+        if not streaming:
+            async with cancel_on_disconnect(request.receive, stream.cancel):
+                collected = [event async for event in events]
+            completion = collect_completion(collected)
+            record.note(completion.stats, completion.stop_reason)
+            if completion.stop_reason == "error":
+                raise EngineError(completion.error or "the engine failed")
+            return JSONResponse(encoder.response(completion))
+        async with cancel_on_disconnect(request.receive, stream.cancel):
+            first = await anext(events)  # errors before generation keep their status
+        body = _sse_body(first, events, encoder, record, state)
+
+        def close() -> None:  # however the response ends: engine stopped, slot given back
+            stream.cancel()
+            slot.release()
+
+        handed_off = True
+        return EventStreamResponse(body, on_disconnect=stream.cancel, on_close=close)
+    finally:
+        if not handed_off:
+            slot.release()
+
+
+async def _sse_body(
+    first: ChatEvent,
+    events: AsyncIterator[ChatEvent],
+    encoder: Encoder,
+    record: AccessRecord,
+    state: ServerState,
+) -> AsyncIterator[bytes]:
+    stats: Stats | None = None
+    try:
+        for chunk in encoder.start():
+            yield sse(chunk)
+        event = first
+        while True:
+            if isinstance(event, Stats):
+                stats = event
+            elif isinstance(event, Done):
+                record.note(stats, event.stop_reason)
+            for chunk in encoder.event(event):
+                yield sse(chunk)
+            if isinstance(event, Done):
+                break
+            event = await anext(events)
+    except TerminusError as exc:
+        record.note(stats, "error")
+        yield sse(describe(exc)[1])
+    except Exception as exc:
+        record.note(stats, "error")
+        state.log.exception(json.dumps({"event": "stream_failed", "model": record.model}))
+        yield sse(describe(exc)[1])
+    finally:
+        await aclose(events)  # now, not whenever the garbage collector gets to it
+    yield DONE

@@ -1,0 +1,110 @@
+"""How a server runs: limits, keys, origins, models to preload; and the exposure check."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from terminus.errors import InvalidParameterError
+
+API_KEYS_ENV = "TERMINUS_API_KEYS"
+API_KEYS_FILE_ENV = "TERMINUS_API_KEYS_FILE"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_CONCURRENT = 16
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+ACCESS_LOGGER = "terminus.server"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything :func:`terminus.server.create_app` needs besides the client.
+
+    ``max_concurrent`` bounds the generation requests in flight (chat and text
+    completions together); one more is answered ``429`` with ``Retry-After``.
+    Requests within the bound but beyond a model's llama.cpp slots wait inside
+    llama.cpp for a free slot.
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_keys: frozenset[str] = frozenset()
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    cors_origins: tuple[str, ...] = ()
+    preload: tuple[str, ...] = ()
+    #: Load options for every model this server loads (preloaded or on first request).
+    context_length: int | None = None
+    parallel: int | None = None
+    threads: int | None = None
+    access_log: bool = True
+    logger_name: str = ACCESS_LOGGER
+    retry_after_s: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent < 1:
+            raise InvalidParameterError("max_concurrent must be at least 1")
+        if self.max_body_bytes < 1024:
+            raise InvalidParameterError("max_body_bytes must be at least 1024")
+        if not 0 <= self.port <= 65535:
+            raise InvalidParameterError(f"port {self.port} is not a TCP port")
+        if any(not key or key != key.strip() for key in self.api_keys):
+            raise InvalidParameterError("API keys must be non-empty and without surrounding spaces")
+
+    def load_options(self) -> dict[str, int | None]:
+        return {
+            "context_length": self.context_length,
+            "parallel": self.parallel,
+            "threads": self.threads,
+        }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_exposure(settings: ServerSettings) -> None:
+    """Refuse to listen beyond loopback with no API key: anyone could run models here."""
+    if not settings.api_keys and not is_loopback(settings.host):
+        raise InvalidParameterError(
+            f"refusing to listen on {settings.host} without an API key: anyone who can reach "
+            "the port could run models on this machine",
+            hint=f"pass --api-key KEY, set {API_KEYS_ENV} or --api-keys-file, "
+            f"or listen on {DEFAULT_HOST}",
+        )
+
+
+def read_keys_file(path: str | os.PathLike[str]) -> list[str]:
+    """One key a line; blank lines and ``#`` comments are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidParameterError(f"cannot read the API keys file {path}: {exc}") from exc
+    keys = [line.strip() for line in text.splitlines()]
+    return [key for key in keys if key and not key.startswith("#")]
+
+
+def resolve_api_keys(
+    keys: Iterable[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    keys_file: str | os.PathLike[str] | None = None,
+) -> frozenset[str]:
+    """Keys from flags, ``TERMINUS_API_KEYS`` (comma separated) and a keys file, together."""
+    environ = os.environ if env is None else env
+    found = [k.strip() for k in keys]
+    found += [k.strip() for k in environ.get(API_KEYS_ENV, "").split(",")]
+    path = keys_file or environ.get(API_KEYS_FILE_ENV)
+    if path:
+        found += read_keys_file(path)
+    return frozenset(k for k in found if k)

@@ -1,0 +1,146 @@
+"""Per-app state: the client, the concurrency bound, model loading and readiness.
+
+One ``ServerState`` lives on ``app.state.terminus``; nothing is module-global, so
+several apps (tests, embedding) run side by side. The counters are touched only
+from the event loop, so they need no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from terminus.client.aio import AsyncTerminus
+from terminus.client.sync import Terminus
+from terminus.errors import CapabilityError, TerminusError
+from terminus.models.card import ModelCard
+from terminus.server.errors import APIError
+from terminus.server.settings import ServerSettings
+from terminus.types.common import Capability
+
+#: Capabilities the OpenAI endpoints serve.
+TEXT_CAPABILITIES = frozenset({Capability.CHAT, Capability.COMPLETION})
+
+
+class Slot:
+    """One admitted generation request; ``release`` is idempotent."""
+
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._state.active -= 1
+
+
+@dataclass
+class Preload:
+    status: str = "loading"  # loading | loaded | failed
+    error: str | None = None
+
+
+@dataclass
+class ServerState:
+    client: Terminus
+    settings: ServerSettings
+    aclient: AsyncTerminus = field(init=False)
+    log: logging.Logger = field(init=False)
+    active: int = 0
+    preloads: dict[str, Preload] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.aclient = AsyncTerminus(self.client)
+        self.log = logging.getLogger(self.settings.logger_name)
+
+    # -- admission ----------------------------------------------------------------
+
+    def admit(self) -> Slot:
+        """Admit one generation request or answer 429 (with Retry-After)."""
+        if self.active >= self.settings.max_concurrent:
+            raise APIError(
+                429,
+                f"the server is busy: {self.active} requests in flight "
+                f"(--max-concurrent {self.settings.max_concurrent}); retry shortly",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            )
+        self.active += 1
+        return Slot(self)
+
+    # -- models -------------------------------------------------------------------
+
+    async def resolve(self, name: str, capability: Capability | None = None) -> ModelCard:
+        """The card for ``name`` (the catalog reads user cards from disk: off the loop)."""
+        return await asyncio.to_thread(self._card, name, capability)
+
+    def _card(self, name: str, capability: Capability | None) -> ModelCard:
+        card = self.client.models.get(name)  # ModelNotFoundError → 404
+        if card.capability not in TEXT_CAPABILITIES:
+            raise CapabilityError(
+                f"{card.id} is a {card.capability} model; it cannot generate text"
+            )
+        if capability == Capability.CHAT and card.capability != Capability.CHAT:
+            raise CapabilityError(
+                f"{card.id} is a base model; it cannot chat", hint="use /v1/completions"
+            )
+        return card
+
+    async def ensure_loaded(self, model: str) -> None:
+        """Load with this server's options (idempotent; concurrent callers share one load)."""
+        await asyncio.to_thread(self.client.load_model, model, **self.settings.load_options())
+
+    async def preload(self) -> None:
+        """Load the preloaded models one after another; /ready reports on them."""
+        for name in self.settings.preload:
+            entry = self.preloads.setdefault(name, Preload())
+            try:
+                await self.ensure_loaded(name)
+            except TerminusError as exc:
+                entry.status, entry.error = "failed", exc.one_line()
+            except Exception as exc:
+                entry.status, entry.error = "failed", f"{type(exc).__name__}: {exc}"
+            else:
+                entry.status = "loaded"
+            self.log.log(
+                logging.ERROR if entry.error else logging.INFO,
+                json.dumps(
+                    {
+                        "event": "preload",
+                        "model": name,
+                        "status": entry.status,
+                        "error": entry.error,
+                    },
+                    separators=(",", ":"),
+                ),
+            )
+
+    def start_preload(self) -> None:
+        for name in self.settings.preload:
+            self.preloads[name] = Preload()
+        if self.settings.preload:
+            task = asyncio.get_running_loop().create_task(self.preload())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    @property
+    def ready(self) -> bool:
+        return all(p.status == "loaded" for p in self.preloads.values())
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.terminus
+    return state

@@ -1,0 +1,97 @@
+"""Helpers for the server tests (a module of its own: every test folder has a conftest)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from terminus.engines.fake import FakeChatModel
+from terminus.models.card import LocalSource, ModelCard, ModelFile
+from terminus.types import CancelToken, ChatEvent, ContentDelta, Done, Stats, TextRequest
+
+LONG_REPLY = " ".join(f"w{i}" for i in range(400))
+
+
+def fake_card(
+    directory: Path, card_id: str, *, capability: str = "chat", **defaults: Any
+) -> ModelCard:
+    payload = f"weights of {card_id}\n".encode() * 16
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{card_id}.bin"
+    path.write_bytes(payload)
+    return ModelCard(
+        id=card_id,
+        capability=capability,  # type: ignore[arg-type]
+        engine="fake",
+        format="fake",
+        files=(
+            ModelFile(
+                name="weights.bin", sha256=hashlib.sha256(payload).hexdigest(), size=len(payload)
+            ),
+        ),
+        sources=(LocalSource(paths={"weights.bin": str(path)}),),
+        defaults=defaults,
+    )
+
+
+def fake_complete(
+    self: FakeChatModel, request: TextRequest, cancel: CancelToken
+) -> Iterator[ChatEvent]:
+    """Raw continuation for the fake engine: ' and so on' word by word."""
+    words = [" and", " so", " on"]
+    limit = request.params.max_tokens or len(words)
+    produced = 0
+    for word in words[:limit]:
+        if cancel.cancelled:
+            break
+        yield ContentDelta(text=word)
+        produced += 1
+    yield Stats(prompt_tokens=len(request.prompt.split()), completion_tokens=produced)
+    reason = "cancelled" if cancel.cancelled else ("length" if produced == limit < 3 else "stop")
+    yield Done(stop_reason=reason)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan, and an HTTP client that calls it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+
+def sse_events(body: str) -> list[Any]:
+    """The ``data:`` payloads of an SSE body, JSON-decoded ("[DONE]" kept as a string)."""
+    events: list[Any] = []
+    assert body.endswith("\n\n"), body[-200:]
+    for block in body.split("\n\n"):
+        if not block:
+            continue
+        assert block.startswith("data: "), block
+        data = block[len("data: ") :]
+        events.append(data if data == "[DONE]" else json.loads(data))
+    return events
+
+
+def chat_body(content: str = "hello there", **extra: Any) -> dict[str, Any]:
+    return {"model": "fake-chat", "messages": [{"role": "user", "content": content}], **extra}
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """OpenAI's error shape, with the expected status (and code)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert isinstance(error["message"], str) and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    return dict(error)
