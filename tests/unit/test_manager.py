@@ -395,3 +395,12 @@ def test_budget_and_policy_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_policy(None) == "off"
     with pytest.raises(InvalidParameterError):
         resolve_policy("sometimes")
+
+
+def test_reload_after_eviction_keeps_the_explicit_load_options(abc: ModelManager) -> None:
+    abc.load("a", LoadOptions(context_length=99, parallel=3))
+    abc.load("b")
+    abc.load("c")  # evicts a
+    assert "a" not in _loaded(abc)
+    model = _model(abc, "a")  # lazy reload, as a request would do
+    assert (model.context_length, model.parallel) == (99, 3)

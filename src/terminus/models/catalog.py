@@ -26,6 +26,8 @@ class Catalog:
         self.user_dir = user_dir
         self._builtin = builtin_cards() if include_builtin else []
         self._registered: dict[str, ModelCard] = {}
+        self._user_key: tuple[tuple[str, int, int], ...] = ()
+        self._user_cache: list[ModelCard] = []
 
     def all(self) -> list[ModelCard]:
         cards: dict[str, ModelCard] = {c.id: c for c in self._builtin}
@@ -73,6 +75,12 @@ class Catalog:
         return existed
 
     def _user_cards(self) -> list[ModelCard]:
+        """User cards, re-parsed only when a file changed (lookups happen per request)."""
         if self.user_dir is None or not self.user_dir.is_dir():
             return []
-        return [load_card(p) for p in sorted(self.user_dir.glob("*.toml"))]
+        paths = sorted(self.user_dir.glob("*.toml"))
+        key = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+        if key != self._user_key:
+            self._user_cache = [load_card(p) for p in paths]
+            self._user_key = key
+        return self._user_cache

@@ -75,7 +75,10 @@ class ModelManager:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # LRU order: oldest first
         self._lock = threading.RLock()
         self._load_locks: dict[str, threading.Lock] = {}
-        self._reserved: dict[str, int] = {}  # bytes of loads in flight, by model id
+        self._reserved: dict[str, int] = {}
+        self._options: dict[
+            str, LoadOptions
+        ] = {}  # last explicit load options, by model id  # bytes of loads in flight, by model id
 
     # -- files -------------------------------------------------------------------
 
@@ -97,7 +100,9 @@ class ModelManager:
 
     def load(self, name: str, options: LoadOptions | None = None) -> LoadedModelInfo:
         card = self.catalog.get(name)
-        self._acquire(card, options or LoadOptions(), hold=False)
+        if options is not None:
+            self._options[card.id] = options  # reloads after an eviction use them too
+        self._acquire(card, self._options_for(card.id, options), hold=False)
         return self._info(card.id)
 
     def unload(self, name: str) -> bool:
@@ -119,6 +124,9 @@ class ModelManager:
         for entry in entries:
             entry.model.close()
 
+    def _options_for(self, card_id: str, options: LoadOptions | None) -> LoadOptions:
+        return options or self._options.get(card_id) or LoadOptions()
+
     def loaded(self) -> list[LoadedModelInfo]:
         with self._lock:
             return [self._info(card_id) for card_id in self._entries]
@@ -131,7 +139,7 @@ class ModelManager:
     def use(self, name: str, options: LoadOptions | None = None) -> Iterator[LoadedModel]:
         """A loaded model, pinned against eviction for the duration."""
         card = self.catalog.get(name)
-        entry = self._acquire(card, options or LoadOptions(), hold=True)
+        entry = self._acquire(card, self._options_for(card.id, options), hold=True)
         try:
             yield entry.model
         finally:

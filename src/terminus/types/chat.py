@@ -217,6 +217,8 @@ def parse_messages(messages: MessagesLike, system: str | None = None) -> tuple[M
             parsed = [m if isinstance(m, Message) else _message_from_dict(m) for m in messages]
         except ValidationError as exc:
             raise InvalidParameterError(f"invalid message: {_first_error(exc)}") from exc
+        except (ValueError, TypeError, KeyError) as exc:  # e.g. tool-call arguments not JSON
+            raise InvalidParameterError(f"invalid message: {exc}") from exc
     if system is not None:
         parsed = [Message(role="system", content=system)] + [
             m for m in parsed if m.role != "system"
