@@ -183,10 +183,19 @@ def main() -> None:
     )
 
     prompts = [f"{PROMPT} Version {i}." for i in range(4)]
-    raw_one = concurrent(lambda i: raw_stream(raw, prompts[i], args.tokens), 1)
-    raw_four = concurrent(lambda i: raw_stream(raw, prompts[i], args.tokens), 4)
-    our_one = concurrent(lambda i: terminus_stream(client, info.id, prompts[i], args.tokens), 1)
-    our_four = concurrent(lambda i: terminus_stream(client, info.id, prompts[i], args.tokens), 4)
+    samples: dict[str, list[float]] = {"raw1": [], "raw4": [], "our1": [], "our4": []}
+    for _ in range(max(1, args.rounds // 2)):  # interleaved rounds; medians below
+        samples["raw1"].append(concurrent(lambda i: raw_stream(raw, prompts[i], args.tokens), 1))
+        samples["our1"].append(
+            concurrent(lambda i: terminus_stream(client, info.id, prompts[i], args.tokens), 1)
+        )
+        samples["raw4"].append(concurrent(lambda i: raw_stream(raw, prompts[i], args.tokens), 4))
+        samples["our4"].append(
+            concurrent(lambda i: terminus_stream(client, info.id, prompts[i], args.tokens), 4)
+        )
+    raw_one, raw_four, our_one, our_four = (
+        statistics.median(samples[k]) for k in ("raw1", "raw4", "our1", "our4")
+    )
     print(
         f"4 streams      agg tok/s     raw {raw_four:7.1f} ({raw_four / raw_one:.2f}x of one)  "
         f"terminus {our_four:7.1f} ({our_four / our_one:.2f}x of one)  "
