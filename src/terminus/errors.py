@@ -150,11 +150,71 @@ class CacheLockTimeoutError(TerminusError, TimeoutError):
     code = "cache_busy"
 
 
+class WorkspaceNotFoundError(TerminusError, KeyError):
+    """No RAG workspace has that name."""
+
+    exit_code = 14
+    http_status = 404
+    code = "workspace_not_found"
+
+
+class DocumentNotFoundError(TerminusError, KeyError):
+    """No document in the workspace has that id (or source)."""
+
+    exit_code = 20
+    http_status = 404
+    code = "document_not_found"
+
+
+class WorkspaceModelMismatchError(TerminusError, ValueError):
+    """A workspace is bound to another embedding model than the one asked for."""
+
+    exit_code = 15
+    http_status = 409
+    code = "workspace_model_mismatch"
+
+
+class UnsupportedDocumentError(TerminusError, ValueError):
+    """A document's type is not supported, or its bytes cannot be decoded or parsed."""
+
+    exit_code = 16
+    http_status = 415
+    code = "unsupported_document"
+
+
+class DocumentReadError(TerminusError, OSError):
+    """A document file is missing or cannot be read."""
+
+    exit_code = 19
+    http_status = 422
+    code = "document_unreadable"
+
+
+class EmptyDocumentError(TerminusError, ValueError):
+    """A document has no text to index (an empty file, a PDF without a text layer)."""
+
+    exit_code = 17
+    http_status = 422
+    code = "empty_document"
+
+
+class DimensionMismatchError(TerminusError, ValueError):
+    """A vector's dimension differs from the one the workspace stores."""
+
+    exit_code = 18
+    http_status = 422
+    code = "dimension_mismatch"
+
+
 __all__ = [
     "CacheLockTimeoutError",
     "CapabilityError",
     "ChecksumMismatchError",
     "ContextLengthExceededError",
+    "DimensionMismatchError",
+    "DocumentNotFoundError",
+    "DocumentReadError",
+    "EmptyDocumentError",
     "EngineError",
     "EngineUnavailableError",
     "InsufficientMemoryError",
@@ -168,4 +228,7 @@ __all__ = [
     "SourceUnavailableError",
     "TerminusError",
     "TruncatedModelError",
+    "UnsupportedDocumentError",
+    "WorkspaceModelMismatchError",
+    "WorkspaceNotFoundError",
 ]

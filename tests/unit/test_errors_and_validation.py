@@ -42,6 +42,13 @@ BUILTIN_PARENT = {
     errors.EngineError: RuntimeError,
     errors.ModelBusyError: RuntimeError,
     errors.CacheLockTimeoutError: TimeoutError,
+    errors.WorkspaceNotFoundError: KeyError,
+    errors.DocumentNotFoundError: KeyError,
+    errors.WorkspaceModelMismatchError: ValueError,
+    errors.UnsupportedDocumentError: ValueError,
+    errors.DocumentReadError: OSError,
+    errors.EmptyDocumentError: ValueError,
+    errors.DimensionMismatchError: ValueError,
 }
 
 

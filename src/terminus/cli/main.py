@@ -85,12 +85,15 @@ def cli(
 
 def _register() -> None:
     from terminus.cli.doctor import doctor
+    from terminus.cli.embed import embed
     from terminus.cli.generate import chat, run
     from terminus.cli.models import models
+    from terminus.cli.rag import rag
     from terminus.cli.serve import serve
 
-    for command in (run, chat, models, doctor, serve):
+    for command in (run, chat, models, doctor, serve, embed):
         cli.add_command(command)
+    cli.add_command(rag)
 
 
 _register()

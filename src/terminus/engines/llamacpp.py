@@ -4,6 +4,8 @@ One ``xllamacpp.Server`` per loaded model runs ``parallel`` slots with
 continuous batching; each request runs in its own thread and streams chunks
 through a queue, and the chunk callback's return value is llama.cpp's own
 cancellation hook, so a cancel stops generation within a token or two.
+Embedding cards (capability "embed") load here too; their model is in
+``llamacpp_embed``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
 from terminus.engines.tool_prompting import (
@@ -54,6 +56,9 @@ from terminus.types import (
 )
 from terminus.types.common import Capability
 
+if TYPE_CHECKING:
+    from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
+
 DEFAULT_CONTEXT = 2048
 DEFAULT_PARALLEL = 4
 _END = object()
@@ -85,7 +90,7 @@ def default_threads() -> int:
 class LlamaCppEngine:
     name: ClassVar[str] = "llamacpp"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.CHAT, Capability.COMPLETION}
+        {Capability.CHAT, Capability.COMPLETION, Capability.EMBED}
     )
 
     @classmethod
@@ -115,10 +120,13 @@ class LlamaCppEngine:
         context, parallel = self.resolve(card, files, options)
         return estimate_load_bytes(validate_gguf(files.main), context * parallel).total_bytes
 
-    def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> LlamaCppChatModel:
+    def load(
+        self, card: ModelCard, files: ModelFiles, options: LoadOptions
+    ) -> LlamaCppChatModel | LlamaCppEmbedModel:
         if card.capability not in self.capabilities:
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; llama.cpp runs chat and completion models"
+                f"{card.id} is a {card.capability} model; "
+                "llama.cpp runs chat, completion and embedding models"
             )
         try:
             import xllamacpp
@@ -135,15 +143,28 @@ class LlamaCppEngine:
         if options.batch_size:
             params.n_batch = options.batch_size
         params.verbosity = -1
-        params.use_jinja = True
-        template = options.chat_template or card.chat_template
-        if template:
-            params.chat_template = template
+        embedding = card.capability == Capability.EMBED
+        if embedding:
+            from terminus.engines.llamacpp_embed import configure_embedding
+
+            configure_embedding(params, card, context)
+        else:
+            params.use_jinja = True
+            template = options.chat_template or card.chat_template
+            if template:
+                params.chat_template = template
         try:
             server = xllamacpp.Server(params)
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"llama.cpp could not load {card.id}: {exc}") from exc
-        memory = estimate_load_bytes(validate_gguf(files.main), context * parallel).total_bytes
+        header = validate_gguf(files.main)
+        memory = estimate_load_bytes(header, context * parallel).total_bytes
+        if embedding:
+            from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
+
+            return LlamaCppEmbedModel(
+                card, server, context, parallel, memory, header.embedding_length
+            )
         return LlamaCppChatModel(card, server, context, parallel, memory)
 
 

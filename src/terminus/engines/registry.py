@@ -15,6 +15,7 @@ ENTRY_POINT_GROUP = "terminus.engines"
 BUILTIN_ENGINES = {
     "llamacpp": "terminus.engines.llamacpp:LlamaCppEngine",
     "fake": "terminus.engines.fake:FakeEngine",
+    "minilm": "terminus.engines.minilm:MiniLMEngine",
 }
 
 

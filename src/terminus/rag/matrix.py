@@ -1,0 +1,97 @@
+"""Exact nearest-neighbour search over an in-memory float32 matrix (brute force).
+
+At 100k chunks x 384 dims a query is one matrix-vector product (~150 MB read) and an
+``argpartition``: about 5 ms on two cores here, exact, with no index to build or keep
+consistent with the database (see docs/rag.md for the measurements against HNSW,
+sqlite-vec and LanceDB).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from terminus.errors import DimensionMismatchError
+
+Array = np.ndarray[Any, Any]
+
+
+class VectorMatrix:
+    """Rows of unit vectors, each tagged with a chunk id and the document it belongs to."""
+
+    def __init__(self, dimensions: int, capacity: int = 0) -> None:
+        self.dimensions = dimensions
+        self._n = 0
+        self._vectors = np.empty((capacity, dimensions), dtype=np.float32)
+        self._chunk_ids = np.empty(capacity, dtype=np.int64)
+        self._doc_ids = np.empty(capacity, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._vectors.nbytes + self._chunk_ids.nbytes + self._doc_ids.nbytes)
+
+    def check(self, vectors: Array) -> Array:
+        """``vectors`` as a C-contiguous float32 (n, d) array, or ``DimensionMismatchError``."""
+        array = np.ascontiguousarray(vectors, dtype=np.float32)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        if array.ndim != 2 or array.shape[1] != self.dimensions:
+            got = array.shape[-1] if array.ndim else 0
+            raise DimensionMismatchError(
+                f"vector has {got} dimensions; this workspace stores {self.dimensions}"
+            )
+        return array
+
+    def append(self, chunk_ids: Array, doc_ids: Array, vectors: Array) -> None:
+        vectors = self.check(vectors)
+        count = len(vectors)
+        needed = self._n + count
+        if needed > len(self._vectors):
+            capacity = max(needed, int(len(self._vectors) * 1.25) + 1024)
+            self._vectors = _grow(self._vectors, capacity, self._n)
+            self._chunk_ids = _grow(self._chunk_ids, capacity, self._n)
+            self._doc_ids = _grow(self._doc_ids, capacity, self._n)
+        self._vectors[self._n : needed] = vectors
+        self._chunk_ids[self._n : needed] = chunk_ids
+        self._doc_ids[self._n : needed] = doc_ids
+        self._n = needed
+
+    def remove_documents(self, doc_ids: Array) -> None:
+        keep = ~np.isin(self._doc_ids[: self._n], doc_ids)
+        kept = int(keep.sum())
+        if kept == self._n:
+            return
+        self._vectors[:kept] = self._vectors[: self._n][keep]
+        self._chunk_ids[:kept] = self._chunk_ids[: self._n][keep]
+        self._doc_ids[:kept] = self._doc_ids[: self._n][keep]
+        self._n = kept
+
+    def top_k(
+        self, query: Array, k: int, allowed_docs: Array | None = None
+    ) -> list[tuple[int, float]]:
+        """``(chunk id, score)`` of the ``k`` rows with the largest inner product."""
+        q = self.check(query)[0]
+        if self._n == 0 or k <= 0:
+            return []
+        scores = self._vectors[: self._n] @ q
+        if allowed_docs is not None:
+            mask = np.isin(self._doc_ids[: self._n], allowed_docs)
+            candidates = int(mask.sum())
+            if candidates == 0:
+                return []
+            scores[~mask] = -np.inf
+            k = min(k, candidates)
+        k = min(k, self._n)
+        top = np.argpartition(-scores, k - 1)[:k] if k < self._n else np.arange(self._n)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(self._chunk_ids[i]), float(scores[i])) for i in top]
+
+
+def _grow(array: Array, capacity: int, used: int) -> Array:
+    grown = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[:used] = array[:used]
+    return grown

@@ -1,0 +1,95 @@
+"""Helpers for the RAG tests: fake model cards, saved cards for CLI runs, hand-made PDFs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from terminus.models.card import LocalSource, ModelCard, ModelFile
+from terminus.models.catalog import Catalog
+
+EMBED = "fake-embed"
+EMBED_WIDE = "fake-embed-wide"
+CHAT = "fake-chat"
+
+
+def fake_card(
+    directory: Path, card_id: str, *, capability: str = "chat", **defaults: Any
+) -> ModelCard:
+    """A card for the fake engine whose one file is a real local file."""
+    payload = f"weights of {card_id}\n".encode() * 16
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{card_id}.bin"
+    path.write_bytes(payload)
+    return ModelCard(
+        id=card_id,
+        capability=capability,  # type: ignore[arg-type]
+        engine="fake",
+        format="fake",
+        files=(
+            ModelFile(
+                name="weights.bin", sha256=hashlib.sha256(payload).hexdigest(), size=len(payload)
+            ),
+        ),
+        sources=(LocalSource(paths={"weights.bin": str(path)}),),
+        defaults=defaults,
+        user_added=True,
+    )
+
+
+def rag_cards(directory: Path, reply: str = "Apples are red [1].") -> list[ModelCard]:
+    """A 64-d and a 96-d fake embedding model, and a chat model with a scripted reply."""
+    return [
+        fake_card(directory, EMBED, capability="embed", dimensions=64),
+        fake_card(directory, EMBED_WIDE, capability="embed", dimensions=96),
+        fake_card(directory, CHAT, context_length=100_000, replies=[reply]),
+    ]
+
+
+def save_cards(home: Path, cards: list[ModelCard]) -> None:
+    """Save cards as user cards, so a new client (a CLI run, a subprocess) sees them."""
+    catalog = Catalog(home / "cards")
+    for card in cards:
+        catalog.save_user_card(card)
+
+
+def _pdf_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def make_pdf(pages: list[list[str]]) -> bytes:
+    """A valid PDF whose pages show the given lines in Helvetica (no lines: no text)."""
+    count = len(pages)
+    page_ids = [4 + 2 * i for i in range(count)]
+    objects: dict[int, bytes] = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: (
+            "<< /Type /Pages /Kids ["
+            + " ".join(f"{i} 0 R" for i in page_ids)
+            + f"] /Count {count} >>"
+        ).encode(),
+        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    for page_id, lines in zip(page_ids, pages, strict=True):
+        shown = " T* ".join(f"({_pdf_escape(line)}) Tj" for line in lines)
+        content = f"BT /F1 12 Tf 14 TL 72 720 Td {shown} ET".encode() if lines else b""
+        objects[page_id] = (
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {page_id + 1} 0 R >>"
+        ).encode()
+        objects[page_id + 1] = (
+            f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream"
+        )
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += f"{number} 0 obj\n".encode() + objects[number] + b"\nendobj\n"
+    xref = len(out)
+    size = max(objects) + 1
+    out += f"xref\n0 {size}\n0000000000 65535 f \n".encode()
+    for number in range(1, size):
+        out += f"{offsets[number]:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {size} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
