@@ -36,7 +36,8 @@ def fake_client(tmp_path: Path) -> Iterator[Terminus]:
     """A client (on the per-test home) with fake models registered.
 
     ``fake-chat`` echoes the last user message; ``fake-slow`` writes 400 words at
-    10 ms each; ``fake-base`` is a base (completion) model.
+    10 ms each; ``fake-base`` is a base (completion) model; ``fake-embed`` makes
+    32-dimension vectors (hashed bag of words).
     """
     weights = tmp_path / "weights"
     with Terminus(memory_budget="1G", allow_download=False) as client:
@@ -47,6 +48,7 @@ def fake_client(tmp_path: Path) -> Iterator[Terminus]:
             fake_card(weights, "fake-slow", replies=[LONG_REPLY], token_delay_s=0.01)
         )
         client.catalog.register(fake_card(weights, "fake-base", capability="completion"))
+        client.catalog.register(fake_card(weights, "fake-embed", capability="embed", dimensions=32))
         yield client
 
 

@@ -227,13 +227,15 @@ async def test_models_list_and_retrieve(api: httpx.AsyncClient) -> None:
     assert body["object"] == "list"
     by_id = {m["id"]: m for m in body["data"]}
     assert {"fake-chat", "fake-slow", "fake-base", "smollm2-135m-instruct"} <= set(by_id)
-    assert not any(m["capability"] not in ("chat", "completion") for m in body["data"])
+    assert {"fake-embed", "all-minilm-l6-v2"} <= set(by_id)
+    assert not any(m["capability"] not in ("chat", "completion", "embed") for m in body["data"])
     assert "whisper-tiny.en" not in by_id  # speech models are not served here
     chat = by_id["fake-chat"]
     assert chat["object"] == "model" and chat["owned_by"] == "terminus"
     assert chat["loaded"] is True and chat["cached"] is True
     assert by_id["fake-slow"]["loaded"] is False
     assert by_id["fake-base"]["capability"] == "completion"
+    assert by_id["fake-embed"]["capability"] == "embed"
     one = (await api.get("/v1/models/smollm2")).json()  # an alias resolves to the card
     assert one["id"] == "smollm2-135m-instruct" and "smollm2" in one["aliases"]
 

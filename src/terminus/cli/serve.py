@@ -46,7 +46,12 @@ def _access_logger(enabled: bool) -> None:
     metavar="MODEL",
     help="Load MODEL at startup (repeatable); other models load on their first request.",
 )
-@click.option("--context-length", type=int, help="Context per request slot, in tokens.")
+@click.option(
+    "--context-length",
+    type=int,
+    help="Context per request slot, in tokens (text models; embedding models keep their "
+    "card's input limit).",
+)
 @click.option("--parallel", type=int, help="Requests each model runs at once (llama.cpp slots).")
 @click.option("--threads", type=int, help="CPU threads per model [default: physical cores].")
 @click.option(
@@ -54,7 +59,7 @@ def _access_logger(enabled: bool) -> None:
     default=16,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Generation requests in flight; more are answered 429 with Retry-After.",
+    help="Generation and embedding requests in flight; more are answered 429 with Retry-After.",
 )
 @click.option(
     "--max-body-bytes",
@@ -108,6 +113,7 @@ def serve(
       terminus serve -m smollm2
       curl localhost:8080/v1/chat/completions -d '{"model": "smollm2",
            "messages": [{"role": "user", "content": "Hi"}]}'
+      curl localhost:8080/v1/embeddings -d '{"model": "minilm", "input": "Hi"}'
 
     Listening on anything but loopback needs an API key.
     """
@@ -141,7 +147,7 @@ def serve(
     client = state.client()
     for name in models:  # unknown names fail now (exit 3), not in the background
         card = client.models.get(name)
-        if card.capability not in ("chat", "completion"):
+        if card.capability not in ("chat", "completion", "embed"):
             raise click.UsageError(f"{card.id} is a {card.capability} model; it cannot be served")
     _access_logger(settings.access_log)
     app = create_app(client, settings)

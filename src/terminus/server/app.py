@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from terminus.client.sync import Terminus
 from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
+from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
 from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
 from terminus.server.models import add_model_routes, add_probe_routes
@@ -57,6 +58,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_model_routes(router)
     add_chat_routes(router)
     add_completion_routes(router)
+    add_embedding_routes(router)
     app.include_router(router)
 
     # added innermost first: the access log ends up outermost

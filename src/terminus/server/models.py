@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 
 from terminus.client.models_api import ModelStatus
 from terminus.errors import ModelNotFoundError
-from terminus.server.state import TEXT_CAPABILITIES, ServerState, server_state
+from terminus.server.state import SERVED_CAPABILITIES, ServerState, server_state
 
 
 def model_object(status: ModelStatus) -> dict[str, Any]:
@@ -28,16 +28,19 @@ def model_object(status: ModelStatus) -> dict[str, Any]:
     }
 
 
-def _text_models(state: ServerState) -> list[ModelStatus]:
-    return [s for s in state.client.models.list() if s.card.capability in TEXT_CAPABILITIES]
+def _served_models(state: ServerState) -> list[ModelStatus]:
+    """Chat, completion and embedding models (``capability`` tells them apart)."""
+    return [s for s in state.client.models.list() if s.card.capability in SERVED_CAPABILITIES]
 
 
 def _one(state: ServerState, name: str) -> ModelStatus:
     card = state.client.models.get(name)
-    for status in _text_models(state):
+    for status in _served_models(state):
         if status.card.id == card.id:
             return status
-    raise ModelNotFoundError(f"{card.id} is a {card.capability} model; this API serves text models")
+    raise ModelNotFoundError(
+        f"{card.id} is a {card.capability} model; this API serves text and embedding models"
+    )
 
 
 def _info(state: ServerState, name: str) -> dict[str, Any]:
@@ -51,7 +54,7 @@ def add_model_routes(router: APIRouter) -> None:
     @router.get("/v1/models")
     async def list_models(request: Request) -> dict[str, Any]:
         state = server_state(request)
-        statuses = await asyncio.to_thread(_text_models, state)
+        statuses = await asyncio.to_thread(_served_models, state)
         return {"object": "list", "data": [model_object(s) for s in statuses]}
 
     @router.get("/v1/models/{model_id:path}")

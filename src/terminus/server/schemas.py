@@ -1,8 +1,8 @@
 """OpenAI wire schemas for requests, tolerant of fields this server does not use.
 
-Responses are plain dicts built in :mod:`terminus.server.chat` and
-:mod:`terminus.server.completions` (they are streamed token by token, so they
-skip a validation pass). Range checks on sampling parameters are Terminus's own
+Responses are plain dicts built in :mod:`terminus.server.chat`,
+:mod:`terminus.server.completions` and :mod:`terminus.server.embeddings` (streamed
+token by token or large, so they skip a validation pass). Range checks on sampling parameters are Terminus's own
 (``GenerationParams``), so the limits are the same from Python and over HTTP.
 """
 
@@ -142,3 +142,12 @@ class CompletionRequest(Sampling):
     best_of: int | None = None
     suffix: str | None = None
     logprobs: int | None = None
+
+
+class EmbeddingRequest(Wire):
+    model: str = Field(min_length=1)
+    # token ids are accepted here so that they get a clear "unsupported" answer
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = None
+    user: str | None = None

@@ -23,8 +23,8 @@ ACCESS_LOGGER = "terminus.server"
 class ServerSettings:
     """Everything :func:`terminus.server.create_app` needs besides the client.
 
-    ``max_concurrent`` bounds the generation requests in flight (chat and text
-    completions together); one more is answered ``429`` with ``Retry-After``.
+    ``max_concurrent`` bounds the requests in flight (chat, text completions and
+    embeddings together); one more is answered ``429`` with ``Retry-After``.
     Requests within the bound but beyond a model's llama.cpp slots wait inside
     llama.cpp for a free slot.
     """
@@ -36,7 +36,8 @@ class ServerSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ()
     preload: tuple[str, ...] = ()
-    #: Load options for every model this server loads (preloaded or on first request).
+    #: Load options for every model this server loads (preloaded or on first request);
+    #: embedding models ignore ``context_length`` (see ``ServerState.load_options``).
     context_length: int | None = None
     parallel: int | None = None
     threads: int | None = None

@@ -23,12 +23,14 @@ from terminus.server.errors import APIError
 from terminus.server.settings import ServerSettings
 from terminus.types.common import Capability
 
-#: Capabilities the OpenAI endpoints serve.
+#: Capabilities the generation endpoints serve.
 TEXT_CAPABILITIES = frozenset({Capability.CHAT, Capability.COMPLETION})
+#: Capabilities some OpenAI endpoint serves (``/v1/models`` lists these).
+SERVED_CAPABILITIES = TEXT_CAPABILITIES | {Capability.EMBED}
 
 
 class Slot:
-    """One admitted generation request; ``release`` is idempotent."""
+    """One admitted generation or embedding request; ``release`` is idempotent."""
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
@@ -63,7 +65,7 @@ class ServerState:
     # -- admission ----------------------------------------------------------------
 
     def admit(self) -> Slot:
-        """Admit one generation request or answer 429 (with Retry-After)."""
+        """Admit one generation or embedding request or answer 429 (with Retry-After)."""
         if self.active >= self.settings.max_concurrent:
             raise APIError(
                 429,
@@ -83,9 +85,17 @@ class ServerState:
 
     def _card(self, name: str, capability: Capability | None) -> ModelCard:
         card = self.client.models.get(name)  # ModelNotFoundError → 404
+        if capability == Capability.EMBED:
+            if card.capability != Capability.EMBED:
+                raise CapabilityError(
+                    f"{card.id} is a {card.capability} model, not an embedding model",
+                    hint="use an embedding model such as all-minilm-l6-v2",
+                )
+            return card
         if card.capability not in TEXT_CAPABILITIES:
+            hint = "use /v1/embeddings" if card.capability == Capability.EMBED else None
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; it cannot generate text"
+                f"{card.id} is a {card.capability} model; it cannot generate text", hint=hint
             )
         if capability == Capability.CHAT and card.capability != Capability.CHAT:
             raise CapabilityError(
@@ -93,9 +103,25 @@ class ServerState:
             )
         return card
 
+    def load_options(self, card: ModelCard) -> dict[str, int | None]:
+        """The server's load options as they apply to ``card``.
+
+        ``context_length`` is for text models: an embedding model keeps its card's input
+        limit (MiniLM's 256 tokens, as in sentence-transformers), so its vectors are the
+        same as ``Terminus.embed``'s.
+        """
+        options = self.settings.load_options()
+        if card.capability == Capability.EMBED:
+            options["context_length"] = None
+        return options
+
     async def ensure_loaded(self, model: str) -> None:
         """Load with this server's options (idempotent; concurrent callers share one load)."""
-        await asyncio.to_thread(self.client.load_model, model, **self.settings.load_options())
+        await asyncio.to_thread(self._load, model)
+
+    def _load(self, model: str) -> None:
+        card = self.client.models.get(model)
+        self.client.load_model(card.id, **self.load_options(card))
 
     async def preload(self) -> None:
         """Load the preloaded models one after another; /ready reports on them."""
