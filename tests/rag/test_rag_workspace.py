@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +305,34 @@ def test_content_added_by_someone_else_meanwhile_is_skipped(
     result = ws.ingest_text(FRUIT, source="again.txt")
     assert (result.status, result.chunks) == ("skipped", 0)
     assert _state(ws) == before
+
+
+class RecordingClient(FailingClient):
+    def __init__(self, client: Terminus) -> None:
+        super().__init__(client, fail_at=0)
+        self.sizes: list[int] = []
+
+    def embed(self, model: Any, texts: Any, **kw: Any) -> Any:
+        self.sizes.append(1 if isinstance(texts, str) else len(texts))
+        return super().embed(model, texts, **kw)
+
+
+def test_embedding_batches_run_across_documents(client: Terminus) -> None:
+    Workspace(client, "w", model=EMBED).close()
+    recording = RecordingClient(client)
+    with Workspace(recording, "w", batch_size=4) as ws:
+        documents = [
+            TextDocument(f"Document {i} is about topic{i} alone. " * (i % 3 + 1), source=f"d{i}")
+            for i in range(12)
+        ]
+        documents.insert(5, TextDocument("big " * 80 + "topicbig", source="big"))
+        results = ws.ingest(documents, chunking="tokens", chunk_size=8, overlap=0)
+        assert recording.sizes[:-1] == [4] * (len(recording.sizes) - 1)  # exact batches
+        assert sum(recording.sizes) == sum(r.chunks for r in results) == ws.info().chunks
+        assert [r.source for r in results] == [d.source for d in documents]
+        db = sqlite3.connect(ws.store.path)  # type: ignore[attr-defined]
+        rows = db.execute("SELECT text, vector FROM chunks ORDER BY id").fetchall()
+        db.close()
+        expected = client.embed(EMBED, [text for text, _ in rows]).vectors
+        stored = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+        assert np.array_equal(stored, expected)  # every vector went to its own chunk

@@ -9,6 +9,7 @@ from __future__ import annotations
 from terminus.rag.answer import Answer
 from terminus.rag.chunking import MarkdownChunker, SentenceChunker, TokenWindowChunker
 from terminus.rag.ingest import TextDocument
+from terminus.rag.registry import delete_workspace, list_workspaces
 from terminus.rag.store import StoreConfig, VectorStore
 from terminus.rag.types import (
     ChunkPosition,
@@ -18,7 +19,7 @@ from terminus.rag.types import (
     SearchResult,
     WorkspaceInfo,
 )
-from terminus.rag.workspace import Workspace, delete_workspace, list_workspaces, open_workspace
+from terminus.rag.workspace import Workspace, open_workspace
 
 __all__ = [
     "Answer",

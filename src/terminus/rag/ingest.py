@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from terminus.errors import DimensionMismatchError
 from terminus.models.progress import Progress
@@ -141,16 +143,6 @@ class Embedder:
         self.batch_size = batch_size
         self.progress = progress
 
-    def embed(self, texts: Sequence[str]) -> Any:
-        import numpy as np
-
-        parts = []
-        for i in range(0, len(texts), self.batch_size):
-            parts.append(self._batch(texts[i : i + self.batch_size]))
-        if not parts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
     def _batch(self, texts: Sequence[str]) -> Any:
         vectors = self.client.embed(self.model, list(texts)).vectors
         if vectors.ndim != 2 or vectors.shape[1] != self.dimensions:
@@ -170,31 +162,45 @@ class Embedder:
             yield part, self._batch([c.embed_text() for c in part])
 
     def plan(self, documents: Sequence[Prepared]) -> Iterator[tuple[Prepared, Iterable[Batch]]]:
-        """Each document with its batches; small documents share embedding calls."""
-        group: list[Prepared] = []
-        pending = 0
+        """Each document with its batches, in order.
+
+        Chunks are embedded in exact batches of ``batch_size`` that run across documents
+        (the same calls as embedding the flat list of chunk texts), and a document is
+        yielded as soon as all its vectors are in. A big document met with nothing pending
+        streams its batches instead, embedded as its transaction consumes them.
+        """
+        queue: list[Prepared] = []  # documents not yet handed out, in order
+        texts: list[str] = []  # their chunk texts not yet embedded
+        ready: list[Any] = []  # vectors embedded but not yet handed out, in order
         for document in documents:
-            if len(document.chunks) >= self.batch_size:
-                yield from self._group(group)
-                group, pending = [], 0
+            if not queue and len(document.chunks) >= self.batch_size:
                 yield document, self.stream(document.chunks)
                 continue
-            group.append(document)
-            pending += len(document.chunks)
-            if pending >= self.batch_size:
-                yield from self._group(group)
-                group, pending = [], 0
-        yield from self._group(group)
+            queue.append(document)
+            texts.extend(c.embed_text() for c in document.chunks)
+            while len(texts) >= self.batch_size:
+                ready.append(self._batch(texts[: self.batch_size]))
+                del texts[: self.batch_size]
+                ready = yield from self._complete(queue, ready)
+        if texts:
+            ready.append(self._batch(texts))
+        yield from self._complete(queue, ready)
 
-    def _group(self, group: list[Prepared]) -> Iterator[tuple[Prepared, Iterable[Batch]]]:
-        if not group:
-            return
-        vectors = self.embed([c.embed_text() for d in group for c in d.chunks])
+    @staticmethod
+    def _complete(
+        queue: list[Prepared], ready: list[Any]
+    ) -> Generator[tuple[Prepared, Iterable[Batch]], None, list[Any]]:
+        """Hand out the queued documents whose vectors are all in; return the rest."""
+        if not ready:
+            return ready
+        vectors = np.concatenate(ready) if len(ready) > 1 else ready[0]
         offset = 0
-        for document in group:
+        while queue and offset + len(queue[0].chunks) <= len(vectors):
+            document = queue.pop(0)
             count = len(document.chunks)
             yield document, [(document.chunks, vectors[offset : offset + count])]
             offset += count
+        return [vectors[offset:]] if offset < len(vectors) else []
 
 
 class ChunkProgress:
