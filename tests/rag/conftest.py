@@ -29,29 +29,3 @@ def client(cards_saved: Path) -> Iterator[Terminus]:
 def ws(client: Terminus) -> Iterator[Workspace]:
     with Workspace(client, "notes", model=EMBED) as workspace:
         yield workspace
-
-
-FRUIT = (
-    "Red apples grow on trees in orchards. Green apples taste sour.\n\n"
-    "Bananas are yellow and grow in tropical climates."
-)
-TAX = "Tax law is complex. Income tax returns are filed every year in April."
-GUIDE = """# Guide
-
-Terminus runs models locally.
-
-## Install
-
-Run pip install terminus to install the package.
-
-```
-# not a heading, a shell comment
-pip install terminus
-```
-
-## Usage
-
-### Search
-
-Call search with a query to find chunks.
-"""

@@ -93,3 +93,30 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         out += f"{offsets[number]:010d} 00000 n \n".encode()
     out += f"trailer\n<< /Size {size} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+# Small documents the tests ingest.
+FRUIT = (
+    "Red apples grow on trees in orchards. Green apples taste sour.\n\n"
+    "Bananas are yellow and grow in tropical climates."
+)
+TAX = "Tax law is complex. Income tax returns are filed every year in April."
+GUIDE = """# Guide
+
+Terminus runs models locally.
+
+## Install
+
+Run pip install terminus to install the package.
+
+```
+# not a heading, a shell comment
+pip install terminus
+```
+
+## Usage
+
+### Search
+
+Call search with a query to find chunks.
+"""

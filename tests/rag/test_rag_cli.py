@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import FRUIT, GUIDE, TAX
-from ragkit import CHAT, EMBED, EMBED_WIDE, make_pdf
+from ragkit import CHAT, EMBED, EMBED_WIDE, FRUIT, GUIDE, TAX, make_pdf
 
 from terminus.cli.main import cli
 

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import FRUIT, GUIDE, TAX
-from ragkit import fake_card, save_cards
+from ragkit import FRUIT, GUIDE, TAX, fake_card, save_cards
 
 from terminus.client.sync import Terminus
 from terminus.rag import Workspace

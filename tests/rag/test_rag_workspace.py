@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import FRUIT, GUIDE, TAX
-from ragkit import CHAT, EMBED, EMBED_WIDE, make_pdf
+from ragkit import CHAT, EMBED, EMBED_WIDE, FRUIT, GUIDE, TAX, make_pdf
 
 from terminus.client.sync import Terminus
 from terminus.engines.fake import FakeEngine
