@@ -15,6 +15,7 @@ from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
 from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
 from terminus.server.models import add_model_routes, add_probe_routes
+from terminus.server.rag import add_rag_routes
 from terminus.server.settings import ServerSettings
 from terminus.server.state import ServerState
 
@@ -58,6 +59,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_model_routes(router)
     add_chat_routes(router)
     add_completion_routes(router)
+    add_rag_routes(router)
     add_embedding_routes(router)
     app.include_router(router)
 
