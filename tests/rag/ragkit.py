@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
-from terminus.models.card import LocalSource, ModelCard, ModelFile
+from fakecards import fake_card as shared_fake_card
+
+from terminus.models.card import ModelCard
 from terminus.models.catalog import Catalog
 
 EMBED = "fake-embed"
@@ -17,25 +18,8 @@ CHAT = "fake-chat"
 def fake_card(
     directory: Path, card_id: str, *, capability: str = "chat", **defaults: Any
 ) -> ModelCard:
-    """A card for the fake engine whose one file is a real local file."""
-    payload = f"weights of {card_id}\n".encode() * 16
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{card_id}.bin"
-    path.write_bytes(payload)
-    return ModelCard(
-        id=card_id,
-        capability=capability,  # type: ignore[arg-type]
-        engine="fake",
-        format="fake",
-        files=(
-            ModelFile(
-                name="weights.bin", sha256=hashlib.sha256(payload).hexdigest(), size=len(payload)
-            ),
-        ),
-        sources=(LocalSource(paths={"weights.bin": str(path)}),),
-        defaults=defaults,
-        user_added=True,
-    )
+    """A fake card saved-as-user-card style (the CLI tests write it to the home)."""
+    return shared_fake_card(directory, card_id, capability=capability, user_added=True, **defaults)
 
 
 def rag_cards(directory: Path, reply: str = "Apples are red [1].") -> list[ModelCard]:

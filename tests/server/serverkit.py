@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
+from fakecards import fake_card as fake_card  # re-exported for the server tests
 from fastapi import FastAPI
 
 from terminus.engines.fake import FakeChatModel
-from terminus.models.card import LocalSource, ModelCard, ModelFile
 from terminus.types import CancelToken, ChatEvent, ContentDelta, Done, Stats, TextRequest
 
 LONG_REPLY = " ".join(f"w{i}" for i in range(400))
-
-
-def fake_card(
-    directory: Path, card_id: str, *, capability: str = "chat", **defaults: Any
-) -> ModelCard:
-    payload = f"weights of {card_id}\n".encode() * 16
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{card_id}.bin"
-    path.write_bytes(payload)
-    return ModelCard(
-        id=card_id,
-        capability=capability,  # type: ignore[arg-type]
-        engine="fake",
-        format="fake",
-        files=(
-            ModelFile(
-                name="weights.bin", sha256=hashlib.sha256(payload).hexdigest(), size=len(payload)
-            ),
-        ),
-        sources=(LocalSource(paths={"weights.bin": str(path)}),),
-        defaults=defaults,
-    )
 
 
 def fake_complete(

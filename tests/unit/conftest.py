@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakecards import fake_card
 
 from terminus.client.sync import Terminus
 from terminus.engines.fake import FakeEngine
-from terminus.models.card import LocalSource, ModelCard, ModelFile
+from terminus.models.card import ModelCard
 
 FakeCardFactory = Callable[..., ModelCard]
-
-
-def fake_card(
-    directory: Path,
-    card_id: str = "fake-chat",
-    *,
-    capability: str = "chat",
-    payload: bytes | None = None,
-    aliases: tuple[str, ...] = (),
-    **defaults: Any,
-) -> ModelCard:
-    """A card for the fake engine whose one file is a real local file."""
-    payload = payload if payload is not None else f"weights of {card_id}\n".encode() * 64
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{card_id}.bin"
-    path.write_bytes(payload)
-    return ModelCard(
-        id=card_id,
-        aliases=aliases,
-        capability=capability,  # type: ignore[arg-type]
-        engine="fake",
-        format="fake",
-        files=(
-            ModelFile(
-                name="weights.bin", sha256=hashlib.sha256(payload).hexdigest(), size=len(payload)
-            ),
-        ),
-        sources=(LocalSource(paths={"weights.bin": str(path)}),),
-        defaults=defaults,
-    )
 
 
 @pytest.fixture(autouse=True)
