@@ -7,7 +7,6 @@ tool calls.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -18,11 +17,12 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fakecards import fake_card
 
 from terminus import Terminus
 from terminus.engines.registry import engine_class
 from terminus.errors import ContextLengthExceededError, InvalidParameterError
-from terminus.models.card import LocalSource, ModelCard, ModelFile
+from terminus.models.card import ModelCard
 from terminus.types import (
     ContentDelta,
     Done,
@@ -84,22 +84,7 @@ def contract_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Termin
 
 
 def _fake_card(folder: Path) -> ModelCard:
-    payload = b"fake weights for the contract\n" * 100
-    path = folder / "fake.bin"
-    path.write_bytes(payload)
-    return ModelCard(
-        id="fake-contract",
-        capability="chat",  # type: ignore[arg-type]
-        engine="fake",
-        format="fake",
-        files=(
-            ModelFile(
-                name="weights.bin", sha256=hashlib.sha256(payload).hexdigest(), size=len(payload)
-            ),
-        ),
-        sources=(LocalSource(paths={"weights.bin": str(path)}),),
-        defaults={"tool_arguments": {"city": "Paris"}},
-    )
+    return fake_card(folder, "fake-contract", tool_arguments={"city": "Paris"})
 
 
 @pytest.fixture(scope="session", params=["fake", "llamacpp"])
