@@ -1,0 +1,1 @@
+"""Evaluation harness: medical benchmark ladders and HealthBench, run on any model Terminus reaches."""

@@ -1,0 +1,1 @@
+"""LoRA fine-tuning of cached models into GGUF adapters."""

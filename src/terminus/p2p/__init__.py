@@ -1,0 +1,1 @@
+"""Peer-to-peer: node identity, model distribution between peers, delegated inference."""

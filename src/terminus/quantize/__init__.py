@@ -1,0 +1,1 @@
+"""GGUF quantization with importance matrices, and quality comparison of two models."""
