@@ -142,6 +142,7 @@ class Terminus:
         response_format: ResponseFormatLike | None = None,
         tools: Sequence[ToolLike] | None = None,
         tool_choice: str = "auto",
+        top_logprobs: int | None = None,
     ) -> ChatRequest:
         """Validate arguments into a request (raises ``InvalidParameterError``)."""
         return build_chat_request(
@@ -159,6 +160,7 @@ class Terminus:
             seed=seed,
             max_tokens=max_tokens,
             stop=stop,
+            top_logprobs=top_logprobs,
         )
 
     def completion(

@@ -32,6 +32,8 @@ from terminus.types import (
     EmbedRequest,
     Stats,
     StopReason,
+    TokenLogprob,
+    TokenLogprobs,
     ToolCall,
     ToolCallEvent,
 )
@@ -116,6 +118,16 @@ class FakeChatModel:
         users = [m.content or "" for m in request.messages if m.role == "user"]
         return users[-1] if users else ""
 
+    def _logprobs(self, token: str, k: int) -> TokenLogprobs:
+        """The scripted ``next_token_logprobs`` (token → logprob), else the token at log 1 = 0."""
+        scripted = dict(self.card.defaults.get("next_token_logprobs") or {token: 0.0})
+        top = sorted(scripted.items(), key=lambda kv: -kv[1])[:k]
+        return TokenLogprobs(
+            token=token,
+            logprob=float(scripted.get(token, min(scripted.values()))),
+            top=tuple(TokenLogprob(token=t, logprob=float(lp)) for t, lp in top),
+        )
+
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         FakeEngine.calls.append(request)
         started = time.perf_counter()
@@ -151,7 +163,10 @@ class FakeChatModel:
                     break
                 if delay:
                     time.sleep(delay)
-                yield ContentDelta(text=word if i == 0 else " " + word)
+                text = word if i == 0 else " " + word
+                if request.params.top_logprobs:
+                    yield self._logprobs(text, request.params.top_logprobs)
+                yield ContentDelta(text=text)
                 produced += 1
             if cancel.cancelled:
                 reason = "cancelled"

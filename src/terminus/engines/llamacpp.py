@@ -50,6 +50,8 @@ from terminus.types import (
     StopReason,
     TextRequest,
     ThinkingDelta,
+    TokenLogprob,
+    TokenLogprobs,
     Tool,
     ToolCall,
     ToolCallEvent,
@@ -323,6 +325,7 @@ def _translate(
                 delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls")
             ):
                 first_token_at = time.perf_counter()
+            yield from _logprob_events(choice.get("logprobs"))
             if delta.get("reasoning_content"):
                 yield ThinkingDelta(text=delta["reasoning_content"])
             for call in delta.get("tool_calls") or ():
@@ -380,7 +383,21 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
     body: dict[str, Any] = {n: getattr(params, n) for n in names if getattr(params, n) is not None}
     if params.stop:
         body["stop"] = list(params.stop)
+    if params.top_logprobs:
+        body["n_probs"] = params.top_logprobs  # pre-sampling softmax over the whole vocabulary
     return body
+
+
+def _logprob_events(logprobs: dict[str, Any] | None) -> Iterator[TokenLogprobs]:
+    for entry in (logprobs or {}).get("content") or ():
+        yield TokenLogprobs(
+            token=str(entry.get("token", "")),
+            logprob=float(entry.get("logprob", 0.0)),
+            top=tuple(
+                TokenLogprob(token=str(t.get("token", "")), logprob=float(t["logprob"]))
+                for t in entry.get("top_logprobs") or ()
+            ),
+        )
 
 
 def _native_call(slot: dict[str, str]) -> ToolCall:

@@ -69,6 +69,8 @@ class GenerationParams(BaseModel):
     seed: int | None = Field(default=None, ge=0, lt=2**32)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     stop: tuple[str, ...] = ()
+    #: Report this many most likely next tokens (with log-probabilities) at each step.
+    top_logprobs: int | None = Field(default=None, ge=1, le=1000)
 
     @field_validator("stop")
     @classmethod
@@ -134,6 +136,26 @@ class ToolCallEvent(BaseModel):
     call: ToolCall
 
 
+class TokenLogprob(BaseModel):
+    model_config = _FROZEN
+    token: str
+    logprob: float
+
+
+class TokenLogprobs(BaseModel):
+    """The token just generated and the most likely alternatives at that step.
+
+    Emitted before the text of that token, only when ``top_logprobs`` was asked for.
+    Log-probabilities are natural logs over the full vocabulary, before sampling.
+    """
+
+    model_config = _FROZEN
+    type: Literal["logprobs"] = "logprobs"
+    token: str
+    logprob: float
+    top: tuple[TokenLogprob, ...] = ()
+
+
 class Stats(BaseModel):
     model_config = _FROZEN
     type: Literal["stats"] = "stats"
@@ -152,7 +174,8 @@ class Done(BaseModel):
 
 
 ChatEvent = Annotated[
-    ContentDelta | ThinkingDelta | ToolCallEvent | Stats | Done, Field(discriminator="type")
+    ContentDelta | ThinkingDelta | ToolCallEvent | TokenLogprobs | Stats | Done,
+    Field(discriminator="type"),
 ]
 
 
@@ -166,6 +189,7 @@ class Completion(BaseModel):
     stats: Stats | None = None
     stop_reason: StopReason
     error: str | None = None
+    logprobs: tuple[TokenLogprobs, ...] = ()
 
     def message(self) -> Message:
         """The assistant message to append to the history for the next turn."""
@@ -180,6 +204,7 @@ def collect_completion(events: Iterable[Any]) -> Completion:
     text: list[str] = []
     thinking: list[str] = []
     calls: list[ToolCall] = []
+    logprobs: list[TokenLogprobs] = []
     stats: Stats | None = None
     done: Done | None = None
     for event in events:
@@ -189,6 +214,8 @@ def collect_completion(events: Iterable[Any]) -> Completion:
             thinking.append(event.text)
         elif isinstance(event, ToolCallEvent):
             calls.append(event.call)
+        elif isinstance(event, TokenLogprobs):
+            logprobs.append(event)
         elif isinstance(event, Stats):
             stats = event
         elif isinstance(event, Done):
@@ -202,6 +229,7 @@ def collect_completion(events: Iterable[Any]) -> Completion:
         stats=stats,
         stop_reason=done.stop_reason,
         error=done.error,
+        logprobs=tuple(logprobs),
     )
 
 
