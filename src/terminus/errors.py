@@ -206,6 +206,30 @@ class DimensionMismatchError(TerminusError, ValueError):
     code = "dimension_mismatch"
 
 
+class InvalidAudioError(TerminusError, ValueError):
+    """Audio that cannot be decoded, has no samples, or comes with a bad sample rate."""
+
+    exit_code = 21
+    http_status = 415
+    code = "invalid_audio"
+
+
+class InvalidImageError(TerminusError, ValueError):
+    """An image that cannot be decoded (corrupt bytes, not an image, empty)."""
+
+    exit_code = 22
+    http_status = 415
+    code = "invalid_image"
+
+
+class UnsupportedLanguageError(TerminusError, ValueError):
+    """A translation model does not cover the language pair asked for."""
+
+    exit_code = 23
+    http_status = 400
+    code = "unsupported_language"
+
+
 __all__ = [
     "CacheLockTimeoutError",
     "CapabilityError",
@@ -231,4 +255,7 @@ __all__ = [
     "UnsupportedDocumentError",
     "WorkspaceModelMismatchError",
     "WorkspaceNotFoundError",
+    "InvalidAudioError",
+    "InvalidImageError",
+    "UnsupportedLanguageError",
 ]

@@ -49,6 +49,9 @@ BUILTIN_PARENT = {
     errors.DocumentReadError: OSError,
     errors.EmptyDocumentError: ValueError,
     errors.DimensionMismatchError: ValueError,
+    errors.InvalidAudioError: ValueError,
+    errors.InvalidImageError: ValueError,
+    errors.UnsupportedLanguageError: ValueError,
 }
 
 

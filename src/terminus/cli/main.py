@@ -90,10 +90,13 @@ def _register() -> None:
     from terminus.cli.models import models
     from terminus.cli.rag import rag
     from terminus.cli.serve import serve
+    from terminus.cli.speech import ocr, speak, transcribe, translate
 
     for command in (run, chat, models, doctor, serve, embed):
         cli.add_command(command)
     cli.add_command(rag)
+    for command in (transcribe, speak, ocr, translate):
+        cli.add_command(command)
 
 
 _register()

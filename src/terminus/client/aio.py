@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from terminus.client.speech import AsyncSpeechMixin
 from terminus.client.streams import AsyncCompletionStream
 from terminus.client.sync import Terminus
 from terminus.types import Embeddings, LoadedModelInfo
 from terminus.types.chat import MessagesLike
 
 
-class AsyncTerminus:
+class AsyncTerminus(AsyncSpeechMixin):
     """``async`` face of :class:`Terminus`; blocking work runs in threads."""
 
     def __init__(self, client: Terminus | None = None, **kwargs: Any) -> None:

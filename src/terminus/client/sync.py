@@ -16,6 +16,7 @@ from terminus.client.requests import (
     build_chat_request,
     build_text_request,
 )
+from terminus.client.speech import SpeechMixin
 from terminus.client.streams import CompletionStream
 from terminus.engines.base import LoadOptions
 from terminus.errors import InvalidParameterError
@@ -48,7 +49,7 @@ def _offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes", "on")
 
 
-class Terminus:
+class Terminus(SpeechMixin):
     """Local-first AI: load verified models and run them here, on a peer, or on a server.
 
     >>> with Terminus() as t:

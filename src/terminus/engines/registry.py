@@ -16,6 +16,10 @@ BUILTIN_ENGINES = {
     "llamacpp": "terminus.engines.llamacpp:LlamaCppEngine",
     "fake": "terminus.engines.fake:FakeEngine",
     "minilm": "terminus.engines.minilm:MiniLMEngine",
+    "faster-whisper": "terminus.engines.faster_whisper:FasterWhisperEngine",
+    "piper": "terminus.engines.piper:PiperEngine",
+    "rapidocr": "terminus.engines.rapidocr:RapidOcrEngine",
+    "nmt-ct2": "terminus.engines.nmt_ct2:CTranslate2NmtEngine",
 }
 
 

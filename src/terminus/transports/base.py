@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from terminus.engines.base import LoadOptions
+from terminus.engines.speech_base import TranscribeProgress
 from terminus.types import (
     CancelToken,
     ChatEvent,
@@ -12,6 +13,15 @@ from terminus.types import (
     EmbedRequest,
     LoadedModelInfo,
     TextRequest,
+)
+from terminus.types.speech import (
+    OcrRequest,
+    OcrResult,
+    SpeakRequest,
+    SpeechChunk,
+    TranscribeRequest,
+    Transcription,
+    TranslateRequest,
 )
 
 
@@ -29,6 +39,16 @@ class Transport(Protocol):
     def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]: ...
 
     def embed(self, request: EmbedRequest) -> Embeddings: ...
+
+    def transcribe(
+        self, request: TranscribeRequest, progress: TranscribeProgress | None = None
+    ) -> Transcription: ...
+
+    def speak(self, request: SpeakRequest, cancel: CancelToken) -> Iterator[SpeechChunk]: ...
+
+    def ocr(self, request: OcrRequest) -> OcrResult: ...
+
+    def translate(self, request: TranslateRequest, cancel: CancelToken) -> Iterator[ChatEvent]: ...
 
     def load(self, model: str, options: LoadOptions) -> LoadedModelInfo: ...
 

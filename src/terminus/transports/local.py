@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from terminus.engines.base import LoadOptions
+from terminus.engines.speech_base import TranscribeProgress
+from terminus.runtime import speech
 from terminus.runtime.manager import ModelManager
 from terminus.types import (
     CancelToken,
@@ -12,6 +14,15 @@ from terminus.types import (
     EmbedRequest,
     LoadedModelInfo,
     TextRequest,
+)
+from terminus.types.speech import (
+    OcrRequest,
+    OcrResult,
+    SpeakRequest,
+    SpeechChunk,
+    TranscribeRequest,
+    Transcription,
+    TranslateRequest,
 )
 
 
@@ -31,6 +42,20 @@ class LocalTransport:
 
     def embed(self, request: EmbedRequest) -> Embeddings:
         return self.manager.embed(request)
+
+    def transcribe(
+        self, request: TranscribeRequest, progress: TranscribeProgress | None = None
+    ) -> Transcription:
+        return speech.transcribe(self.manager, request, progress)
+
+    def speak(self, request: SpeakRequest, cancel: CancelToken) -> Iterator[SpeechChunk]:
+        return speech.speak(self.manager, request, cancel)
+
+    def ocr(self, request: OcrRequest) -> OcrResult:
+        return speech.ocr(self.manager, request)
+
+    def translate(self, request: TranslateRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        return speech.translate(self.manager, request, cancel)
 
     def load(self, model: str, options: LoadOptions) -> LoadedModelInfo:
         return self.manager.load(model, options)
