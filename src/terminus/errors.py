@@ -206,6 +206,7 @@ class DimensionMismatchError(TerminusError, ValueError):
     code = "dimension_mismatch"
 
 
+
 class InvalidAudioError(TerminusError, ValueError):
     """Audio that cannot be decoded, has no samples, or comes with a bad sample rate."""
 
@@ -228,6 +229,95 @@ class UnsupportedLanguageError(TerminusError, ValueError):
     exit_code = 23
     http_status = 400
     code = "unsupported_language"
+
+
+class BenchmarkDataError(TerminusError, ValueError):
+    """A benchmark file is missing, malformed, or not one of the shapes the loaders read."""
+
+    exit_code = 55
+    http_status = 422
+    code = "benchmark_data_invalid"
+
+
+class EvalRunNotFoundError(TerminusError, FileNotFoundError):
+    """No evaluation run (results JSON) at the path given."""
+
+    exit_code = 56
+    http_status = 404
+    code = "eval_run_not_found"
+
+
+class IncomparableRunsError(TerminusError, ValueError):
+    """Two runs share no benchmark items, so a paired comparison means nothing."""
+
+    exit_code = 57
+    http_status = 409
+    code = "incomparable_runs"
+
+
+class JudgeOutputError(TerminusError, RuntimeError):
+    """A grading model kept answering in a shape that cannot be read, after retries."""
+
+    exit_code = 58
+    http_status = 502
+    code = "judge_output_invalid"
+
+
+class DatasetError(TerminusError, ValueError):
+    """A training dataset is malformed (the message names the line) or has nothing to learn."""
+
+    exit_code = 40
+    http_status = 422
+    code = "invalid_dataset"
+
+
+class UnsupportedArchitectureError(TerminusError, ValueError):
+    """Fine-tuning or quantization does not support this model architecture."""
+
+    exit_code = 41
+    http_status = 422
+    code = "unsupported_architecture"
+
+
+class AdapterMismatchError(TerminusError, ValueError):
+    """A LoRA adapter was trained on another base model than the one it is applied to."""
+
+    exit_code = 42
+    http_status = 409
+    code = "adapter_base_mismatch"
+
+
+class UnknownQuantizationError(TerminusError, ValueError):
+    """The quantization type does not exist (or cannot be produced here)."""
+
+    exit_code = 43
+    http_status = 400
+    code = "unknown_quantization_type"
+
+
+class CheckpointError(TerminusError, ValueError):
+    """A training checkpoint is missing, corrupt, or belongs to another run."""
+
+    exit_code = 44
+    http_status = 409
+    code = "invalid_checkpoint"
+
+
+class WorkerCrashedError(TerminusError, RuntimeError):
+    """A worker process running a native engine died; the host survives and the
+    next request starts a fresh worker."""
+
+    exit_code = 50
+    http_status = 500
+    code = "worker_crashed"
+
+
+class GenerationCancelledError(TerminusError, RuntimeError):
+    """A generation was cancelled before it produced a result."""
+
+    exit_code = 51
+    http_status = 499  # the client went away (nginx's convention)
+    code = "generation_cancelled"
 
 
 __all__ = [
@@ -258,4 +348,15 @@ __all__ = [
     "InvalidAudioError",
     "InvalidImageError",
     "UnsupportedLanguageError",
+    "BenchmarkDataError",
+    "EvalRunNotFoundError",
+    "IncomparableRunsError",
+    "JudgeOutputError",
+    "DatasetError",
+    "UnsupportedArchitectureError",
+    "AdapterMismatchError",
+    "UnknownQuantizationError",
+    "CheckpointError",
+    "WorkerCrashedError",
+    "GenerationCancelledError",
 ]

@@ -52,6 +52,17 @@ BUILTIN_PARENT = {
     errors.InvalidAudioError: ValueError,
     errors.InvalidImageError: ValueError,
     errors.UnsupportedLanguageError: ValueError,
+    errors.BenchmarkDataError: ValueError,
+    errors.EvalRunNotFoundError: FileNotFoundError,
+    errors.IncomparableRunsError: ValueError,
+    errors.JudgeOutputError: RuntimeError,
+    errors.DatasetError: ValueError,
+    errors.UnsupportedArchitectureError: ValueError,
+    errors.AdapterMismatchError: ValueError,
+    errors.UnknownQuantizationError: ValueError,
+    errors.CheckpointError: ValueError,
+    errors.WorkerCrashedError: RuntimeError,
+    errors.GenerationCancelledError: RuntimeError,
 }
 
 
