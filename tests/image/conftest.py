@@ -2,7 +2,8 @@
 
 The folder (~0.9 GB of float16 safetensors) is written once per session and imported
 once into a shared Terminus home; tests generate 64x64 images in 1-2 steps.
-``TERMINUS_TEST_THREADS`` sets the engine threads (default 2).
+``TERMINUS_TEST_THREADS`` sets the engine threads (default 1: a spinning ggml thread pool
+collapses when other processes share the cores, one thread does not).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ SMALL = {"width": 64, "height": 64, "steps": 1}
 
 
 def engine_threads() -> int:
-    return int(os.environ.get("TERMINUS_TEST_THREADS", "2"))
+    return int(os.environ.get("TERMINUS_TEST_THREADS", "1"))
 
 
 def _sha256(path: Path) -> str:
