@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from terminus.client.image import ImageMixin
 from terminus.client.models_api import ModelsAPI
 from terminus.client.requests import (
     ResponseFormatLike,
@@ -49,7 +50,7 @@ def _offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes", "on")
 
 
-class Terminus(SpeechMixin):
+class Terminus(SpeechMixin, ImageMixin):
     """Local-first AI: load verified models and run them here, on a peer, or on a server.
 
     >>> with Terminus() as t:

@@ -16,6 +16,7 @@ BUILTIN_ENGINES = {
     "llamacpp": "terminus.engines.llamacpp:LlamaCppEngine",
     "fake": "terminus.engines.fake:FakeEngine",
     "minilm": "terminus.engines.minilm:MiniLMEngine",
+    "stable-diffusion": "terminus.engines.stable_diffusion:StableDiffusionEngine",
     "faster-whisper": "terminus.engines.faster_whisper:FasterWhisperEngine",
     "piper": "terminus.engines.piper:PiperEngine",
     "rapidocr": "terminus.engines.rapidocr:RapidOcrEngine",

@@ -14,6 +14,7 @@ from terminus.types import (
     LoadedModelInfo,
     TextRequest,
 )
+from terminus.types.image import ImageEvent, ImageRequest
 from terminus.types.speech import (
     OcrRequest,
     OcrResult,
@@ -49,6 +50,10 @@ class Transport(Protocol):
     def ocr(self, request: OcrRequest) -> OcrResult: ...
 
     def translate(self, request: TranslateRequest, cancel: CancelToken) -> Iterator[ChatEvent]: ...
+
+    def generate_image(
+        self, request: ImageRequest, cancel: CancelToken
+    ) -> Iterator[ImageEvent]: ...
 
     def load(self, model: str, options: LoadOptions) -> LoadedModelInfo: ...
 

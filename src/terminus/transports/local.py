@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from terminus.engines.base import LoadOptions
 from terminus.engines.speech_base import TranscribeProgress
-from terminus.runtime import speech
+from terminus.runtime import image, speech
 from terminus.runtime.manager import ModelManager
 from terminus.types import (
     CancelToken,
@@ -15,6 +15,7 @@ from terminus.types import (
     LoadedModelInfo,
     TextRequest,
 )
+from terminus.types.image import ImageEvent, ImageRequest
 from terminus.types.speech import (
     OcrRequest,
     OcrResult,
@@ -56,6 +57,9 @@ class LocalTransport:
 
     def translate(self, request: TranslateRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         return speech.translate(self.manager, request, cancel)
+
+    def generate_image(self, request: ImageRequest, cancel: CancelToken) -> Iterator[ImageEvent]:
+        return image.generate_image(self.manager, request, cancel)
 
     def load(self, model: str, options: LoadOptions) -> LoadedModelInfo:
         return self.manager.load(model, options)
