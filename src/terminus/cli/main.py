@@ -86,15 +86,18 @@ def cli(
 def _register() -> None:
     from terminus.cli.doctor import doctor
     from terminus.cli.embed import embed
+    from terminus.cli.eval import eval_group
     from terminus.cli.generate import chat, run
+    from terminus.cli.image import image
     from terminus.cli.models import models
     from terminus.cli.rag import rag
     from terminus.cli.serve import serve
     from terminus.cli.speech import ocr, speak, transcribe, translate
 
-    for command in (run, chat, models, doctor, serve, embed):
+    for command in (run, chat, models, doctor, serve, embed, image):
         cli.add_command(command)
     cli.add_command(rag)
+    cli.add_command(eval_group)
     for command in (transcribe, speak, ocr, translate):
         cli.add_command(command)
 
