@@ -86,6 +86,7 @@ def cli(
 def _register() -> None:
     from terminus.cli.doctor import doctor
     from terminus.cli.embed import embed
+    from terminus.cli.eval import eval_group
     from terminus.cli.generate import chat, run
     from terminus.cli.image import image
     from terminus.cli.models import models
@@ -96,6 +97,7 @@ def _register() -> None:
     for command in (run, chat, models, doctor, serve, embed, image):
         cli.add_command(command)
     cli.add_command(rag)
+    cli.add_command(eval_group)
     for command in (transcribe, speak, ocr, translate):
         cli.add_command(command)
 

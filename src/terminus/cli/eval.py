@@ -1,0 +1,285 @@
+"""``terminus eval``: score models on medical benchmarks and HealthBench, report, compare."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from terminus.cli.context import CliState, pass_state
+
+_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+@click.group(name="eval")
+def eval_group() -> None:
+    """Re-run medical benchmark ladders on any model Terminus reaches, and compare runs.
+
+    \b
+    Examples:
+      terminus eval run -m smollm2 --data-dir ./medbench --limit 100 --seed 0
+      terminus eval run -m qwen --mode generative -b medqa,pubmedqa --limit 50
+      terminus eval run -m my-model --base-url http://127.0.0.1:8080/v1 -b medqa
+      terminus eval report RUN_DIR [RUN_DIR...] --out ./report
+      terminus eval compare RUN_A RUN_B
+      terminus eval healthbench -m qwen --judge qwen --file healthbench.jsonl --limit 20
+    """
+
+
+@eval_group.command(name="list")
+def list_benchmarks() -> None:
+    """The benchmarks, and the file names --data-dir is searched for."""
+    from terminus.eval.datasets import BENCHMARKS
+
+    for spec in BENCHMARKS.values():
+        fetch = "fetchable" if spec.published else "--data-dir only"
+        click.echo(f"{spec.name:<16} {spec.title:<30} {fetch:<16} {', '.join(spec.files)}")
+
+
+@eval_group.command()
+@click.option(
+    "-m",
+    "--model",
+    required=True,
+    metavar="MODEL",
+    help="Model id or alias (or the endpoint's model name).",
+)
+@click.option(
+    "-b",
+    "--benchmarks",
+    default="local",
+    show_default=True,
+    metavar="LIST",
+    help="Comma-separated names (see `terminus eval list`), 'all' for the seven, or 'local' "
+    "for those found in --data-dir.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["loglikelihood", "generative"]),
+    default="loglikelihood",
+    show_default=True,
+    help="Score the option letters' log-probabilities (lm-eval style), or let the model "
+    "write an answer ending in 'Answer: X'.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Items per benchmark (a seeded subset).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Chooses the subset.")
+@click.option("--data-dir", type=_DIR, help="Folder holding the benchmark files.")
+@click.option(
+    "--out",
+    "run_dir",
+    type=_DIR,
+    help="Run folder [default: in the Terminus home; rerun to resume].",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Items in flight at once.",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for a local model.")
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Answer length (generative).",
+)
+@click.option(
+    "--top-logprobs",
+    type=click.IntRange(min=2, max=1000),
+    default=20,
+    show_default=True,
+    help="Alternatives read per item (loglikelihood).",
+)
+@click.option(
+    "--base-url", metavar="URL", help="Evaluate a model behind an OpenAI-compatible API instead."
+)
+@click.option(
+    "--api-key",
+    envvar="TERMINUS_EVAL_API_KEY",
+    help="Key for --base-url [env TERMINUS_EVAL_API_KEY].",
+)
+@pass_state
+def run(
+    state: CliState,
+    model: str,
+    benchmarks: str,
+    mode: str,
+    limit: int | None,
+    seed: int,
+    data_dir: Path | None,
+    run_dir: Path | None,
+    parallel: int,
+    threads: int | None,
+    max_tokens: int,
+    top_logprobs: int,
+    base_url: str | None,
+    api_key: str | None,
+) -> None:
+    """Score MODEL on the benchmarks; writes report.json, report.md and report.png.
+
+    Results are stored per item as they finish, so an interrupted run resumes
+    when the same command runs again.
+    """
+    from terminus.eval.api import backend_for, evaluate
+    from terminus.eval.report import markdown
+    from terminus.eval.runner import RunConfig
+
+    client = state.client()
+    config = RunConfig(
+        benchmarks=_benchmark_names(benchmarks, data_dir),
+        mode=mode,  # type: ignore[arg-type]
+        limit=limit,
+        seed=seed,
+        max_tokens=max_tokens,
+        top_logprobs=top_logprobs,
+    )
+    backend = backend_for(
+        client, model, base_url=base_url, api_key=api_key, parallel=parallel, threads=threads
+    )
+    folder, summary = evaluate(
+        client,
+        model,
+        config,
+        data_dir=data_dir,
+        run_dir=run_dir,
+        backend=backend,
+        progress=sys.stderr.isatty(),
+    )
+    click.echo(markdown([summary]))
+    click.echo(f"run: {folder}")
+
+
+def _benchmark_names(value: str, data_dir: Path | None) -> tuple[str, ...]:
+    from terminus.errors import InvalidParameterError
+    from terminus.eval.datasets import BENCHMARKS, benchmark
+
+    if value == "all":
+        return tuple(BENCHMARKS)
+    if value == "local":
+        if data_dir is None:
+            raise InvalidParameterError("-b local needs --data-dir", hint="or name the benchmarks")
+        found = tuple(
+            name
+            for name, spec in BENCHMARKS.items()
+            if any((data_dir / f).is_file() for f in spec.files)
+        )
+        if not found:
+            raise InvalidParameterError(
+                f"no benchmark files in {data_dir}", hint="see `terminus eval list`"
+            )
+        return found
+    return tuple(benchmark(name.strip()).name for name in value.split(",") if name.strip())
+
+
+@eval_group.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=_DIR,
+    help="Where to write report.{json,md,png} [default: the first run's folder].",
+)
+def report(runs: tuple[Path, ...], out_dir: Path | None) -> None:
+    """Summarize one or more RUNS side by side: JSON, a Markdown table, and a PNG chart."""
+    from terminus.eval.report import load_run, markdown, summarize, write_reports
+
+    loaded = [load_run(path) for path in runs]
+    target = out_dir or loaded[0].path
+    paths = write_reports(loaded, target, stem="report" if len(loaded) == 1 else "comparison")
+    click.echo(markdown([summarize(r) for r in loaded]))
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@eval_group.command()
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
+    """Accuracy of RUN_B minus RUN_A per benchmark, on the items both scored (paired 95% CI).
+
+    Use it to score a quantized model against its base: run both with the same
+    --limit and --seed, then compare.
+    """
+    from terminus.eval.report import compare as compare_runs
+    from terminus.eval.report import compare_markdown, load_run
+
+    result = compare_runs(load_run(run_a), load_run(run_b))
+    click.echo(json.dumps(result, indent=2) if as_json else compare_markdown(result))
+
+
+@eval_group.command()
+@click.option("-m", "--model", required=True, metavar="MODEL", help="The model answering.")
+@click.option(
+    "--judge", required=True, metavar="MODEL", help="The grading model (named in the report)."
+)
+@click.option(
+    "--file",
+    "data_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A HealthBench JSONL file.",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["all", "hard", "consensus"]),
+    default="all",
+    show_default=True,
+    help="Published file to fetch when no --file.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Examples (a seeded subset).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--out", "run_dir", type=_DIR, help="Run folder [default: in the Terminus home].")
+@click.option("--parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--base-url", metavar="URL", help="OpenAI-compatible endpoint for the model.")
+@click.option("--judge-base-url", metavar="URL", help="OpenAI-compatible endpoint for the judge.")
+@click.option("--api-key", envvar="TERMINUS_EVAL_API_KEY", help="Key for the endpoints.")
+@pass_state
+def healthbench(
+    state: CliState,
+    model: str,
+    judge: str,
+    data_file: Path | None,
+    variant: str,
+    limit: int | None,
+    seed: int,
+    max_tokens: int,
+    run_dir: Path | None,
+    parallel: int,
+    base_url: str | None,
+    judge_base_url: str | None,
+    api_key: str | None,
+) -> None:
+    """Grade MODEL's answers to HealthBench conversations with a JUDGE model, as simple-evals does."""
+    from terminus.eval.api import backend_for
+    from terminus.eval.datasets import fetch
+    from terminus.eval.healthbench import VARIANTS, load_examples
+    from terminus.eval.healthbench_run import healthbench_markdown, run_healthbench
+
+    client = state.client()
+    if data_file is None:
+        source = VARIANTS[variant]
+        data_file = fetch(
+            source, client.home, client.manager.allow_download, f"healthbench-{variant}.jsonl"
+        )
+    answering = backend_for(client, model, base_url=base_url, api_key=api_key, parallel=parallel)
+    grading = backend_for(
+        client, judge, base_url=judge_base_url, api_key=api_key, parallel=parallel
+    )
+    folder = run_dir or client.home / "eval" / "runs" / f"healthbench-{model}-by-{judge}-s{seed}"
+    result = run_healthbench(
+        answering,
+        grading,
+        load_examples(data_file),
+        folder,
+        limit=limit,
+        seed=seed,
+        max_tokens=max_tokens,
+        data_source=str(data_file),
+        progress=sys.stderr.isatty(),
+    )
+    click.echo(healthbench_markdown(result))
+    click.echo(f"run: {folder}")

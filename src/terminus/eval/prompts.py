@@ -1,0 +1,56 @@
+"""The prompts a run sends. Changing any text here changes ``PROMPT_VERSION``.
+
+Log-likelihood prompts copy lm-evaluation-harness's task templates (``medqa_4options``,
+``medmcqa``, ``mmlu``, ``pubmedqa``): a raw prompt ending in ``Answer:``, scored on
+the continuations `` A``, `` B``… (`` yes``/`` no``/`` maybe`` for PubMedQA).
+"""
+
+from __future__ import annotations
+
+from terminus.eval.items import McqItem
+
+PROMPT_VERSION = "medbench-v1"
+
+GENERATIVE_SYSTEM = (
+    "You are a medical expert answering exam questions. Think briefly if you need to, "
+    "then finish with a final line of the form 'Answer: X'."
+)
+
+
+def generative_prompt(item: McqItem) -> str:
+    """Zero-shot chat prompt; reasoning allowed, final ``Answer: X`` asked for."""
+    parts = []
+    if item.context:
+        parts.append(f"Context: {item.context}\n")
+    parts.append(f"Question: {item.question}\n")
+    if item.lettered:
+        parts.append("Options:")
+        parts.extend(f"({key}) {text}" for key, text in item.options.items())
+        keys = ", ".join(item.options)
+        parts.append(f"\nReply with the letter of the correct option ({keys}) as 'Answer: X'.")
+    else:
+        keys = " / ".join(item.options)
+        parts.append(f"Reply with one of {keys} as 'Answer: {list(item.options)[0]}'.")
+    return "\n".join(parts)
+
+
+def loglikelihood_prompt(benchmark: str, item: McqItem) -> str:
+    """lm-evaluation-harness's prompt for the task closest to ``benchmark``."""
+    if benchmark == "pubmedqa":
+        return f"Abstract: {item.context}\nQuestion: {item.question}\nAnswer:"
+    options = "\n".join(f"{key}. {text}" for key, text in item.options.items())
+    if benchmark == "medmcqa":
+        return f"Question: {item.question.strip()}\nChoices:\n{options}\nAnswer:"
+    if benchmark.startswith("mmlu"):
+        subject = str(item.meta.get("subject") or item.meta.get("category") or "medicine")
+        subject = subject.replace("_", " ")
+        return (
+            f"The following are multiple choice questions (with answers) about {subject}.\n\n"
+            f"{item.question.strip()}\n{options}\nAnswer:"
+        )
+    return f"Question: {item.question.strip()}\n{options}\nAnswer:"
+
+
+def continuations(item: McqItem) -> dict[str, str]:
+    """Option key → the continuation lm-eval scores (a space, then the letter or word)."""
+    return {key: f" {key}" for key in item.options}

@@ -1,0 +1,182 @@
+"""Running benchmarks: deterministic subset, several items in flight, resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from terminus.errors import InvalidParameterError
+from terminus.eval.backends import EvalBackend
+from terminus.eval.datasets import LoadedBenchmark
+from terminus.eval.extract import extract_answer
+from terminus.eval.items import McqItem, sample
+from terminus.eval.prompts import (
+    GENERATIVE_SYSTEM,
+    PROMPT_VERSION,
+    continuations,
+    generative_prompt,
+    loglikelihood_prompt,
+)
+from terminus.eval.store import ResultStore, config_key
+
+Mode = Literal["generative", "loglikelihood"]
+RUN_FILE = "run.json"
+_KEEP_RESPONSE = 4000  # characters of each answer kept for reading later
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    benchmarks: tuple[str, ...]
+    mode: Mode = "loglikelihood"
+    limit: int | None = None
+    seed: int = 0
+    max_tokens: int = 512
+    temperature: float = 0.0
+    top_logprobs: int = 100
+    prompt_version: str = PROMPT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("generative", "loglikelihood"):
+            raise InvalidParameterError(
+                f"mode must be generative or loglikelihood, not {self.mode!r}"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise InvalidParameterError("limit must be at least 1")
+        if not self.benchmarks:
+            raise InvalidParameterError("name at least one benchmark")
+
+    def item_key(self, model: Mapping[str, Any]) -> dict[str, Any]:
+        """What an item's result depends on (not which benchmarks or how many are run)."""
+        fields = asdict(self)
+        fields.pop("benchmarks")
+        fields.pop("limit")
+        if self.mode == "loglikelihood":
+            fields.pop("max_tokens")
+            fields.pop("temperature")
+        else:
+            fields.pop("top_logprobs")
+        return {**fields, "model": dict(model)}
+
+
+def score_item(
+    backend: EvalBackend, benchmark: str, item: McqItem, config: RunConfig
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    result: dict[str, Any] = {"benchmark": benchmark, "id": item.id, "answer": item.answer}
+    if config.mode == "loglikelihood":
+        result.update(_loglikelihood(backend, benchmark, item, config.top_logprobs))
+    else:
+        messages = [
+            {"role": "system", "content": GENERATIVE_SYSTEM},
+            {"role": "user", "content": generative_prompt(item)},
+        ]
+        out = backend.generate(
+            messages, max_tokens=config.max_tokens, temperature=config.temperature, seed=config.seed
+        )
+        predicted = extract_answer(out.text, item.options)
+        result.update(
+            predicted=predicted,
+            parsed=predicted is not None,
+            response=out.text[:_KEEP_RESPONSE],
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+        )
+    result["correct"] = result["predicted"] == item.answer
+    result["seconds"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def _loglikelihood(backend: EvalBackend, benchmark: str, item: McqItem, top: int) -> dict[str, Any]:
+    """lm-eval's ``acc`` / ``acc_norm`` over single-token continuations.
+
+    An option outside the top-k alternatives has a lower log-probability than every
+    option inside it, so the argmax (``acc``) is exact whenever one option is inside.
+    """
+    nxt = backend.next_token(loglikelihood_prompt(benchmark, item), top)
+    conts = continuations(item)
+    scores = {key: nxt.top[text] for key, text in conts.items() if text in nxt.top}
+    predicted = max(scores, key=lambda k: scores[k]) if scores else None
+    normed = {k: v / len(conts[k].encode()) for k, v in scores.items()}
+    predicted_norm = max(normed, key=lambda k: normed[k]) if normed else None
+    return {
+        "predicted": predicted,
+        "parsed": predicted is not None,
+        "logprobs": {k: round(v, 6) for k, v in scores.items()},
+        "outside_top_k": len(conts) - len(scores),
+        "correct_norm": predicted_norm == item.answer,
+        "prompt_tokens": nxt.prompt_tokens,
+        "completion_tokens": 0,
+    }
+
+
+def run_eval(
+    backend: EvalBackend,
+    config: RunConfig,
+    data: Mapping[str, LoadedBenchmark],
+    run_dir: Path,
+    *,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score every chosen item not already stored for this configuration; returns run.json."""
+    model = backend.describe()
+    key = config_key(config.item_key(model))
+    store = ResultStore(run_dir, key)
+    stored = store.done()
+    chosen = {
+        name: sample(data[name].items, config.limit, config.seed) for name in config.benchmarks
+    }
+    total = sum(len(items) for items in chosen.values())
+    bar = _bar(total, progress)
+    walls: dict[str, float] = {}
+    try:
+        for name, items in chosen.items():
+            pending = [item for item in items if (name, item.id) not in stored]
+            bar.update(len(items) - len(pending))
+            bar.set_description(name)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=max(1, backend.parallel)) as pool:
+                futures = [pool.submit(score_item, backend, name, item, config) for item in pending]
+                for future in futures:
+                    store.append(future.result())
+                    bar.update(1)
+            walls[name] = round(time.perf_counter() - started, 3)
+    finally:
+        bar.close()
+    meta = {
+        "config": asdict(config),
+        "key": key,
+        "model": model,
+        "label": backend.label,
+        "parallel": backend.parallel,
+        "data": {
+            name: {
+                "source": data[name].source,
+                "sha256": data[name].sha256,
+                "items_in_file": len(data[name].items),
+                "item_ids": [item.id for item in chosen[name]],
+            }
+            for name in config.benchmarks
+        },
+        "wall_seconds": walls,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _write_json(run_dir / RUN_FILE, meta)
+    return meta
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="item", disable=not enabled, dynamic_ncols=True, leave=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(temporary, path)
