@@ -57,6 +57,11 @@ class RapidOcrEngine:
                 "Global.log_level": "error",
                 "Global.use_cls": bool(defaults.get("use_cls", True)),
                 "Global.text_score": float(defaults.get("text_score", 0.5)),
+                # RapidOCR's default ("min" side >= 736) blows a one-line image up six
+                # times: slow, and the detector then cuts words apart. "max" only
+                # shrinks images larger than the limit.
+                "Det.limit_type": str(defaults.get("det_limit_type", "max")),
+                "Det.limit_side_len": int(defaults.get("det_limit_side_len", 2000)),
                 "Det.model_path": str(files.paths[defaults.get("det_model", card.files[0].name)]),
                 "Rec.model_path": str(files.paths[defaults.get("rec_model", card.files[1].name)]),
                 "Cls.model_path": str(files.paths[defaults.get("cls_model", card.files[2].name)]),

@@ -1,0 +1,186 @@
+"""Speech to text and text to speech on the real Whisper and Piper models."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+import pytest
+from speechkit import SENTENCES, word_error_rate
+
+from terminus import AsyncTerminus, Terminus
+from terminus.errors import (
+    CapabilityError,
+    DocumentReadError,
+    InvalidAudioError,
+    InvalidParameterError,
+    UnsupportedLanguageError,
+)
+
+pytestmark = pytest.mark.real
+
+STT = "whisper-tiny.en"
+TTS = "en_us-joe-medium"
+
+
+def _pcm16(wav_bytes: bytes) -> tuple[np.ndarray, int]:
+    with wave.open(io.BytesIO(wav_bytes)) as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2"), wav.getframerate()
+
+
+def test_round_trip_word_error_rate(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
+    """Twenty sentences → Piper → Whisper tiny.en: measured WER 6.3% here (woodchuck, seashells); the floor is 10%."""
+    heard = [speech_client.transcribe(STT, wav).text for wav in spoken_sentences]
+    wer = word_error_rate(SENTENCES, heard)
+    print(f"round-trip WER {wer:.3%}")
+    assert wer <= 0.10, list(zip(SENTENCES, heard, strict=True))
+
+
+def test_segments_words_and_language(
+    speech_client: Terminus, spoken_sentences: list[bytes]
+) -> None:
+    result = speech_client.transcribe(STT, spoken_sentences[0], word_timestamps=True)
+    samples, rate = _pcm16(spoken_sentences[0])
+    assert result.language == "en"
+    assert result.duration_s == pytest.approx(len(samples) / rate, abs=0.01)
+    assert result.segments and result.segments[-1].end <= result.duration_s + 0.5
+    words = [w for s in result.segments for w in s.words]
+    assert [w.word.strip(" .").lower() for w in words][:3] == ["the", "quick", "brown"]
+    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert all(0.0 <= w.probability <= 1.0 for w in words)
+    assert "-->" in result.srt() and result.vtt().startswith("WEBVTT")
+
+
+def test_raw_pcm_arrays_at_any_rate(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
+    """int16 at the voice's 22.05 kHz and float32 resampled to 16 kHz read the same."""
+    samples, rate = _pcm16(spoken_sentences[3])
+    as_int = speech_client.transcribe(STT, samples, sample_rate=rate).text
+    as_float = speech_client.transcribe(STT, samples.astype(np.float32) / 32768, sample_rate=rate)
+    assert word_error_rate([SENTENCES[3]], [as_int]) <= 0.2
+    assert as_float.text == as_int
+
+
+def test_initial_prompt_and_hotwords_are_accepted(
+    speech_client: Terminus, spoken_sentences: list[bytes]
+) -> None:
+    result = speech_client.transcribe(
+        STT, spoken_sentences[1], initial_prompt="Stella went shopping.", hotwords="Stella"
+    )
+    assert "stella" in result.text.lower()
+
+
+def test_streaming_session_in_100_ms_chunks(
+    speech_client: Terminus, spoken_sentences: list[bytes]
+) -> None:
+    """Two sentences with a pause between them, fed as 100 ms chunks: two final turns."""
+    first, rate = _pcm16(spoken_sentences[6])
+    second, _ = _pcm16(spoken_sentences[11])
+    pause = np.zeros(rate, dtype=np.int16)  # one second of silence ends a turn
+    audio = np.concatenate([pause[: rate // 4], first, pause, second, pause])
+    session = speech_client.transcription_session(STT, sample_rate=rate)
+    events = []
+    step = rate // 10
+    for start in range(0, audio.size, step):
+        events += session.write(audio[start : start + step])
+    events += session.close()
+    finals = [e for e in events if e.kind == "final"]
+    partials = [e for e in events if e.kind == "partial"]
+    assert len(finals) == 2, events
+    assert partials and partials[0].end < finals[0].end  # text arrived before the turn ended
+    assert word_error_rate([SENTENCES[6], SENTENCES[11]], [f.text for f in finals]) <= 0.15
+    assert finals[0].end <= finals[1].start
+    assert session.text == " ".join(f.text for f in finals)
+
+
+def test_speak_streams_one_chunk_per_sentence(speech_client: Terminus) -> None:
+    chunks = list(speech_client.speak_stream(TTS, "One sentence here. And a second one! A third?"))
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert all(c.sample_rate == 22050 and c.duration_s > 0.3 for c in chunks)
+
+
+def test_speed_control(speech_client: Terminus) -> None:
+    text = "The museum opens its new exhibition next week."
+    normal = speech_client.speak(TTS, text)
+    fast = speech_client.speak(TTS, text, speed=1.5)
+    assert fast.duration_s < normal.duration_s * 0.8
+
+
+def test_text_too_long_for_one_call_is_split(speech_client: Terminus) -> None:
+    """A 2,000-character sentence with no full stop is cut into clauses, not refused."""
+    text = ", ".join(["the river flows quietly through the valley"] * 45)
+    chunks = list(speech_client.speak_stream(TTS, text))
+    assert len(chunks) >= 5
+    assert all(len(c.text) <= 400 for c in chunks)
+
+
+def test_speak_writes_a_wav_file(speech_client: Terminus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "hello.wav"
+    speech = speech_client.speak(TTS, "Hello there.", output=out)
+    samples, rate = _pcm16(out.read_bytes())
+    assert rate == speech.sample_rate == 22050 and len(samples) * 2 == len(speech.pcm)
+    assert not list(tmp_path.glob(".*part"))  # the temporary file was renamed
+
+
+async def test_async_client(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
+    client = AsyncTerminus(speech_client)
+    speech = await client.speak(TTS, "Good morning.")
+    heard = await client.transcribe(STT, speech.wav_bytes())
+    assert "good morning" in heard.text.lower()
+
+
+# --- bad input --------------------------------------------------------------------
+
+
+def test_non_audio_file(speech_client: Terminus) -> None:
+    with pytest.raises(InvalidAudioError, match="not an audio file"):
+        speech_client.transcribe(STT, b"this is plain text, not audio at all" * 20)
+
+
+def test_image_is_not_audio(speech_client: Terminus) -> None:
+    import io as _io
+
+    from PIL import Image
+
+    png = _io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    with pytest.raises(InvalidAudioError):
+        speech_client.transcribe(STT, png.getvalue())
+
+
+def test_empty_and_missing_audio(speech_client: Terminus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidAudioError, match="empty"):
+        speech_client.transcribe(STT, b"")
+    with pytest.raises(InvalidAudioError):
+        speech_client.transcribe(STT, np.zeros(0, dtype=np.float32))
+    with pytest.raises(DocumentReadError):
+        speech_client.transcribe(STT, tmp_path / "missing.wav")
+
+
+def test_silence_gives_empty_text(speech_client: Terminus) -> None:
+    result = speech_client.transcribe(STT, np.zeros(16000 * 3, dtype=np.float32))
+    assert result.text == "" and result.segments == () and result.duration_s == 3.0
+
+
+def test_english_only_model_refuses_other_languages(speech_client: Terminus) -> None:
+    audio = np.zeros(16000, dtype=np.float32)
+    with pytest.raises(UnsupportedLanguageError):
+        speech_client.transcribe(STT, audio, language="fr")
+    with pytest.raises(InvalidParameterError, match="English-only"):
+        speech_client.transcribe(STT, audio, task="translate")
+
+
+def test_wrong_capability_and_bad_parameters(speech_client: Terminus) -> None:
+    with pytest.raises(CapabilityError):
+        speech_client.transcribe(TTS, np.zeros(1600, dtype=np.float32))
+    with pytest.raises(InvalidParameterError):
+        speech_client.speak(TTS, "")
+    with pytest.raises(InvalidParameterError):
+        speech_client.speak(TTS, "Hi.", speed=0)
+
+
+def test_process_survives_bad_input(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
+    for bad in (b"", b"garbage" * 50):
+        with pytest.raises(InvalidAudioError):
+            speech_client.transcribe(STT, bad)
+    assert "quick brown fox" in speech_client.transcribe(STT, spoken_sentences[0]).text.lower()
