@@ -161,3 +161,62 @@ def _write_atomically(picture: RGBImage, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@click.group("image-models")
+def image_models() -> None:
+    """Image models you download yourself, then add (no registry carries their weights).
+
+    \b
+    1. terminus image-models list              presets and where to download them
+    2. download the files from the address shown
+    3. terminus image-models add PATH --preset sdxs-512-dreamshaper
+    """
+
+
+@image_models.command("list")
+def list_presets() -> None:
+    """Known image models, their download address and defaults."""
+    from terminus.client.image_models import PRESETS, TAESD_URL
+
+    for preset in PRESETS.values():
+        aliases = f" ({', '.join(preset.aliases)})" if preset.aliases else ""
+        click.echo(f"{preset.id}{aliases}: {preset.name}")
+        size = f", {preset.size}" if preset.size else ""
+        click.echo(f"    {preset.layout}{size}, licence: {preset.license}")
+        click.echo(f"    {preset.url}")
+        click.echo(f"    defaults: {preset.defaults}" + (f"; {preset.note}" if preset.note else ""))
+    click.echo(f"taesd (fast decoder for SD1/SD2, pass with --taesd): {TAESD_URL}")
+
+
+@image_models.command("add")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--preset", required=True, help="Which model it is (see `image-models list`).")
+@click.option("--id", "model_id", metavar="ID", help="Id to give it [default: the preset's].")
+@click.option(
+    "--taesd",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A TAESD decoder file to decode with (faster, slightly softer images).",
+)
+@pass_state
+def add_model(
+    state: CliState, path: Path, preset: str, model_id: str | None, taesd: Path | None
+) -> None:
+    """Hash the downloaded PATH (a file, or a diffusers folder) into the cache and add a card.
+
+    The card pins the sha256 of what you downloaded; later loads verify against it.
+    """
+    from terminus.client.image_models import add_image_model
+    from terminus.models.progress import TqdmProgress
+
+    client = state.client()
+    card = add_image_model(
+        client.catalog,
+        client.cache,
+        path,
+        preset=preset,
+        model_id=model_id,
+        taesd=taesd,
+        progress=TqdmProgress(),
+    )
+    click.echo(f"added {card.id} ({len(card.files)} files, {card.size / 1e9:.2f} GB)")

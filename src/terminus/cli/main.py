@@ -88,13 +88,13 @@ def _register() -> None:
     from terminus.cli.embed import embed
     from terminus.cli.eval import eval_group
     from terminus.cli.generate import chat, run
-    from terminus.cli.image import image
+    from terminus.cli.image import image, image_models
     from terminus.cli.models import models
     from terminus.cli.rag import rag
     from terminus.cli.serve import serve
     from terminus.cli.speech import ocr, speak, transcribe, translate
 
-    for command in (run, chat, models, doctor, serve, embed, image):
+    for command in (run, chat, models, doctor, serve, embed, image, image_models):
         cli.add_command(command)
     cli.add_command(rag)
     cli.add_command(eval_group)
