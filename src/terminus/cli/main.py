@@ -100,6 +100,10 @@ def _register() -> None:
     cli.add_command(eval_group)
     for command in (transcribe, speak, ocr, translate):
         cli.add_command(command)
+    from terminus.cli.share import pull, share
+
+    for command in (share, pull):
+        cli.add_command(command)
 
 
 _register()

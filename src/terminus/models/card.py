@@ -56,7 +56,17 @@ class HttpSource(BaseModel):
     urls: dict[str, str]
 
 
-SourceSpec = Annotated[PackageSource | LocalSource | HttpSource, Field(discriminator="type")]
+class PeerSource(BaseModel):
+    """Peers sharing the model (``terminus share`` references); needs the p2p extra."""
+
+    model_config = _FROZEN
+    type: Literal["peer"] = "peer"
+    refs: tuple[str, ...]
+
+
+SourceSpec = Annotated[
+    PackageSource | LocalSource | HttpSource | PeerSource, Field(discriminator="type")
+]
 
 
 class ModelCard(BaseModel):
@@ -100,6 +110,8 @@ def card_from_mapping(data: dict[str, Any], origin: str = "<card>") -> ModelCard
         raise InvalidParameterError(f"invalid model id {card.id!r} in {origin}")
     file_names = {f.name for f in card.files}
     for source in card.sources:
+        if isinstance(source, PeerSource):
+            continue  # a reference pins its files by sha256; checked when it is used
         mapping = (
             source.files
             if isinstance(source, PackageSource)

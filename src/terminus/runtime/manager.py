@@ -85,7 +85,10 @@ class ModelManager:
     def ensure_files(self, card: ModelCard, progress: Progress | None = None) -> ModelFiles:
         if self.cache.is_cached(card):
             return self.cache.files(card)
-        sources = [make_source(s, allow_download=self.allow_download) for s in card.sources]
+        sources = [
+            make_source(s, allow_download=self.allow_download, home=self.cache.root)
+            for s in card.sources
+        ]
         if not sources:
             raise ModelNotCachedError(f"{card.id} is not cached and its card lists no source")
         try:

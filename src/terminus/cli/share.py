@@ -1,0 +1,123 @@
+"""``terminus share`` and ``terminus pull``: models between peers over BitTorrent v2."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from terminus.cli.context import CliState, pass_state
+
+
+@click.command()
+@click.argument("model")
+@click.option(
+    "--listen",
+    default="0.0.0.0:6881",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to accept peers on (port 0 picks a free one).",
+)
+@click.option(
+    "--advertise",
+    multiple=True,
+    metavar="HOST",
+    help="Address peers should dial, repeatable [default: this host's addresses].",
+)
+@click.option(
+    "--web-seed",
+    multiple=True,
+    metavar="URL",
+    help="An HTTP mirror serving a Terminus home's blobs/ folder, repeatable.",
+)
+@click.option(
+    "--ref-file", type=click.Path(dir_okay=False), help="Also write the reference to this file."
+)
+@click.option("--once", is_flag=True, help="Print the reference and exit without seeding.")
+@pass_state
+def share(
+    state: CliState,
+    model: str,
+    listen: str,
+    advertise: tuple[str, ...],
+    web_seed: tuple[str, ...],
+    ref_file: str | None,
+    once: bool,
+) -> None:
+    """Seed a cached MODEL to peers and print a reference they can pull it with.
+
+    Any cached model can be shared, including ones added with `terminus models add`.
+    Only verified blobs are served; peers check every piece against its SHA-256 Merkle
+    tree and the whole file against the card before using it. Runs until Ctrl-C.
+    """
+    from terminus.models.progress import TqdmProgress
+    from terminus.p2p.share import Seeder
+
+    client = state.client()
+    card = client.catalog.get(model)
+    seeder = Seeder(client.cache, listen=listen, advertise=advertise or None)
+    ref = seeder.share(card, web_seeds=web_seed, progress=TqdmProgress())
+    text = ref.format()
+    if ref_file:
+        Path(ref_file).write_text(text + "\n", encoding="utf-8")
+    click.echo(text)
+    click.echo(f"magnet: {ref.magnet()}", err=True)
+    click.echo(
+        f"seeding {card.id} on port {seeder.port}; pull it with "
+        f"`terminus pull {card.id} --from-peer REF` (Ctrl-C stops)",
+        err=True,
+    )
+    sys.stdout.flush()
+    if once:
+        seeder.close()
+        return
+    try:
+        while True:
+            seeder.pump()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        seeder.close()
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option(
+    "--from-peer",
+    "reference",
+    metavar="REF",
+    help="A reference printed by `terminus share` (terminus:model/…).",
+)
+@pass_state
+def pull(state: CliState, model: str | None, reference: str | None) -> None:
+    """Fetch MODEL into the verified cache, from peers when --from-peer is given.
+
+    Peer downloads resume after an interruption (run the same command again); a peer
+    that sends bad data is banned and the download goes on from the others. A model
+    not in the catalog gets a card from the reference.
+    """
+    client = state.client()
+    if reference is None:
+        if model is None:
+            raise click.UsageError("name a MODEL or give --from-peer REF")
+        client.models.pull(model)
+        click.echo(f"{client.catalog.get(model).id} is cached")
+        return
+    from terminus.models.progress import TqdmProgress
+    from terminus.p2p.pull import pull_from_peers
+
+    started = time.monotonic()
+    card, files, source = pull_from_peers(
+        client.catalog, client.cache, reference, model=model, progress=TqdmProgress()
+    )
+    report = source.last_report
+    detail = ""
+    if report is not None:
+        detail = f" in {time.monotonic() - started:.1f}s"
+        if report.hash_failures:
+            detail += f"; {report.hash_failures} bad piece(s) rejected"
+        if report.banned_peers:
+            detail += f", banned {', '.join(report.banned_peers)}"
+    click.echo(f"{card.id} is cached and verified ({files.main}){detail}")

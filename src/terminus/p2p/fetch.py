@@ -1,0 +1,171 @@
+"""Download a model's blobs from peers (and HTTP web seeds) into a private staging folder.
+
+libtorrent verifies every block against the v2 Merkle tree before writing it and
+bans peers that send bad data; the download resumes after any kill because the
+staging folder keeps the metadata, resume data and the pieces already verified.
+The cache still hashes each whole file before it becomes visible (``PeerFileSource``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from terminus.errors import SourceUnavailableError
+from terminus.models.progress import NullProgress, Progress
+from terminus.p2p.reference import ModelRef, parse_address
+from terminus.p2p.torrent import libtorrent, make_session
+
+log = logging.getLogger(__name__)
+
+STALL_TIMEOUT_S = 60.0
+RESUME_EVERY_S = 2.0
+
+
+@dataclass
+class FetchReport:
+    """What happened during one download (peers banned, hash failures…)."""
+
+    paths: dict[str, Path]
+    hash_failures: int = 0
+    banned_peers: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def staging_dir(home: Path, ref: ModelRef) -> Path:
+    return home / "p2p" / "staging" / ref.info_hash
+
+
+def fetch_blobs(
+    ref: ModelRef,
+    home: Path,
+    *,
+    progress: Progress | None = None,
+    stall_timeout: float = STALL_TIMEOUT_S,
+    listen: str = "0.0.0.0:0",
+) -> FetchReport:
+    """Fetch every file of ``ref`` into its staging folder; returns sha256 -> path."""
+    lt = libtorrent()
+    progress = progress or NullProgress()
+    folder = staging_dir(home, ref)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not ref.peers and not ref.web_seeds:
+        raise SourceUnavailableError(f"reference for {ref.model_id} names no peer or mirror")
+    session = make_session(listen)
+    started = time.monotonic()
+    report = FetchReport(paths={})
+    try:
+        handle = session.add_torrent(_add_params(lt, ref, folder))
+        for peer in ref.peers:
+            handle.connect_peer(parse_address(peer))
+        _wait_until_done(lt, session, handle, ref, folder, progress, report, stall_timeout)
+        _flush(lt, session, handle, folder)
+    finally:
+        progress.finish()
+        session.pause()
+    report.seconds = time.monotonic() - started
+    for file in ref.files:
+        path = _staged_path(folder, file.sha256)
+        if path is None:
+            raise SourceUnavailableError(f"{file.name} is not in the torrent of {ref.model_id}")
+        report.paths[file.sha256] = path
+    return report
+
+
+def _add_params(lt: Any, ref: ModelRef, folder: Path) -> Any:
+    resume = folder / "resume.dat"
+    params = None
+    if resume.exists():
+        try:
+            params = lt.read_resume_data(resume.read_bytes())
+        except Exception:  # a resume file cut short by a kill: rechecking is enough
+            params = None
+    if params is None:
+        params = lt.parse_magnet_uri(f"magnet:?xt=urn:btmh:1220{ref.info_hash}")
+    params.save_path = str(folder)
+    params.url_seeds = list(ref.web_seeds)
+    return params
+
+
+def _wait_until_done(
+    lt: Any,
+    session: Any,
+    handle: Any,
+    ref: ModelRef,
+    folder: Path,
+    progress: Progress,
+    report: FetchReport,
+    stall_timeout: float,
+) -> None:
+    total = sum(f.size or 0 for f in ref.files)
+    progress.start(f"{ref.model_id} from peers", total or None)
+    shown = 0
+    last_progress = last_resume = time.monotonic()
+    while True:
+        status = handle.status()
+        done = int(status.total_wanted_done)
+        if done > shown:
+            progress.advance(done - shown)
+            shown = done
+            last_progress = time.monotonic()
+        if status.is_seeding or (status.has_metadata and status.state == status.seeding):
+            return
+        for alert in session.pop_alerts():
+            _on_alert(lt, alert, handle, folder, report)
+        now = time.monotonic()
+        if now - last_resume > RESUME_EVERY_S and status.has_metadata:
+            handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
+            last_resume = now
+        if now - last_progress > stall_timeout:
+            raise SourceUnavailableError(
+                f"no peer sent data for {ref.model_id} in {stall_timeout:.0f}s "
+                f"({status.num_peers} connected)",
+                hint="check the peer addresses; run the command again to resume",
+            )
+        session.wait_for_alert(100)
+
+
+def _on_alert(lt: Any, alert: Any, handle: Any, folder: Path, report: FetchReport) -> None:
+    if isinstance(alert, lt.metadata_received_alert):
+        # Resume data carries the info dict from now on: a restart needs no peer for it.
+        handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
+    elif isinstance(alert, lt.save_resume_data_alert):
+        _write_atomic(folder / "resume.dat", lt.write_resume_data_buf(alert.params))
+    elif isinstance(alert, lt.hash_failed_alert):
+        report.hash_failures += 1
+        log.warning(
+            "piece %d failed its hash check; the peer that sent it is dropped", alert.piece_index
+        )
+    elif isinstance(alert, lt.peer_ban_alert | lt.peer_blocked_alert):
+        report.banned_peers.append(f"{alert.endpoint[0]}:{alert.endpoint[1]}")
+        log.warning("banned peer %s for sending bad data", alert.endpoint)
+
+
+def _flush(lt: Any, session: Any, handle: Any, folder: Path) -> None:
+    """Wait until every verified byte is written, and keep the resume data."""
+    handle.save_resume_data(lt.save_resume_flags_t.flush_disk_cache)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        session.wait_for_alert(200)
+        for alert in session.pop_alerts():
+            if isinstance(alert, lt.save_resume_data_alert):
+                _write_atomic(folder / "resume.dat", lt.write_resume_data_buf(alert.params))
+                return
+            if isinstance(alert, lt.save_resume_data_failed_alert):
+                return
+
+
+def _staged_path(folder: Path, sha256: str) -> Path | None:
+    for candidate in (folder / sha256, folder / "blobs" / sha256):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

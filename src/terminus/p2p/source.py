@@ -1,0 +1,84 @@
+"""Peers as a model source for the cache: fetch with libtorrent, then verify-and-rename."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from terminus.errors import InvalidParameterError, SourceUnavailableError
+from terminus.models.card import ModelFile, PeerSource
+from terminus.models.progress import Progress
+from terminus.models.sources.base import BlobSink, copy_file_into
+from terminus.p2p.fetch import FetchReport, fetch_blobs, staging_dir
+from terminus.p2p.reference import ModelRef, parse_reference
+from terminus.paths import terminus_home
+
+
+class PeerFileSource:
+    """Delivers a model's files from the peers named in its references.
+
+    The whole torrent is fetched once into a private staging folder (resumable);
+    each file is then streamed through the cache's hashing sink, so a blob becomes
+    visible only when its sha256 matches the card.
+    """
+
+    resumable = False  # the staging folder, not the sink, holds the resumable state
+
+    def __init__(self, refs: list[ModelRef], *, home: Path, allow_download: bool = True) -> None:
+        self.refs = refs
+        self.home = home
+        self.allow_download = allow_download
+        self.last_report: FetchReport | None = None
+
+    @classmethod
+    def from_spec(
+        cls, spec: PeerSource, *, allow_download: bool = True, home: Path | None = None
+    ) -> PeerFileSource:
+        return cls(
+            [parse_reference(r) for r in spec.refs],
+            home=home or terminus_home(),
+            allow_download=allow_download,
+        )
+
+    def describe(self) -> str:
+        peers = sorted({p for r in self.refs for p in (*r.peers, *r.web_seeds)})
+        return "peers: " + (", ".join(peers) or "none")
+
+    def provides(self, file_name: str) -> bool:
+        return any(f.name == file_name for r in self.refs for f in r.files)
+
+    def fetch(self, file: ModelFile, sink: BlobSink, progress: Progress) -> None:
+        if not self.allow_download:
+            raise SourceUnavailableError(
+                f"downloads are disabled; not fetching {file.name} from peers"
+            )
+        ref = self._ref_for(file)
+        if self.last_report is None or file.sha256 not in self.last_report.paths:
+            self.last_report = fetch_blobs(ref, self.home, progress=progress)
+        staged = self.last_report.paths[file.sha256]
+        progress.start(f"verifying {file.name}", staged.stat().st_size)
+        try:
+            copy_file_into(staged, sink, progress)
+        finally:
+            progress.finish()
+        staged.unlink(missing_ok=True)
+        if all(not p.exists() for p in self.last_report.paths.values()):
+            shutil.rmtree(staging_dir(self.home, ref), ignore_errors=True)
+
+    def _ref_for(self, file: ModelFile) -> ModelRef:
+        for ref in self.refs:
+            for entry in ref.files:
+                if entry.name == file.name:
+                    if entry.sha256 != file.sha256:
+                        raise InvalidParameterError(
+                            f"the peer reference pins {file.name} to sha256 "
+                            f"{entry.sha256[:16]}…, the card to {file.sha256[:16]}…"
+                        )
+                    return ref
+        raise SourceUnavailableError(f"no peer reference lists {file.name}")
+
+
+def make_peer_source(spec: Any, *, allow_download: bool = True, home: Path | None = None) -> Any:
+    """Entry point for ``terminus.sources``: the cache finds peers through it."""
+    return PeerFileSource.from_spec(spec, allow_download=allow_download, home=home)
