@@ -145,6 +145,7 @@ class Terminus(SpeechMixin, ImageMixin):
         tools: Sequence[ToolLike] | None = None,
         tool_choice: str = "auto",
         top_logprobs: int | None = None,
+        lora_scale: float | None = None,
     ) -> ChatRequest:
         """Validate arguments into a request (raises ``InvalidParameterError``)."""
         return build_chat_request(
@@ -163,6 +164,7 @@ class Terminus(SpeechMixin, ImageMixin):
             max_tokens=max_tokens,
             stop=stop,
             top_logprobs=top_logprobs,
+            lora_scale=lora_scale,
         )
 
     def completion(

@@ -152,6 +152,10 @@ class LlamaCppEngine:
             configure_embedding(params, card, context)
         else:
             params.use_jinja = True
+            if card.defaults.get("lora_adapter"):
+                from terminus.engines.llamacpp_lora import attach_adapter
+
+                attach_adapter(params, card, files)
             template = options.chat_template or card.chat_template
             if template:
                 params.chat_template = template
@@ -385,6 +389,8 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
         body["stop"] = list(params.stop)
     if params.top_logprobs:
         body["n_probs"] = params.top_logprobs  # pre-sampling softmax over the whole vocabulary
+    if params.lora_scale is not None:
+        body["lora"] = [{"id": 0, "scale": params.lora_scale}]  # the card's one adapter
     return body
 
 

@@ -85,6 +85,13 @@ def copy_metadata(reader: Any, writer: Any, *, skip: set[str] = frozenset()) -> 
         writer.add_key_value(key, field.contents(), field.types[0], sub_type=sub_type)
 
 
+def staging_root(home: Path) -> Path:
+    """Where new model files are written before the cache takes them (same file system)."""
+    root = home / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 @contextlib.contextmanager
 def atomic_writer(target: Path, arch: str) -> Iterator[Any]:
     """A ``GGUFWriter`` on a temporary file that becomes ``target`` only if the block succeeds."""

@@ -71,6 +71,8 @@ class GenerationParams(BaseModel):
     stop: tuple[str, ...] = ()
     #: Report this many most likely next tokens (with log-probabilities) at each step.
     top_logprobs: int | None = Field(default=None, ge=1, le=1000)
+    #: Strength of a model's LoRA adapter for this request (0 = the base alone).
+    lora_scale: float | None = Field(default=None, ge=0.0, le=4.0)
 
     @field_validator("stop")
     @classmethod

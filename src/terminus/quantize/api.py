@@ -1,0 +1,95 @@
+"""Quantize a cached model into a new cached model with its own card."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from terminus.errors import InvalidParameterError, ModelNotFoundError
+from terminus.models.cache import ModelCache
+from terminus.models.card import MODEL_ID_RE, ModelCard
+from terminus.models.catalog import Catalog
+from terminus.models.gguf_io import staging_root
+from terminus.models.progress import NullProgress, Progress
+from terminus.quantize.imatrix import compute_imatrix, load_imatrix, save_imatrix
+from terminus.quantize.rules import scheme
+from terminus.quantize.writer import quantize_file
+
+
+def default_quant_id(base: ModelCard, type_name: str, *, imatrix: bool) -> str:
+    return f"{base.id}-{type_name.lower().replace('_', '-')}" + ("-imatrix" if imatrix else "")
+
+
+def quantize_to_cache(
+    base: ModelCard,
+    source: Path,
+    type_name: str,
+    *,
+    cache: ModelCache,
+    catalog: Catalog,
+    imatrix: Path | None = None,
+    calibration_text: str | None = None,
+    save_imatrix_to: Path | None = None,
+    model_id: str | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> ModelCard:
+    """Write ``source`` (the GGUF of ``base``) as ``type_name`` into the cache; returns its card.
+
+    ``imatrix`` reads a saved importance matrix; ``calibration_text`` computes one
+    (and ``save_imatrix_to`` keeps it for reuse). Nothing enters the cache unless
+    the whole file was written.
+    """
+    plan = scheme(type_name)  # unknown types fail before any work
+    if imatrix is not None and calibration_text is not None:
+        raise InvalidParameterError("pass an importance matrix file or calibration text, not both")
+    card_id = model_id or default_quant_id(
+        base, plan.name, imatrix=bool(imatrix or calibration_text)
+    )
+    if not MODEL_ID_RE.match(card_id):
+        raise InvalidParameterError(f"invalid model id {card_id!r}")
+    try:
+        existing = catalog.get(card_id)
+    except ModelNotFoundError:
+        existing = None
+    if existing is not None and not existing.user_added:
+        raise InvalidParameterError(f"{card_id!r} is a built-in model id; choose another id")
+    say = on_step or (lambda _: None)
+    matrix = None
+    if imatrix is not None:
+        matrix = load_imatrix(imatrix)
+    elif calibration_text is not None:
+        say("measuring the importance matrix on the calibration text")
+        matrix = compute_imatrix(source, calibration_text, threads=threads)
+        if save_imatrix_to is not None:
+            save_imatrix(matrix, save_imatrix_to, dataset="calibration text")
+    staging = Path(tempfile.mkdtemp(prefix="quantize-", dir=staging_root(cache.root)))
+    try:
+        target = staging / f"{card_id}.gguf"
+        say(f"writing {plan.name}")
+        quantize_file(source, target, plan, imatrix=matrix)
+        entry = cache.import_path(target, progress or NullProgress(), name=target.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    how = f"{plan.name}" + (" with an importance matrix" if matrix is not None else "")
+    card = ModelCard(
+        id=card_id,
+        name=f"{base.name or base.id} ({how})",
+        capability=base.capability,
+        engine=base.engine,
+        format="gguf",
+        architecture=base.architecture,
+        license=base.license,
+        description=f"{base.id} quantized to {how} by terminus quantize",
+        files=(entry,),
+        chat_template=base.chat_template,
+        defaults=dict(base.defaults),
+        base_model=base.id,
+        user_added=True,
+    )
+    catalog.save_user_card(card)
+    cache.files(card)  # link models/<id>/
+    return card
