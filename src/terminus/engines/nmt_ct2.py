@@ -155,7 +155,7 @@ class NmtModel:
             output = result.hypotheses[0]
             prompt_tokens += len(tokens)
             completion_tokens += len(output)
-            text = self.target_sp.decode(output)
+            text = self.target_sp.decode(output).strip()
             if first_delta is None:
                 first_delta = time.perf_counter() - started
             yield ContentDelta(text=text if i == 0 else " " + text)

@@ -50,6 +50,10 @@ def detect_language(text: str) -> tuple[str, float]:
         ) from exc
     with _identifier_lock:
         if _identifier is None:
-            _identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            # Only languages a prompt can name: short texts otherwise come back as
+            # rare languages ("hello world" is Fulah to the full model).
+            identifier.set_languages(sorted(LANGUAGE_NAMES))
+            _identifier = identifier
         code, probability = _identifier.classify(text)
     return str(code), float(probability)
