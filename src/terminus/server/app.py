@@ -13,6 +13,7 @@ from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
 from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
+from terminus.server.images import add_image_routes
 from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
 from terminus.server.models import add_model_routes, add_probe_routes
 from terminus.server.rag import add_rag_routes
@@ -61,6 +62,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_completion_routes(router)
     add_rag_routes(router)
     add_embedding_routes(router)
+    add_image_routes(router)
     app.include_router(router)
 
     # added innermost first: the access log ends up outermost
