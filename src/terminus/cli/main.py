@@ -84,6 +84,7 @@ def cli(
 
 
 def _register() -> None:
+    from terminus.cli.adapt import compare, finetune, quantize
     from terminus.cli.doctor import doctor
     from terminus.cli.embed import embed
     from terminus.cli.eval import eval_group
@@ -103,6 +104,9 @@ def _register() -> None:
     from terminus.cli.share import pull, share
 
     for command in (share, pull):
+        cli.add_command(command)
+
+    for command in (finetune, quantize, compare):
         cli.add_command(command)
 
 

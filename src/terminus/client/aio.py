@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from terminus.client.adapt import AsyncAdaptMixin
 from terminus.client.image import AsyncImageMixin
 from terminus.client.speech import AsyncSpeechMixin
 from terminus.client.streams import AsyncCompletionStream
@@ -13,7 +14,7 @@ from terminus.types import Embeddings, LoadedModelInfo
 from terminus.types.chat import MessagesLike
 
 
-class AsyncTerminus(AsyncSpeechMixin, AsyncImageMixin):
+class AsyncTerminus(AsyncAdaptMixin, AsyncSpeechMixin, AsyncImageMixin):
     """``async`` face of :class:`Terminus`; blocking work runs in threads."""
 
     def __init__(self, client: Terminus | None = None, **kwargs: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from terminus.client.adapt import AdaptMixin
 from terminus.client.image import ImageMixin
 from terminus.client.models_api import ModelsAPI
 from terminus.client.requests import (
@@ -50,7 +51,7 @@ def _offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes", "on")
 
 
-class Terminus(SpeechMixin, ImageMixin):
+class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
     """Local-first AI: load verified models and run them here, on a peer, or on a server.
 
     >>> with Terminus() as t:
@@ -145,6 +146,7 @@ class Terminus(SpeechMixin, ImageMixin):
         tools: Sequence[ToolLike] | None = None,
         tool_choice: str = "auto",
         top_logprobs: int | None = None,
+        cache_prompt: bool | None = None,
         lora_scale: float | None = None,
     ) -> ChatRequest:
         """Validate arguments into a request (raises ``InvalidParameterError``)."""
@@ -164,6 +166,7 @@ class Terminus(SpeechMixin, ImageMixin):
             max_tokens=max_tokens,
             stop=stop,
             top_logprobs=top_logprobs,
+            cache_prompt=cache_prompt,
             lora_scale=lora_scale,
         )
 
