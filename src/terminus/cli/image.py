@@ -157,6 +157,9 @@ def _write_atomically(picture: RGBImage, path: Path) -> None:
     os.close(fd)
     try:
         picture.to_pil().save(tmp, format=None if path.suffix else "PNG")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a saved image is not
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
