@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     import numpy as np
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+#: Audio and images travel as base64 in JSON (peers and servers send these types as is).
+_FROZEN = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
 #: How the bytes of an audio payload are laid out: an encoded file (wav, mp3, flac,
 #: ogg…, decoded by the engine) or raw mono PCM at ``sample_rate``.
