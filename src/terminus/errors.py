@@ -206,7 +206,6 @@ class DimensionMismatchError(TerminusError, ValueError):
     code = "dimension_mismatch"
 
 
-
 class InvalidAudioError(TerminusError, ValueError):
     """Audio that cannot be decoded, has no samples, or comes with a bad sample rate."""
 
@@ -320,7 +319,34 @@ class GenerationCancelledError(TerminusError, RuntimeError):
     code = "generation_cancelled"
 
 
+class PeerUnavailableError(TerminusError, ConnectionError):
+    """A peer could not be reached, or the connection to it was lost mid-request."""
+
+    exit_code = 30
+    http_status = 503
+    code = "peer_unavailable"
+
+
+class PeerRefusedError(TerminusError, PermissionError):
+    """A provider refused the request: key not allowed, or a bad, expired or replayed token."""
+
+    exit_code = 31
+    http_status = 403
+    code = "peer_refused"
+
+
+class PeerBusyError(TerminusError, RuntimeError):
+    """A provider is at its limit of concurrent requests."""
+
+    exit_code = 32
+    http_status = 429
+    code = "peer_busy"
+
+
 __all__ = [
+    "PeerBusyError",
+    "PeerRefusedError",
+    "PeerUnavailableError",
     "CacheLockTimeoutError",
     "CapabilityError",
     "ChecksumMismatchError",

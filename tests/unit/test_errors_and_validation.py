@@ -63,6 +63,9 @@ BUILTIN_PARENT = {
     errors.CheckpointError: ValueError,
     errors.WorkerCrashedError: RuntimeError,
     errors.GenerationCancelledError: RuntimeError,
+    errors.PeerUnavailableError: ConnectionError,
+    errors.PeerRefusedError: PermissionError,
+    errors.PeerBusyError: RuntimeError,
 }
 
 

@@ -1,0 +1,167 @@
+"""A consumer: sends signed requests to one provider and yields its events as they arrive.
+
+The connection is made on first use and made again when it dropped (a provider
+restart, a network change); a stream that breaks after its first event raises
+``PeerUnavailableError`` instead of silently starting over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from terminus.errors import PeerUnavailableError
+from terminus.p2p.identity import Identity
+from terminus.p2p.node import (
+    EventLoopThread,
+    NodeRef,
+    bind_endpoint,
+    dial,
+    read_frame,
+    write_frame,
+)
+from terminus.p2p.ops import OPS, Op, load_value, request_body
+from terminus.p2p.tokens import DEFAULT_TTL_S, issue_token
+from terminus.p2p.wire import error_from_message
+from terminus.types import CancelToken
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05
+
+
+class PeerClient:
+    def __init__(
+        self,
+        ref: NodeRef,
+        identity: Identity,
+        *,
+        connect_timeout: float = 5.0,
+        retries: int = 2,
+        token_ttl: float = DEFAULT_TTL_S,
+        relay: bool = False,
+    ) -> None:
+        self.ref = ref
+        self.identity = identity
+        self.connect_timeout = connect_timeout
+        self.retries = retries
+        self.token_ttl = token_ttl
+        self._relay = relay
+        self._loop: EventLoopThread | None = None
+        self._endpoint: Any = None
+        self._connection: Any = None
+        self.reconnects = 0
+
+    # -- public --------------------------------------------------------------------
+
+    def stream(self, op_name: str, request: Any, cancel: CancelToken) -> Iterator[Any]:
+        op = OPS[op_name]
+        send, recv = self._open(op, request)
+        return self._events(op, send, recv, cancel)
+
+    def call(self, op_name: str, request: Any) -> Any:
+        op = OPS[op_name]
+        send, recv = self._open(op, request)
+        frame = self._read(recv, None)
+        with contextlib.suppress(Exception):
+            self._run(send.finish(), 2)
+        if frame is None:
+            raise PeerUnavailableError(f"provider {self.ref.node_id[:12]}… closed the stream")
+        if "error" in frame:
+            raise error_from_message(frame["error"], self.ref.node_id)
+        return load_value(op, frame.get("result"), result=True)
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close(0, b"bye")
+        with contextlib.suppress(Exception):
+            self._run(self._endpoint.close(), 5)
+        self._loop.stop()
+        self._loop = None
+        self._connection = None
+
+    # -- internals -----------------------------------------------------------------
+
+    def _run(self, coro: Any, timeout: float | None) -> Any:
+        assert self._loop is not None
+        return self._loop.run(coro, timeout)
+
+    def _ensure_endpoint(self) -> None:
+        if self._loop is None:
+            self._loop = EventLoopThread("terminus-consumer")
+            self._endpoint = self._run(bind_endpoint(self.identity, "0.0.0.0:0", self._relay), 10)
+
+    def _open(self, op: Op, request: Any) -> tuple[Any, Any]:
+        """A fresh stream carrying the signed request; reconnects when the link dropped."""
+        self._ensure_endpoint()
+        body = request_body(op, request)
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                if self._connection is None or self._connection.close_reason() is not None:
+                    if self._connection is not None:
+                        self.reconnects += 1
+                    self._connection = self._run(
+                        dial(self._endpoint, self.ref), self.connect_timeout
+                    )
+                token = issue_token(self.identity, self.ref.node_id, op.name, body, self.token_ttl)
+                header = {"op": op.name, "token": token.to_wire(), "body": body.decode()}
+                return self._run(self._start(self._connection, header), self.connect_timeout)
+            except (Exception, FutureTimeout) as exc:
+                last = exc
+                self._connection = None
+                if attempt < self.retries:
+                    time.sleep(min(0.2 * 2**attempt, 2.0))
+        raise PeerUnavailableError(
+            f"cannot reach provider {self.ref.node_id[:12]}… at "
+            f"{', '.join(self.ref.addresses) or 'no address'}: {last or 'unknown error'}",
+            hint="is `terminus provide` running there?",
+        )
+
+    @staticmethod
+    async def _start(connection: Any, header: dict[str, Any]) -> tuple[Any, Any]:
+        stream = await connection.open_bi()
+        send, recv = stream.send(), stream.recv()
+        await write_frame(send, header)
+        return send, recv
+
+    def _read(self, recv: Any, cancel: CancelToken | None, send: Any = None) -> Any:
+        """The next frame; while waiting, a cancel is forwarded to the provider once."""
+        future = self._loop.submit(read_frame(recv)) if self._loop else None
+        assert future is not None
+        forwarded = False
+        while True:
+            try:
+                return future.result(POLL_S)
+            except FutureTimeout:
+                if cancel is not None and cancel.cancelled and not forwarded and send is not None:
+                    forwarded = True
+                    with contextlib.suppress(Exception):
+                        self._run(write_frame(send, {"cancel": True}), 2)
+
+    def _events(self, op: Op, send: Any, recv: Any, cancel: CancelToken) -> Iterator[Any]:
+        try:
+            while True:
+                frame = self._read(recv, cancel, send)
+                if frame is None:
+                    self._connection = None
+                    raise PeerUnavailableError(
+                        f"the connection to provider {self.ref.node_id[:12]}… was lost mid-stream",
+                        hint="the provider stopped or the network dropped; try again",
+                    )
+                if "error" in frame:
+                    raise error_from_message(frame["error"], self.ref.node_id)
+                if frame.get("end"):
+                    return
+                yield load_value(op, frame.get("event"), result=True)
+        finally:
+            # Leaving early (break, close) tells the provider to stop generating.
+            with contextlib.suppress(Exception):
+                self._run(send.finish(), 2)
