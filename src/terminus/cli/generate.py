@@ -84,6 +84,12 @@ def _schema(value: str | None) -> dict[str, Any] | None:
     help="Continue PROMPT as plain text, without the chat template (base models "
     "always run this way).",
 )
+@click.option(
+    "--peer", metavar="REF", help="Run on a provider peer (terminus:node/… or a known node id)."
+)
+@click.option(
+    "--fallback-local", is_flag=True, help="With --peer: run here if the peer is unreachable."
+)
 @pass_state
 def run(
     state: CliState,
@@ -91,6 +97,8 @@ def run(
     schema: str | None,
     as_json: bool,
     raw: bool,
+    peer: str | None,
+    fallback_local: bool,
     **kwargs: Any,
 ) -> None:
     """Stream an answer to PROMPT (or to standard input when PROMPT is absent or -).
@@ -102,6 +110,7 @@ def run(
       echo "List three colors" | terminus run --json
       terminus run --schema '{"type":"object","properties":{"name":{"type":"string"}}}' "A name"
       terminus run -m gemma-3-270m "Once upon a time"     (a base model: raw continuation)
+      terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Hi"   (on a provider peer)
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -110,6 +119,10 @@ def run(
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
     client = state.client()
+    if peer:
+        from terminus.cli.node import use_peer
+
+        use_peer(state, peer, fallback_local)
     params = _params(kwargs)
     card = client.models.get(kwargs["model"] or client.default_model)
     raw = raw or card.capability == Capability.COMPLETION

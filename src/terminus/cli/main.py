@@ -101,9 +101,10 @@ def _register() -> None:
     cli.add_command(eval_group)
     for command in (transcribe, speak, ocr, translate):
         cli.add_command(command)
+    from terminus.cli.node import node, peers, provide
     from terminus.cli.share import pull, share
 
-    for command in (share, pull):
+    for command in (share, pull, node, provide, peers):
         cli.add_command(command)
 
     for command in (finetune, quantize, compare):
