@@ -389,6 +389,8 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
         body["stop"] = list(params.stop)
     if params.top_logprobs:
         body["n_probs"] = params.top_logprobs  # pre-sampling softmax over the whole vocabulary
+    if params.cache_prompt is not None:
+        body["cache_prompt"] = params.cache_prompt
     if params.lora_scale is not None:
         body["lora"] = [{"id": 0, "scale": params.lora_scale}]  # the card's one adapter
     return body

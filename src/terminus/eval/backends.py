@@ -76,7 +76,12 @@ class ClientBackend:
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, seed: int
     ) -> Generation:
         done = self.client.completion(
-            self.model, messages, max_tokens=max_tokens, temperature=temperature, seed=seed
+            self.model,
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            cache_prompt=False,  # the answer must not depend on what the slot ran before
         ).result()
         if done.stop_reason == "error":
             raise EngineError(done.error or "generation failed")
@@ -90,7 +95,7 @@ class ClientBackend:
 
     def next_token(self, prompt: str, top: int) -> NextToken:
         done = self.client.text_completion(
-            self.model, prompt, max_tokens=1, temperature=0.0, top_logprobs=top
+            self.model, prompt, max_tokens=1, temperature=0.0, top_logprobs=top, cache_prompt=False
         ).result()
         if not done.logprobs:
             raise EngineError(f"{self.model} returned no log-probabilities")

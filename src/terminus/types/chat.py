@@ -71,6 +71,9 @@ class GenerationParams(BaseModel):
     stop: tuple[str, ...] = ()
     #: Report this many most likely next tokens (with log-probabilities) at each step.
     top_logprobs: int | None = Field(default=None, ge=1, le=1000)
+    #: False: compute the whole prompt afresh instead of reusing a slot's cached prefix, so
+    #: the numbers do not depend on what ran before (evaluation wants that; it costs speed).
+    cache_prompt: bool | None = None
     #: Strength of a model's LoRA adapter for this request (0 = the base alone).
     lora_scale: float | None = Field(default=None, ge=0.0, le=4.0)
 
