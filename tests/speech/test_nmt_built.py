@@ -8,7 +8,7 @@ import pytest
 from nmt_builder import build_nmt_model
 
 from terminus import Terminus
-from terminus.errors import CapabilityError, UnsupportedLanguageError
+from terminus.errors import CapabilityError, ModelNotFoundError, UnsupportedLanguageError
 from terminus.types import ContentDelta, Done
 
 
@@ -61,3 +61,28 @@ def test_unsupported_pair_and_wrong_model(nmt_client: Terminus) -> None:
         assert client.translate("hello", "fr", "en", model="tiny-nmt-en-fr").text == "bonjour"
         with pytest.raises(CapabilityError):
             client.transcribe("tiny-nmt-en-fr", b"RIFF")
+
+
+def test_add_a_converted_folder(tmp_path: Path) -> None:
+    from terminus.client.nmt_models import add_nmt_model, online_nmt_models
+    from terminus.errors import InvalidModelFileError
+
+    assert {"opus-mt-en-fr", "opus-mt-fr-en", "opus-mt-en-de"} <= {
+        m.id for m in online_nmt_models()
+    }
+    folder = tmp_path / "converted"
+    build_nmt_model(folder)
+    with Terminus(home=tmp_path / "home", allow_download=False, memory_budget="1G") as client:
+        card = add_nmt_model(client.catalog, client.cache, folder, model_id="opus-mt-en-fr")
+        assert card.defaults == {"source": "en", "targets": ["fr"]}  # from the online list
+        assert (
+            client.translate("hello world", "fr", "en", model="opus-mt-en-fr").text
+            == "bonjour monde"
+        )
+        (folder / "target.spm").unlink()
+        with pytest.raises(InvalidModelFileError, match="target.spm"):
+            add_nmt_model(
+                client.catalog, client.cache, folder, model_id="other", source="en", targets=("fr",)
+            )
+        with pytest.raises(ModelNotFoundError):
+            client.catalog.get("other")  # nothing half-added

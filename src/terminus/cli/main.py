@@ -93,13 +93,13 @@ def _register() -> None:
     from terminus.cli.models import models
     from terminus.cli.rag import rag
     from terminus.cli.serve import serve
-    from terminus.cli.speech import ocr, speak, transcribe, translate
+    from terminus.cli.speech import ocr, speak, transcribe, translate, translate_models
 
     for command in (run, chat, models, doctor, serve, embed, image, image_models):
         cli.add_command(command)
     cli.add_command(rag)
     cli.add_command(eval_group)
-    for command in (transcribe, speak, ocr, translate):
+    for command in (transcribe, speak, ocr, translate, translate_models):
         cli.add_command(command)
     from terminus.cli.node import node, peers, provide
     from terminus.cli.share import pull, share

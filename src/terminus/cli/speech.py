@@ -253,3 +253,55 @@ def _stdin_text() -> str:
     if not text.strip():
         raise click.UsageError("stdin was empty")
     return text
+
+
+@click.group("translate-models")
+def translate_models() -> None:
+    """CTranslate2 translation models (OPUS-MT): the online list, and adding converted ones."""
+
+
+@translate_models.command("list")
+@pass_state
+def translate_models_list(state: CliState) -> None:
+    """Published OPUS-MT models (convert them once) and the translation models cached here."""
+    from terminus.client.nmt_models import online_nmt_models
+
+    client = state.client()
+    installed = {c.id for c in client.catalog.all() if c.capability == "translate"}
+    for model in online_nmt_models():
+        mark = "added" if model.id in installed else "online"
+        click.echo(
+            f"{model.id:18} {model.source}→{','.join(model.targets):6} {mark:7} {model.page}"
+        )
+    for card_id in sorted(installed - {m.id for m in online_nmt_models()}):
+        card = client.catalog.get(card_id)
+        pairs = f"{card.defaults.get('source')}→{','.join(card.defaults.get('targets', []))}"
+        click.echo(f"{card_id:18} {pairs:9} added")
+
+
+@translate_models.command("add")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--id", "model_id", required=True, help="Model id, e.g. opus-mt-en-fr.")
+@click.option("--source", metavar="CODE", help="Source language [default: from the online list].")
+@click.option("--target", "targets", metavar="CODE", multiple=True, help="Target language(s).")
+@pass_state
+def translate_models_add(
+    state: CliState, folder: Path, model_id: str, source: str | None, targets: tuple[str, ...]
+) -> None:
+    """Add a converted CTranslate2 model FOLDER (model.bin, *.spm, vocabularies).
+
+    \b
+    Example:
+      ct2-transformers-converter --model Helsinki-NLP/opus-mt-en-fr \\
+          --output_dir opus-mt-en-fr --copy_files source.spm target.spm
+      terminus translate-models add opus-mt-en-fr --id opus-mt-en-fr
+      terminus translate "Good morning" --to fr -m opus-mt-en-fr
+    """
+    from terminus.client.nmt_models import add_nmt_model
+
+    client = state.client()
+    card = add_nmt_model(
+        client.catalog, client.cache, folder, model_id=model_id, source=source, targets=targets
+    )
+    pairs = ", ".join(f"{card.defaults['source']}→{t}" for t in card.defaults["targets"])
+    click.echo(f"added {card.id} ({pairs}, {len(card.files)} files hashed into the cache)")
