@@ -1,0 +1,129 @@
+"""Evaluation throughput: items/s with parallel slots ÷ one at a time, Terminus next to raw
+xllamacpp doing the same items with the same slots, in one run.
+
+Both sides score the same seeded MedQA items from tests/data/medbench with the same
+prompts: log-likelihood mode (one token, 100 alternatives, prompt computed afresh) and
+generative mode (chat, ``--tokens`` tokens). Rounds are interleaved and medians
+reported; ratios stay meaningful on busy machines where absolute numbers drift. Not a
+test: nothing here asserts timings.
+
+    python bench/bench_eval.py [--items 8] [--rounds 3] [--tokens 32] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).parents[1] / "tests" / "data" / "medbench"
+MODEL = "smollm2-135m-instruct"
+
+
+def items_per_second(work: Callable[[Any], Any], items: list[Any], parallel: int) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(work, items))
+    return len(items) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--parallel", type=int, default=4)
+    args = parser.parse_args()
+
+    import xllamacpp
+
+    from terminus import Terminus
+    from terminus.eval.backends import ClientBackend
+    from terminus.eval.datasets import load_benchmark
+    from terminus.eval.items import sample
+    from terminus.eval.prompts import GENERATIVE_SYSTEM, generative_prompt, loglikelihood_prompt
+
+    items = sample(load_benchmark("medqa", DATA, DATA, allow_download=False).items, args.items, 0)
+    home = tempfile.mkdtemp(prefix="bench-eval-")
+    client = Terminus(home=home, allow_download=False, memory_budget="4G")
+    client.load_model(MODEL, context_length=1024, parallel=args.parallel, threads=args.threads)
+    backend = ClientBackend(client, MODEL, parallel=args.parallel)
+    gguf = str(client.cache.files(client.catalog.get(MODEL)).main)
+
+    params = xllamacpp.CommonParams()
+    params.model.path = gguf
+    params.n_ctx = 1024 * args.parallel
+    params.n_parallel = args.parallel
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    params.verbosity = -1
+    params.use_jinja = True
+    raw = xllamacpp.Server(params)
+
+    def messages(item: Any) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": GENERATIVE_SYSTEM},
+            {"role": "user", "content": generative_prompt(item)},
+        ]
+
+    work: dict[str, dict[str, Callable[[Any], Any]]] = {
+        "loglikelihood": {
+            "terminus": lambda item: backend.next_token(loglikelihood_prompt("medqa", item), 100),
+            "raw": lambda item: raw.handle_completions(
+                {
+                    "prompt": loglikelihood_prompt("medqa", item),
+                    "max_tokens": 1,
+                    "temperature": 0,
+                    "n_probs": 100,
+                    "cache_prompt": False,
+                }
+            ),  # fmt: skip
+        },
+        "generative": {
+            "terminus": lambda item: backend.generate(
+                messages(item), max_tokens=args.tokens, temperature=0.0, seed=0
+            ),
+            "raw": lambda item: raw.handle_chat_completions(
+                {
+                    "messages": messages(item),
+                    "max_tokens": args.tokens,
+                    "temperature": 0,
+                    "seed": 0,
+                    "cache_prompt": False,
+                }
+            ),  # fmt: skip
+        },
+    }
+    print(f"{args.items} MedQA items, {args.parallel} slots, {args.threads} thread(s), "
+          f"{args.rounds} interleaved rounds (medians)")  # fmt: skip
+    for mode, sides in work.items():
+        rates: dict[tuple[str, int], list[float]] = {}
+        for _ in range(args.rounds):
+            for side, fn in sides.items():
+                for parallel in (1, args.parallel):
+                    rates.setdefault((side, parallel), []).append(
+                        items_per_second(fn, items, parallel)
+                    )
+        med = {key: statistics.median(values) for key, values in rates.items()}
+        t_gain = med[("terminus", args.parallel)] / med[("terminus", 1)]
+        r_gain = med[("raw", args.parallel)] / med[("raw", 1)]
+        print(f"\n{mode}")
+        for side in ("terminus", "raw"):
+            print(f"  {side:<9} items/s one at a time {med[(side, 1)]:.3f}, "
+                  f"{args.parallel} in flight {med[(side, args.parallel)]:.3f}")  # fmt: skip
+        print(f"  slots ÷ one at a time: terminus {t_gain:.2f}x, raw {r_gain:.2f}x")
+        print(f"  terminus / raw with slots: {med[('terminus', args.parallel)] / med[('raw', args.parallel)]:.3f}"
+              f"  (one at a time: {med[('terminus', 1)] / med[('raw', 1)]:.3f}; target >= 0.95)")  # fmt: skip
+    client.close()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
