@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from terminus.client.sync import Terminus
+from terminus.server.audio import add_audio_routes
 from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
 from terminus.server.embeddings import add_embedding_routes
@@ -63,6 +64,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_rag_routes(router)
     add_embedding_routes(router)
     add_image_routes(router)
+    add_audio_routes(router)
     app.include_router(router)
 
     # added innermost first: the access log ends up outermost
