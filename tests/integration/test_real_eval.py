@@ -115,3 +115,68 @@ def test_cli_eval_run(real_home: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert out.exit_code == 0, out.output
     assert "| medqa |" in out.output and "| pubmedqa |" in out.output
     assert (tmp_path / "run" / "report.md").read_text().count("| medqa |") == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_openai_compatible_endpoint(real_home: Path, tmp_path: Path) -> None:
+    """`terminus serve` stands in for any OpenAI-compatible server on 127.0.0.1."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from terminus.errors import EngineError
+    from terminus.eval.backends import OpenAIBackend
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINUS_")}
+    env.update(TERMINUS_HOME=str(real_home), TERMINUS_OFFLINE="1", TERMINUS_MEMORY_BUDGET="2G")
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "terminus.cli.main", "serve", "--port", str(port), "--model", MODEL,
+         "--context-length", "1024", "--parallel", "2", "--threads", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        backend = OpenAIBackend(f"{url}/v1", MODEL, parallel=2)
+        config = RunConfig(("medqa",), mode="generative", limit=2, max_tokens=12)
+        with Terminus(home=real_home, allow_download=False) as client:
+            _, summary = evaluate(
+                client, MODEL, config, data_dir=DATA, run_dir=tmp_path / "run", backend=backend
+            )
+        medqa = summary["benchmarks"]["medqa"]
+        assert (
+            medqa["n"] == 2
+            and 0 < medqa["completion_tokens"] <= 24
+            and medqa["prompt_tokens"] > 100
+        )
+        assert summary["model"] == {"model": MODEL, "backend": "openai", "base_url": f"{url}/v1"}
+        # terminus serve does not return log-probabilities: a clear error, not a wrong score
+        with pytest.raises(EngineError, match="400"):
+            backend.next_token("Question: 2+2?\nA. 4\nB. 5\nAnswer:", 5)
+        backend.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
