@@ -116,6 +116,8 @@ def pull(state: CliState, model: str | None, reference: str | None) -> None:
     detail = ""
     if report is not None:
         detail = f" in {time.monotonic() - started:.1f}s"
+        if report.resumed_bytes:
+            detail += f"; resumed with {report.resumed_bytes} verified bytes already staged"
         if report.hash_failures:
             detail += f"; {report.hash_failures} bad piece(s) rejected"
         if report.banned_peers:

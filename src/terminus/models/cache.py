@@ -115,6 +115,7 @@ class ModelCache:
         with self._lock(file.sha256):
             if self.has_file(file):  # another process fetched it while we waited
                 return final
+            self._sweep_stale_staging(file.sha256)
             failures: list[TerminusError] = []
             for source in sources:
                 if not source.provides(file.name):
@@ -248,6 +249,13 @@ class ModelCache:
 
     # -- internals -----------------------------------------------------------
 
+    def _sweep_stale_staging(self, sha256: str) -> None:
+        """Drop private staging files left by fetchers that were killed (we hold the lock)."""
+        for path in self.blobs.glob(f"{sha256}.*.staging"):
+            pid = path.name.split(".")[-2]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                path.unlink(missing_ok=True)
+
     def _lock(self, sha256: str) -> _BlobLock:
         self.locks.mkdir(parents=True, exist_ok=True)
         return _BlobLock(FileLock(str(self.locks / f"{sha256}.lock")), self._lock_timeout)
@@ -291,6 +299,16 @@ def _safe_file_name(name: str) -> str:
 
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
     return cleaned if cleaned not in ("", ".", "..") else "model"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

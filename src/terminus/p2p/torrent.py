@@ -35,7 +35,7 @@ TUNED_SETTINGS: dict[str, Any] = {
     "send_buffer_watermark_factor": 200,
     "send_socket_buffer_size": 8 << 20,
     "recv_socket_buffer_size": 8 << 20,
-    "max_queued_disk_bytes": 256 << 20,
+    "max_queued_disk_bytes": 32 << 20,  # larger queues hold verified pieces in memory, unflushed
     "max_out_request_queue": 4000,
     "max_allowed_in_request_queue": 8000,
     "request_queue_time": 10,
