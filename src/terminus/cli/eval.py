@@ -125,6 +125,7 @@ def run(
     when the same command runs again.
     """
     from terminus.eval.api import backend_for, evaluate
+    from terminus.eval.backends import EvalBackend
     from terminus.eval.report import markdown
     from terminus.eval.runner import RunConfig
 
@@ -137,9 +138,12 @@ def run(
         max_tokens=max_tokens,
         top_logprobs=top_logprobs,
     )
-    backend = backend_for(
-        client, model, base_url=base_url, api_key=api_key, parallel=parallel, threads=threads
-    )
+
+    def backend() -> EvalBackend:
+        return backend_for(
+            client, model, base_url=base_url, api_key=api_key, parallel=parallel, threads=threads
+        )
+
     folder, summary = evaluate(
         client,
         model,

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,19 +52,29 @@ def evaluate(
     *,
     data_dir: Path | None = None,
     run_dir: Path | None = None,
-    backend: EvalBackend | None = None,
+    backend: EvalBackend | Callable[[], EvalBackend] | None = None,
     progress: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run ``config`` on ``model`` and write report.{json,md,png} into the run folder."""
+    """Run ``config`` on ``model`` and write report.{json,md,png} into the run folder.
+
+    ``backend`` may be a factory: it is called after the data loaded, so a missing file
+    fails before a model is loaded.
+    """
     data = {
         name: load_benchmark(
             name, data_dir, client.home, allow_download=client.manager.allow_download
         )
         for name in config.benchmarks
     }
-    backend = backend or backend_for(client, model)
-    run_dir = run_dir or default_run_dir(client.home, backend.label, config)
-    run_eval(backend, config, data, run_dir, progress=progress)
+    chosen: EvalBackend
+    if backend is None:
+        chosen = backend_for(client, model)
+    elif isinstance(backend, ClientBackend | OpenAIBackend) or hasattr(backend, "describe"):
+        chosen = backend  # type: ignore[assignment]
+    else:
+        chosen = backend()
+    run_dir = run_dir or default_run_dir(client.home, chosen.label, config)
+    run_eval(chosen, config, data, run_dir, progress=progress)
     run = load_run(run_dir)
     write_reports([run], run_dir)
     return run_dir, summarize(run)
