@@ -107,10 +107,10 @@ def test_speed_control(speech_client: Terminus) -> None:
 
 
 def test_text_too_long_for_one_call_is_split(speech_client: Terminus) -> None:
-    """A 2,000-character sentence with no full stop is cut into clauses, not refused."""
-    text = ", ".join(["the river flows quietly through the valley"] * 45)
+    """A 1,100-character sentence with no full stop is cut into clauses, not refused."""
+    text = ", ".join(["the river flows quietly through the valley"] * 25)
     chunks = list(speech_client.speak_stream(TTS, text))
-    assert len(chunks) >= 5
+    assert len(chunks) >= 3
     assert all(len(c.text) <= 400 for c in chunks)
 
 

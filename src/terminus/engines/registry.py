@@ -21,6 +21,7 @@ BUILTIN_ENGINES = {
     "piper": "terminus.engines.piper:PiperEngine",
     "rapidocr": "terminus.engines.rapidocr:RapidOcrEngine",
     "nmt-ct2": "terminus.engines.nmt_ct2:CTranslate2NmtEngine",
+    "tesseract": "terminus.engines.tesseract:TesseractEngine",
 }
 
 
