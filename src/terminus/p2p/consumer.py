@@ -32,6 +32,8 @@ from terminus.types import CancelToken
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
+#: No frame (not even the provider's 1 s heartbeat) for this long: the provider is gone.
+SILENCE_S = 5.0
 
 
 class PeerClient:
@@ -133,18 +135,30 @@ class PeerClient:
         return send, recv
 
     def _read(self, recv: Any, cancel: CancelToken | None, send: Any = None) -> Any:
-        """The next frame; while waiting, a cancel is forwarded to the provider once."""
-        future = self._loop.submit(read_frame(recv)) if self._loop else None
-        assert future is not None
+        """The next frame other than a heartbeat, or None when the provider went silent.
+
+        While waiting, a cancel is forwarded to the provider once.
+        """
+        assert self._loop is not None
         forwarded = False
+        future = self._loop.submit(read_frame(recv))
+        last_heard = time.monotonic()
         while True:
             try:
-                return future.result(POLL_S)
+                frame = future.result(POLL_S)
             except FutureTimeout:
+                if time.monotonic() - last_heard > SILENCE_S:
+                    future.cancel()
+                    return None
                 if cancel is not None and cancel.cancelled and not forwarded and send is not None:
                     forwarded = True
                     with contextlib.suppress(Exception):
                         self._run(write_frame(send, {"cancel": True}), 2)
+                continue
+            if frame is None or not frame.get("ping"):
+                return frame
+            last_heard = time.monotonic()
+            future = self._loop.submit(read_frame(recv))
 
     def _events(self, op: Op, send: Any, recv: Any, cancel: CancelToken) -> Iterator[Any]:
         try:

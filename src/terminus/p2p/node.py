@@ -82,6 +82,10 @@ class EventLoopThread:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.close()
 
 
 async def bind_endpoint(identity: Identity, listen: str = "0.0.0.0:0", relay: bool = False) -> Any:

@@ -41,6 +41,10 @@ from terminus.types import CancelToken
 
 log = logging.getLogger(__name__)
 
+#: A frame at least this often while a request runs, so a consumer notices a dead
+#: provider in seconds (iroh exposes no QUIC idle-timeout setting to tune).
+HEARTBEAT_S = 1.0
+
 
 @dataclass(frozen=True)
 class ProviderPolicy:
@@ -241,8 +245,14 @@ class Provider:
 
     async def _run(self, op: Op, request: Any, cancel: CancelToken, send: Any) -> None:
         if not op.streams:
-            result = await asyncio.to_thread(run_op, self.transport, op, request, cancel)
-            await self._send(send, {"result": dump_value(op, result, result=True)})
+            work = asyncio.ensure_future(
+                asyncio.to_thread(run_op, self.transport, op, request, cancel)
+            )
+            while not work.done():
+                await asyncio.wait({work}, timeout=HEARTBEAT_S)
+                if not work.done():
+                    await self._send(send, {"ping": True})
+            await self._send(send, {"result": dump_value(op, work.result(), result=True)})
             return
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -258,7 +268,11 @@ class Provider:
         threading.Thread(target=pump, name="terminus-provide", daemon=True).start()
         try:
             while True:
-                kind, item = await queue.get()
+                try:
+                    kind, item = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    await self._send(send, {"ping": True})
+                    continue
                 if kind == "end":
                     return
                 if kind == "error":
