@@ -91,9 +91,11 @@ def test_delegated_stream_matches_local_greedy(
 def test_unknown_consumer_key_is_refused(provider: tuple[str, object], tmp_path: Path) -> None:
     ref, _ = provider
     stranger = PeerTransport(ref, home=tmp_path / "stranger", identity=Identity.generate())
-    with Terminus(home=tmp_path / "stranger", transport=stranger) as client:
-        with pytest.raises(PeerRefusedError, match="does not serve key"):
-            client.completion(MODEL, PROMPT, max_tokens=4).text()
+    with (
+        Terminus(home=tmp_path / "stranger", transport=stranger) as client,
+        pytest.raises(PeerRefusedError, match="does not serve key"),
+    ):
+        client.completion(MODEL, PROMPT, max_tokens=4).text()
 
 
 def test_provider_killed_mid_stream(
@@ -126,6 +128,8 @@ def test_provider_killed_mid_stream(
 
         # Without a fallback the caller gets the clear error instead.
         bare = PeerTransport(ref, home=consumer_home, connect_timeout=2, retries=0)
-        with Terminus(home=consumer_home, transport=bare) as without:
-            with pytest.raises(PeerUnavailableError, match="cannot reach provider"):
-                without.completion(MODEL, PROMPT, max_tokens=4).text()
+        with (
+            Terminus(home=consumer_home, transport=bare) as without,
+            pytest.raises(PeerUnavailableError, match="cannot reach provider"),
+        ):
+            without.completion(MODEL, PROMPT, max_tokens=4).text()
