@@ -198,7 +198,8 @@ async def test_prompt_longer_than_the_context_is_400(api: httpx.AsyncClient) -> 
 
 
 async def test_unknown_endpoint_and_method(api: httpx.AsyncClient) -> None:
-    assert_error(await api.get("/v1/audio/speech"), 404, "not_found")
+    assert_error(await api.get("/v1/moderations"), 404, "not_found")
+    assert_error(await api.get("/v1/audio/speech"), 405, "method_not_allowed")
     assert_error(await api.get("/v1/embeddings"), 405, "method_not_allowed")
     assert_error(await api.get("/v1/chat/completions"), 405, "method_not_allowed")
 
