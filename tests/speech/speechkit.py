@@ -120,3 +120,23 @@ def render_line(text: str, font: str, *, rotate: float = 0.0, noise: float = 0.0
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def encode_audio(pcm: np.ndarray, rate: int, container: str, codec: str) -> bytes:
+    """Mono int16 samples encoded with PyAV (flac, mp3, ogg/opus…) into file bytes."""
+    import av
+
+    buffer = io.BytesIO()
+    frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    out_rate = 48000 if codec == "libopus" else rate  # opus encodes 48 kHz only
+    frames = av.AudioResampler(format="s16", layout="mono", rate=out_rate).resample(frame)
+    with av.open(buffer, "w", format=container) as output:
+        stream = output.add_stream(codec, rate=out_rate)
+        stream.layout = "mono"
+        for each in frames:
+            for packet in stream.encode(each):
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    return buffer.getvalue()

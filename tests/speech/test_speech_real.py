@@ -7,7 +7,7 @@ import wave
 
 import numpy as np
 import pytest
-from speechkit import SENTENCES, word_error_rate
+from speechkit import SENTENCES, encode_audio, word_error_rate
 
 from terminus import AsyncTerminus, Terminus
 from terminus.errors import (
@@ -59,6 +59,19 @@ def test_raw_pcm_arrays_at_any_rate(speech_client: Terminus, spoken_sentences: l
     as_float = speech_client.transcribe(STT, samples.astype(np.float32) / 32768, sample_rate=rate)
     assert word_error_rate([SENTENCES[3]], [as_int]) <= 0.2
     assert as_float.text == as_int
+
+
+@pytest.mark.parametrize(
+    ("container", "codec"), [("flac", "flac"), ("mp3", "libmp3lame"), ("ogg", "libopus")]
+)
+def test_compressed_files(
+    speech_client: Terminus, spoken_sentences: list[bytes], container: str, codec: str
+) -> None:
+    samples, rate = _pcm16(spoken_sentences[10])
+    data = encode_audio(samples, rate, container, codec)
+    assert len(data) < len(spoken_sentences[10])  # really compressed, not a WAV in disguise
+    heard = speech_client.transcribe(STT, data).text
+    assert word_error_rate([SENTENCES[10]], [heard]) <= 0.15, heard
 
 
 def test_initial_prompt_and_hotwords_are_accepted(
