@@ -92,7 +92,9 @@ class PeerClient:
     # -- internals -----------------------------------------------------------------
 
     def _run(self, coro: Any, timeout: float | None) -> Any:
-        assert self._loop is not None
+        if self._loop is None:  # closed meanwhile
+            coro.close()
+            raise PeerUnavailableError("the peer client is closed")
         return self._loop.run(coro, timeout)
 
     def _ensure_endpoint(self) -> None:

@@ -9,6 +9,7 @@ when none is reachable; peers dial each other by direct address from a reference
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
@@ -79,12 +80,22 @@ class EventLoopThread:
         return self.submit(coro).result(timeout)
 
     def stop(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
+        """Cancel what still runs on the loop, let it unwind, then close the loop."""
+        if self.loop.is_closed():
+            return
+
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=2)
+
+        with contextlib.suppress(Exception):
+            self.run(drain(), timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
-            for task in asyncio.all_tasks(self.loop):
-                task.cancel()
             self.loop.close()
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,7 @@ from terminus.errors import (
     ModelNotFoundError,
     PeerBusyError,
     PeerRefusedError,
+    PeerUnavailableError,
     TerminusError,
 )
 from terminus.models.catalog import Catalog
@@ -102,7 +105,19 @@ class Provider:
 
     def start(self) -> NodeRef:
         self._loop = EventLoopThread("terminus-provider")
-        self._endpoint = self._loop.run(bind_endpoint(self.identity, self._listen, self._relay))
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self._endpoint = self._loop.run(
+                    bind_endpoint(self.identity, self._listen, self._relay)
+                )
+                break
+            except Exception as exc:
+                # A restart on a fixed port may race the old socket's release.
+                if time.monotonic() > deadline:
+                    self._loop.stop()
+                    raise PeerUnavailableError(f"cannot listen on {self._listen}: {exc!r}") from exc
+                time.sleep(0.2)
         self._accepting = self._loop.submit(self._accept_loop())
         return self.node_ref
 
@@ -117,6 +132,9 @@ class Provider:
             self._loop.run(self._endpoint.close(), timeout=5)
         self._loop.stop()
         self._loop = None
+        # iroh releases the UDP sockets only when the last handle goes away.
+        self._endpoint = self._accepting = None
+        gc.collect()
 
     # -- connections ---------------------------------------------------------------
 
@@ -257,13 +275,19 @@ class Provider:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
+        def post(item: tuple[str, Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the provider shut down meanwhile: stop generating
+                cancel.cancel("provider closed")
+
         def pump() -> None:
             try:
                 for event in run_op(self.transport, op, request, cancel):
-                    loop.call_soon_threadsafe(queue.put_nowait, ("event", event))
-                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+                    post(("event", event))
+                post(("end", None))
             except BaseException as exc:  # handed to the loop, raised there
-                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+                post(("error", exc))
 
         threading.Thread(target=pump, name="terminus-provide", daemon=True).start()
         try:
