@@ -1,0 +1,138 @@
+"""Identity, references, tokens and the wire codec, without any network."""
+
+from __future__ import annotations
+
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from terminus.errors import InvalidParameterError, PeerRefusedError
+from terminus.models.card import ModelFile, PeerSource, card_from_mapping
+from terminus.models.sources import make_source
+from terminus.p2p.identity import KEY_FILE, Identity, load_or_create_identity, verify_signature
+from terminus.p2p.node import NodeRef, parse_node_ref
+from terminus.p2p.reference import ModelRef, parse_reference
+from terminus.p2p.tokens import NonceCache, check_token, issue_token
+from terminus.p2p.wire import decode_body, encode_frame, error_from_message, frame_length
+
+SHA = "ab" * 32
+
+
+def test_identity_is_persisted_private_and_stable(tmp_path: Path) -> None:
+    first = load_or_create_identity(tmp_path)
+    key = tmp_path / KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert load_or_create_identity(tmp_path).node_id == first.node_id
+    assert len(first.node_id) == 64
+    signature = first.sign(b"hello")
+    assert verify_signature(first.node_id, b"hello", signature)
+    assert not verify_signature(first.node_id, b"hellO", signature)
+    assert not verify_signature(Identity.generate().node_id, b"hello", signature)
+
+
+def test_model_reference_round_trip() -> None:
+    ref = ModelRef(
+        model_id="my-model",
+        info_hash="cd" * 32,
+        files=(ModelFile(name="dir/weights.gguf", sha256=SHA, size=123),),
+        peers=("127.0.0.1:6881", "[::1]:6882"),
+        web_seeds=("http://mirror.example/terminus/blobs/",),
+        capability="chat",
+        engine="llamacpp",
+    )
+    assert parse_reference(ref.format()) == ref
+    assert ref.magnet().startswith("magnet:?xt=urn:btmh:1220" + "cd" * 32)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "magnet:?xt=urn:btmh:1220abcd",
+        "terminus:model/x?ih=zz",
+        f"terminus:model/x?ih={'cd' * 32}",
+        f"terminus:model/x?ih={'cd' * 32}&f=a*{SHA}*notanumber",
+        f"terminus:model/x?ih={'cd' * 32}&f=a*{SHA}*1&peer=nohost",
+        f"terminus:model/Bad Id?ih={'cd' * 32}&f=a*{SHA}*1",
+    ],
+)
+def test_bad_model_references_are_invalid_parameters(text: str) -> None:
+    with pytest.raises(InvalidParameterError):
+        parse_reference(text)
+
+
+def test_node_reference_round_trip_and_errors() -> None:
+    ref = NodeRef("ef" * 32, ("127.0.0.1:4433",))
+    assert parse_node_ref(ref.format()) == ref
+    assert parse_node_ref("EF" * 32) == NodeRef("ef" * 32)
+    with pytest.raises(InvalidParameterError):
+        parse_node_ref("terminus:node/1234")
+
+
+def test_peer_source_in_a_card_resolves_through_the_registered_kind(tmp_path: Path) -> None:
+    ref = f"terminus:model/m?ih={'cd' * 32}&f=w.gguf*{SHA}*5&peer=127.0.0.1:1"
+    card = card_from_mapping(
+        {
+            "id": "m",
+            "capability": "chat",
+            "engine": "fake",
+            "files": [{"name": "w.gguf", "sha256": SHA, "size": 5}],
+            "sources": [{"type": "peer", "refs": [ref]}],
+        }
+    )
+    assert isinstance(card.sources[0], PeerSource)
+    source = make_source(card.sources[0], home=tmp_path)
+    assert source.provides("w.gguf") and not source.provides("other")
+    assert "127.0.0.1:1" in source.describe()
+
+
+def _token_pair(ttl: float = 30) -> tuple[Identity, Identity, bytes]:
+    return Identity.generate(), Identity.generate(), b'{"model":"m"}'
+
+
+def test_tokens_are_single_use_bound_and_short_lived() -> None:
+    consumer, provider, body = _token_pair()
+    nonces = NonceCache()
+    token = issue_token(consumer, provider.node_id, "chat", body)
+    kwargs = dict(peer=consumer.node_id, provider=provider.node_id, op="chat", nonces=nonces)
+    check_token(token, body=body, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(PeerRefusedError, match="replay"):
+        check_token(token, body=body, **kwargs)  # type: ignore[arg-type]
+    fresh = issue_token(consumer, provider.node_id, "chat", body)
+    with pytest.raises(PeerRefusedError, match="does not match"):
+        check_token(fresh, body=b"{}", **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(PeerRefusedError, match="another provider"):
+        check_token(
+            issue_token(consumer, Identity.generate().node_id, "chat", body), body=body, **kwargs
+        )  # type: ignore[arg-type]
+    with pytest.raises(PeerRefusedError, match="expired"):
+        check_token(
+            issue_token(consumer, provider.node_id, "chat", body, ttl=-60), body=body, **kwargs
+        )  # type: ignore[arg-type]
+    with pytest.raises(PeerRefusedError, match="longer"):
+        check_token(
+            issue_token(consumer, provider.node_id, "chat", body, ttl=3600), body=body, **kwargs
+        )  # type: ignore[arg-type]
+    forged = issue_token(consumer, provider.node_id, "chat", body)
+    forged = type(forged)(**{**forged.__dict__, "expires": time.time() + 100})
+    with pytest.raises(PeerRefusedError, match="signature"):
+        check_token(forged, body=body, **kwargs)  # type: ignore[arg-type]
+
+
+def test_wire_codec_keeps_bytes_and_arrays() -> None:
+    vectors = np.arange(6, dtype=np.float32).reshape(2, 3)
+    frame = encode_frame({"audio": b"\x00\xff", "vectors": vectors, "items": (1, 2)})
+    body = decode_body(frame[4:])
+    assert frame_length(frame[:4]) == len(frame) - 4
+    assert body["audio"] == b"\x00\xff" and body["items"] == [1, 2]
+    np.testing.assert_array_equal(body["vectors"], vectors)
+    assert body["vectors"].dtype == np.float32
+
+
+def test_provider_errors_come_back_as_the_same_type() -> None:
+    error = error_from_message({"code": "model_not_found", "message": "nope"}, "ab" * 32)
+    assert type(error).__name__ == "ModelNotFoundError" and isinstance(error, KeyError)
+    unknown = error_from_message({"code": "???", "message": "odd"}, "ab" * 32)
+    assert unknown.message.endswith("odd")
