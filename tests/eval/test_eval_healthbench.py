@@ -152,3 +152,24 @@ def test_malformed_file_is_a_typed_error(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"prompt": [{"role": "user"}], "rubrics": []}) + "\n")
     with pytest.raises(BenchmarkDataError, match="row 0"):
         load_examples(bad)
+
+
+def test_cli_healthbench(tmp_path: Path, examples_file: Path) -> None:
+    from click.testing import CliRunner
+
+    from terminus.cli.main import cli
+
+    with Terminus(allow_download=False) as client:  # cards saved in this test's home
+        client.catalog.save_user_card(fake_card(tmp_path / "w", "fake-doctor"))
+        client.catalog.save_user_card(
+            fake_card(tmp_path / "w", "fake-judge", replies=JUDGE_REPLIES)
+        )
+    out = CliRunner().invoke(
+        cli,
+        ["eval", "healthbench", "-m", "fake-doctor", "--judge", "fake-judge", "--file",
+         str(examples_file), "--parallel", "1", "--out", str(tmp_path / "hb")],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "graded by fake-judge" in out.output and "0.042" in out.output
+    report = json.loads((tmp_path / "hb" / "healthbench.json").read_text())
+    assert report["overall"]["score"] == pytest.approx(0.125 / 3)

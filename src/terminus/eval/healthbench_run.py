@@ -9,7 +9,7 @@ from typing import Any
 from terminus.eval.backends import EvalBackend
 from terminus.eval.healthbench import Example, aggregate, grade_example
 from terminus.eval.items import sample
-from terminus.eval.runner import _bar, _write_json
+from terminus.eval.runner import progress_bar, write_json
 from terminus.eval.store import ResultStore, config_key
 
 REPORT_FILE = "healthbench.json"
@@ -38,7 +38,7 @@ def run_healthbench(
     store = ResultStore(run_dir, config_key(setup))
     stored = store.done()
     chosen = sample(examples, limit, seed)
-    bar = _bar(len(chosen), progress)
+    bar = progress_bar(len(chosen), progress)
     started = time.perf_counter()
     graded: list[dict[str, Any]] = []
     try:
@@ -64,7 +64,7 @@ def run_healthbench(
         "wall_seconds": round(time.perf_counter() - started, 3),
         **aggregate(graded, seed=seed),
     }
-    _write_json(run_dir / REPORT_FILE, report)
+    write_json(run_dir / REPORT_FILE, report)
     return report
 
 

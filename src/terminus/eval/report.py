@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from terminus.errors import EvalRunNotFoundError, IncomparableRunsError
-from terminus.eval.runner import RUN_FILE, _write_json
+from terminus.eval.runner import RUN_FILE, write_json
 from terminus.eval.stats import paired_difference, wilson_interval
 from terminus.eval.store import RESULTS_FILE, read_results
 
@@ -161,7 +161,7 @@ def write_reports(runs: list[Run], out_dir: Path, stem: str = "report") -> dict[
         "markdown": out_dir / f"{stem}.md",
         "png": out_dir / f"{stem}.png",
     }
-    _write_json(paths["json"], summaries[0] if len(summaries) == 1 else summaries)
+    write_json(paths["json"], summaries[0] if len(summaries) == 1 else summaries)
     paths["markdown"].write_text(markdown(summaries), encoding="utf-8")
     try:
         chart(summaries, paths["png"])

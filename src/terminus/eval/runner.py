@@ -132,7 +132,7 @@ def run_eval(
         name: sample(data[name].items, config.limit, config.seed) for name in config.benchmarks
     }
     total = sum(len(items) for items in chosen.values())
-    bar = _bar(total, progress)
+    bar = progress_bar(total, progress)
     walls: dict[str, float] = {}
     try:
         for name, items in chosen.items():
@@ -166,17 +166,17 @@ def run_eval(
         "wall_seconds": walls,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _write_json(run_dir / RUN_FILE, meta)
+    write_json(run_dir / RUN_FILE, meta)
     return meta
 
 
-def _bar(total: int, enabled: bool) -> Any:
+def progress_bar(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, unit="item", disable=not enabled, dynamic_ncols=True, leave=True)
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(temporary, path)
