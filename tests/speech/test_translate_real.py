@@ -64,3 +64,16 @@ def test_whisper_base_from_two_part_package(
         assert word_error_rate([SENTENCES[8]], [heard.text]) <= 0.2, heard.text
         translated = client.transcribe("whisper-base", spoken_sentences[8], task="translate")
         assert word_error_rate([SENTENCES[8]], [translated.text]) <= 0.2, translated.text
+
+
+async def test_async_translate_stream(qwen_client: Terminus) -> None:
+    from terminus import AsyncTerminus
+
+    client = AsyncTerminus(qwen_client)
+    # "Thank you very much!" → Spanish came back as "¡De nada!": an answer, not a translation.
+    text = await client.translate_stream(
+        "Good morning! How are you today?", "es", "en", model=QWEN
+    ).text()
+    assert "buen" in text.lower() and "cómo" in text.lower(), text
+    result = await client.translate("Thank you very much!", "fr", "en", model=QWEN)
+    assert "merci" in result.text.lower(), result.text

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from terminus.client.media import AudioLike, ImageLike, audio_payload, image_payload
-from terminus.client.streams import CompletionStream
+from terminus.client.streams import AsyncCompletionStream, CompletionStream
 from terminus.engines.speech_base import TranscribeProgress
 from terminus.errors import InvalidParameterError
 from terminus.runtime.language import normalize_code
-from terminus.types import CancelToken
+from terminus.types import CancelToken, ChatEvent
 from terminus.types.chat import validation_message
 from terminus.types.speech import (
     OcrRequest,
@@ -269,6 +269,21 @@ class AsyncSpeechMixin:
     async def ocr(self, model: str | None, image: ImageLike, **kwargs: Any) -> OcrResult:
         result: OcrResult = await asyncio.to_thread(self.sync.ocr, model, image, **kwargs)
         return result
+
+    def translate_stream(
+        self, text: str, target: str, source: str | None = None, **kwargs: Any
+    ) -> AsyncCompletionStream:
+        """Like :meth:`SpeechMixin.translate_stream`; iterate with ``async for``.
+
+        The source language is detected (if not given) when the stream starts.
+        """
+        sync = self.sync
+
+        def events(cancel: CancelToken) -> Iterator[ChatEvent]:
+            request = sync.translation_request(text, target, source, **kwargs)
+            return iter(sync.transport.translate(request, cancel))
+
+        return AsyncCompletionStream(events)
 
     async def translate(
         self, text: str, target: str, source: str | None = None, **kwargs: Any
