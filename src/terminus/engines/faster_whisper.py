@@ -14,11 +14,9 @@ from typing import Any, ClassVar
 from terminus.engines.audio import SAMPLE_RATE, decode_request_audio, is_silent
 from terminus.engines.base import Availability, LoadOptions
 from terminus.engines.llamacpp import default_threads
-from terminus.engines.speech_base import TranscribeProgress, probe_modules
+from terminus.engines.speech_base import TranscribeProgress, check_loadable, probe_modules
 from terminus.errors import (
-    CapabilityError,
     EngineError,
-    EngineUnavailableError,
     InvalidParameterError,
     UnsupportedLanguageError,
 )
@@ -48,11 +46,7 @@ class FasterWhisperEngine:
         return files.paths["model.bin"].stat().st_size + _WORKING_BYTES
 
     def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> WhisperSTTModel:
-        if card.capability != Capability.STT:
-            raise CapabilityError(f"{card.id} is a {card.capability} model, not speech to text")
-        availability = self.probe()
-        if not availability.ok:
-            raise EngineUnavailableError(f"faster-whisper cannot run: {availability.detail}")
+        check_loadable(self.name, self.probe(), card, Capability.STT)
         from faster_whisper import WhisperModel
 
         compute_type = str(

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
 from terminus.engines.llamacpp import default_threads
-from terminus.engines.speech_base import probe_modules
+from terminus.engines.speech_base import check_loadable, probe_modules
 from terminus.engines.text_split import split_sentences
-from terminus.errors import CapabilityError, EngineError, EngineUnavailableError
+from terminus.errors import EngineError
 from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
 from terminus.types import CancelToken, ChatEvent, ContentDelta, Done, Stats
@@ -54,13 +54,7 @@ class CTranslate2NmtEngine:
         return sum(p.stat().st_size for p in files.paths.values()) + _WORKING_BYTES
 
     def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> NmtModel:
-        if card.capability != Capability.TRANSLATE:
-            raise CapabilityError(
-                f"{card.id} is a {card.capability} model, not a translation model"
-            )
-        availability = self.probe()
-        if not availability.ok:
-            raise EngineUnavailableError(f"nmt-ct2 cannot run: {availability.detail}")
+        check_loadable(self.name, self.probe(), card, Capability.TRANSLATE)
         import ctranslate2
         import sentencepiece
 

@@ -14,12 +14,10 @@ from typing import Any, ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
 from terminus.engines.llamacpp import default_threads
-from terminus.engines.speech_base import probe_modules
+from terminus.engines.speech_base import check_loadable, probe_modules
 from terminus.engines.text_split import split_sentences
 from terminus.errors import (
-    CapabilityError,
     EngineError,
-    EngineUnavailableError,
     InvalidParameterError,
 )
 from terminus.models.cache import ModelFiles
@@ -49,11 +47,7 @@ class PiperEngine:
         return _voice_paths(card, files)[0].stat().st_size + _WORKING_BYTES
 
     def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> PiperTTSModel:
-        if card.capability != Capability.TTS:
-            raise CapabilityError(f"{card.id} is a {card.capability} model, not a voice")
-        availability = self.probe()
-        if not availability.ok:
-            raise EngineUnavailableError(f"piper cannot run: {availability.detail}")
+        check_loadable(self.name, self.probe(), card, Capability.TTS)
         import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig

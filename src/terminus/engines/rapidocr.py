@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from terminus.engines.base import Availability, LoadOptions
 from terminus.engines.images import decode_image
 from terminus.engines.llamacpp import default_threads
-from terminus.engines.speech_base import probe_modules
-from terminus.errors import CapabilityError, EngineError, EngineUnavailableError
+from terminus.engines.speech_base import check_loadable, probe_modules
+from terminus.errors import EngineError
 from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
 from terminus.types.common import Capability
@@ -43,11 +43,7 @@ class RapidOcrEngine:
         return sum(p.stat().st_size for p in files.paths.values()) + _WORKING_BYTES
 
     def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> RapidOcrModel:
-        if card.capability != Capability.OCR:
-            raise CapabilityError(f"{card.id} is a {card.capability} model, not OCR")
-        availability = self.probe()
-        if not availability.ok:
-            raise EngineUnavailableError(f"rapidocr cannot run: {availability.detail}")
+        check_loadable(self.name, self.probe(), card, Capability.OCR)
         from rapidocr import RapidOCR
 
         defaults = card.defaults

@@ -6,7 +6,10 @@ from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
 from terminus.engines.base import Availability, LoadedModel
+from terminus.errors import CapabilityError, EngineUnavailableError
+from terminus.models.card import ModelCard
 from terminus.types import CancelToken, ChatEvent
+from terminus.types.common import Capability
 from terminus.types.speech import (
     OcrRequest,
     OcrResult,
@@ -33,6 +36,18 @@ def probe_modules(
     except md.PackageNotFoundError:
         version = None
     return Availability(True, detail, version)
+
+
+def check_loadable(
+    engine: str, availability: Availability, card: ModelCard, capability: Capability
+) -> None:
+    """Refuse before any work: a card of another capability, or an engine that cannot run."""
+    if card.capability != capability:
+        raise CapabilityError(
+            f"{card.id} is a {card.capability} model; the {engine} engine runs {capability} models"
+        )
+    if not availability.ok:
+        raise EngineUnavailableError(f"{engine} cannot run: {availability.detail}")
 
 
 #: Called as segments are decoded: (seconds of audio done, seconds in all).

@@ -18,7 +18,8 @@ from typing import ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
 from terminus.engines.images import decode_image
-from terminus.errors import CapabilityError, EngineError, EngineUnavailableError
+from terminus.engines.speech_base import check_loadable
+from terminus.errors import EngineError
 from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
 from terminus.types.common import Capability
@@ -52,11 +53,7 @@ class TesseractEngine:
         return sum(p.stat().st_size for p in files.paths.values()) + _WORKING_BYTES
 
     def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> TesseractModel:
-        if card.capability != Capability.OCR:
-            raise CapabilityError(f"{card.id} is a {card.capability} model, not OCR")
-        availability = self.probe()
-        if not availability.ok:
-            raise EngineUnavailableError(f"tesseract cannot run: {availability.detail}")
+        check_loadable(self.name, self.probe(), card, Capability.OCR)
         data = [p for n, p in files.paths.items() if n.endswith(".traineddata")]
         if not data:
             raise EngineError(f"{card.id}: the card names no .traineddata file")
