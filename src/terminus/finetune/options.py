@@ -34,6 +34,10 @@ class FinetuneOptions:
     system_prompt: str | None = None  # added to conversations without one (as inference does)
 
     def __post_init__(self) -> None:
+        # 16 and 16.0 are the same run: numbers are normalized before fingerprinting
+        object.__setattr__(self, "alpha", float(self.alpha))
+        object.__setattr__(self, "learning_rate", float(self.learning_rate))
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
         if self.batch_size < 1 or self.micro_batch_size < 1:
             raise InvalidParameterError("batch sizes must be at least 1")
         if self.batch_size % self.micro_batch_size:

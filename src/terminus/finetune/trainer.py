@@ -213,7 +213,7 @@ def train_lora(
             for i in range(0, len(chosen), options.micro_batch_size):
                 loss, _ = _batch_loss(model, chosen[i : i + options.micro_batch_size], pad_id)
                 (loss / n_tokens).backward()
-                step_loss += float(loss) / n_tokens
+                step_loss += float(loss.detach()) / n_tokens
             optimizer.step()
             scheduler.step()
             step += 1
