@@ -127,6 +127,11 @@ class ModelCache:
             raise _summarize(file, failures)
 
     def _fetch_from(self, source: Source, file: ModelFile, progress: Progress) -> Path:
+        # Sources that download into their own staging file (peers) hand over the path:
+        # it is hashed in place and renamed, instead of being copied through a sink.
+        fetch_to_path = getattr(source, "fetch_to_path", None)
+        if fetch_to_path is not None:
+            return self._adopt(fetch_to_path(file, progress), file, source, progress)
         # Resumable sources share one partial file across attempts and processes;
         # the others stage privately so they never clobber a resumable partial.
         partial = (
@@ -166,6 +171,38 @@ class ModelCache:
             )
         partial.chmod(0o444)
         os.replace(partial, self.blob_path(file.sha256))
+        _fsync_dir(self.blobs)
+        return self.blob_path(file.sha256)
+
+    def _adopt(self, staged: Path, file: ModelFile, source: Source, progress: Progress) -> Path:
+        """Verify a file a source staged on this filesystem, then rename it into place."""
+        digest = hashlib.sha256()
+        size = 0
+        progress.start(f"verifying {file.name}", staged.stat().st_size)
+        try:
+            with staged.open("rb") as fh:
+                while block := fh.read(CHUNK):
+                    digest.update(block)
+                    size += len(block)
+                    progress.advance(len(block))
+                os.fsync(fh.fileno())
+        finally:
+            progress.finish()
+        if digest.hexdigest() != file.sha256 or (file.size is not None and size != file.size):
+            staged.unlink(missing_ok=True)
+            raise ChecksumMismatchError(
+                f"{file.name} from {source.describe()}: got sha256 {digest.hexdigest()[:16]}… "
+                f"({size} bytes), expected {file.sha256[:16]}…"
+            )
+        staged.chmod(0o444)
+        try:
+            os.replace(staged, self.blob_path(file.sha256))
+        except OSError:  # another filesystem: copy, then rename within the cache
+            copy = self.blobs / f"{file.sha256}.{os.getpid()}.staging"
+            shutil.copyfile(staged, copy)
+            copy.chmod(0o444)
+            os.replace(copy, self.blob_path(file.sha256))
+            staged.unlink(missing_ok=True)
         _fsync_dir(self.blobs)
         return self.blob_path(file.sha256)
 

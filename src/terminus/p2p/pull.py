@@ -59,7 +59,10 @@ def pull_from_peers(
     card = card_for_reference(catalog, model, ref)
     known = any(c.id == card.id for c in catalog.all())
     source = PeerFileSource([ref], home=cache.root)
-    files = cache.ensure(card, [source], progress)
+    try:
+        files = cache.ensure(card, [source], progress)
+    finally:
+        source.close()
     if not known and catalog.user_dir is not None:
         catalog.save_user_card(card)  # only once its files are verified in the cache
     return card, files, source

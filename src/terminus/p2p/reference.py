@@ -12,7 +12,7 @@ direct addresses (no tracker or DHT needed on a LAN); ``ws`` entries are HTTP mi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, quote, urlencode
 
 from terminus.errors import InvalidParameterError
@@ -30,7 +30,6 @@ class ModelRef:
     web_seeds: tuple[str, ...] = ()
     capability: str | None = None
     engine: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def with_peers(self, peers: tuple[str, ...]) -> ModelRef:
         return replace(self, peers=tuple(dict.fromkeys((*self.peers, *peers))))

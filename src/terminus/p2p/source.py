@@ -30,6 +30,7 @@ class PeerFileSource:
         self.home = home
         self.allow_download = allow_download
         self.last_report: FetchReport | None = None
+        self._used: set[ModelRef] = set()
 
     @classmethod
     def from_spec(
@@ -48,23 +49,40 @@ class PeerFileSource:
     def provides(self, file_name: str) -> bool:
         return any(f.name == file_name for r in self.refs for f in r.files)
 
-    def fetch(self, file: ModelFile, sink: BlobSink, progress: Progress) -> None:
+    def fetch_to_path(self, file: ModelFile, progress: Progress) -> Path:
+        """Download (or resume) the torrent and return the staged file for the cache to verify.
+
+        The file sits in a folder of its own under the Terminus home, on the cache's
+        filesystem, so the cache renames it into place after hashing it.
+        """
         if not self.allow_download:
             raise SourceUnavailableError(
                 f"downloads are disabled; not fetching {file.name} from peers"
             )
         ref = self._ref_for(file)
-        if self.last_report is None or file.sha256 not in self.last_report.paths:
+        staged = self.last_report.paths.get(file.sha256) if self.last_report else None
+        if staged is None or not staged.exists():
             self.last_report = fetch_blobs(ref, self.home, progress=progress)
-        staged = self.last_report.paths[file.sha256]
+            staged = self.last_report.paths[file.sha256]
+        self._used.add(ref)
+        return staged
+
+    def fetch(self, file: ModelFile, sink: BlobSink, progress: Progress) -> None:
+        """The plain Source interface: stream the staged file through the cache's sink."""
+        staged = self.fetch_to_path(file, progress)
         progress.start(f"verifying {file.name}", staged.stat().st_size)
         try:
             copy_file_into(staged, sink, progress)
         finally:
             progress.finish()
         staged.unlink(missing_ok=True)
-        if all(not p.exists() for p in self.last_report.paths.values()):
-            shutil.rmtree(staging_dir(self.home, ref), ignore_errors=True)
+
+    def close(self) -> None:
+        """Drop staging folders whose files all reached the cache (their resume data too)."""
+        for ref in self._used:
+            folder = staging_dir(self.home, ref)
+            if not any(p.name in {f.sha256 for f in ref.files} for p in folder.rglob("*")):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _ref_for(self, file: ModelFile) -> ModelRef:
         for ref in self.refs:
