@@ -52,6 +52,18 @@ def test_segments_words_and_language(
     assert "-->" in result.srt() and result.vtt().startswith("WEBVTT")
 
 
+def test_progress_reports_seconds_decoded(
+    speech_client: Terminus, spoken_sentences: list[bytes]
+) -> None:
+    seen: list[tuple[float, float]] = []
+    result = speech_client.transcribe(
+        STT, spoken_sentences[7], progress=lambda done, total: seen.append((done, total))
+    )
+    assert seen and all(total == result.duration_s for _, total in seen)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1][0] == pytest.approx(result.segments[-1].end, abs=0.01)
+
+
 def test_raw_pcm_arrays_at_any_rate(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
     """int16 at the voice's 22.05 kHz and float32 resampled to 16 kHz read the same."""
     samples, rate = _pcm16(spoken_sentences[3])
