@@ -198,3 +198,17 @@ def test_cli_unknown_type_is_one_line_and_writes_nothing(isolated_home: Path) ->
     assert result.exit_code == 43
     assert result.output.strip().startswith("error: unknown quantization type 'Q9_9'")
     assert not (isolated_home / "cards").exists() or not list((isolated_home / "cards").iterdir())
+
+
+def test_cli_unsupported_architecture_fails_before_any_fetch(
+    isolated_home: Path, tmp_path: Path
+) -> None:
+    data = _write_jsonl(tmp_path / "d.jsonl", [CHAT])
+    for args in (
+        ["finetune", "gemma-3-270m", str(data)],
+        ["quantize", "gemma-3-270m", "-t", "Q8_0"],
+    ):
+        result = CliRunner().invoke(cli, ["--offline", *args])
+        assert result.exit_code == 41, result.output
+        assert "gemma3" in result.output
+    assert not (isolated_home / "blobs").exists() or not list((isolated_home / "blobs").iterdir())

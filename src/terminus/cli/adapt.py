@@ -124,6 +124,11 @@ def finetune(state: CliState, base: str, dataset: str, **kw: Any) -> None:
         bar.set_postfix(shown)
         bar.update(1)
 
+    from terminus.finetune.data import check_trainable, read_jsonl
+
+    # bad data fails here, before the model takes its time to load
+    examples = read_jsonl(Path(dataset).expanduser())
+    check_trainable(examples, assistant_only=options.train_on == "assistant", name=dataset)
     click.echo(f"loading {base} for training…", err=True)
     try:
         card, result = state.client().finetune(

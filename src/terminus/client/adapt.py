@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from terminus.errors import InvalidParameterError
+from terminus.errors import InvalidParameterError, UnsupportedArchitectureError
 
 if TYPE_CHECKING:
     from terminus.finetune.options import FinetuneOptions, FinetuneResult, StepReport
@@ -51,6 +51,7 @@ class AdaptMixin:
         from terminus.finetune.options import FinetuneOptions
 
         card = self.catalog.get(base)
+        _check_architecture(card)  # before fetching anything
         files = self.manager.ensure_files(card)
         card_id = model_id or f"{card.id}-lora"
         return finetune_to_cache(
@@ -86,6 +87,7 @@ class AdaptMixin:
 
         scheme(type)  # an unknown type fails before any file is fetched
         card = self._plain_model(model)
+        _check_architecture(card)  # before fetching anything
         files = self.manager.ensure_files(card)
         return quantize_to_cache(
             card,
@@ -147,6 +149,17 @@ class AdaptMixin:
         if path.suffix.lower() == ".gguf" and path.is_file():
             return path
         return self.manager.ensure_files(self._plain_model(name)).main
+
+
+def _check_architecture(card: ModelCard) -> None:
+    """Cards that name an architecture fail fast; the file's own header is checked again later."""
+    from terminus.engines.torch_causal import TRAINABLE_ARCHITECTURES
+
+    if card.architecture and card.architecture not in TRAINABLE_ARCHITECTURES:
+        raise UnsupportedArchitectureError(
+            f"{card.id} is a {card.architecture} model; fine-tuning and quantization support "
+            + ", ".join(TRAINABLE_ARCHITECTURES)
+        )
 
 
 class AsyncAdaptMixin:
