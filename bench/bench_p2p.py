@@ -132,7 +132,8 @@ def libtorrent_in_process(home: Path, sha: str, tuned: bool) -> float:
     params = lt.add_torrent_params()
     params.ti = info
     params.save_path = str(save_path_for(info, cache.blobs))
-    params.flags = lt.torrent_flags.seed_mode
+    params.have_pieces = [True] * info.num_pieces()  # as Seeder.share does
+    params.flags = lt.torrent_flags.no_verify_files
     seeder.add_torrent(params)
     leecher = make_session("127.0.0.1:0", tuned=tuned)
     target = Path(tempfile.mkdtemp(dir=home.parent))

@@ -9,6 +9,7 @@ The cache still hashes each whole file before it becomes visible (``PeerFileSour
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ def fetch_blobs(
     finally:
         progress.finish()
         session.pause()
+        _dispose(session)
+        del session
     report.seconds = time.monotonic() - started
     for file in ref.files:
         path = _staged_path(folder, file.sha256)
@@ -131,7 +134,13 @@ def _wait_until_done(
                 f"({status.num_peers} connected)",
                 hint="check the peer addresses; run the command again to resume",
             )
-        session.wait_for_alert(100)
+        session.wait_for_alert(20)
+
+
+def _dispose(session: Any) -> None:
+    """Tear the session down on another thread: its destructor blocks for ~0.2 s."""
+    holder = [session]
+    threading.Thread(target=holder.clear, name="terminus-session-close", daemon=True).start()
 
 
 def _checked_bytes(handle: Any) -> int:
