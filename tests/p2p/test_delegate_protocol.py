@@ -287,3 +287,18 @@ def test_unreachable_provider_falls_back(tmp_path: Path, node: Node, consumer: I
     ) as client:
         assert client.completion("fake-chat", "hi").text() == "from here"
         assert client.transport.fallbacks == 1  # type: ignore[attr-defined]
+
+
+def test_client_delegate_option_uses_the_home_identity(tmp_path: Path) -> None:
+    from terminus.p2p.identity import load_or_create_identity
+
+    home = tmp_path / "delegating"
+    me = load_or_create_identity(home)
+    node = Node(tmp_path, ProviderPolicy(allow=frozenset({me.node_id})))
+    try:
+        with Terminus(home=home, delegate=node.ref.format()) as client:
+            client.catalog.register(fake_card(tmp_path / "dw", replies=[REPLY]))
+            assert client.completion("fake-chat", "hi").text() == REPLY
+        assert me.node_id in node.provider.stats.consumers
+    finally:
+        node.close()

@@ -68,7 +68,12 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
         allow_download: bool | None = None,
         progress: bool | Progress = False,
         default_model: str | None = None,
+        delegate: str | None = None,
+        delegate_fallback: bool = False,
     ) -> None:
+        """``delegate``: a provider's ``terminus:node/…`` reference (or known node id); every
+        request then runs there, and locally too when ``delegate_fallback`` is set and the
+        provider cannot be reached (docs/p2p.md)."""
         self.home: Path = terminus_home(home)
         self.catalog = Catalog(self.home / "cards")
         self.cache = ModelCache(self.home)
@@ -85,6 +90,11 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
             progress_factory=self._progress_factory,
         )
         self.transport: Transport = transport or LocalTransport(self.manager)
+        if delegate is not None:
+            from terminus.transports.peer import PeerTransport
+
+            local = self.transport if delegate_fallback else None
+            self.transport = PeerTransport(delegate, home=self.home, fallback=local)
         self.models = ModelsAPI(self.catalog, self.cache, self.manager, self._progress_factory)
 
     def _progress_factory(self) -> Progress:
