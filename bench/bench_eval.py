@@ -73,6 +73,16 @@ def main() -> None:
             {"role": "user", "content": generative_prompt(item)},
         ]
 
+    def raw_body(item: Any) -> dict[str, Any]:
+        """Exactly the body Terminus sends for this item (same sampling), not streamed."""
+        request = client.chat_request(
+            MODEL, messages(item), max_tokens=args.tokens, temperature=0.0, seed=0,
+            repeat_penalty=1.0, cache_prompt=False,
+        )  # fmt: skip
+        with client.manager.use(MODEL) as model:
+            body, _ = model.build_body(request)  # type: ignore[attr-defined]
+        return {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+
     work: dict[str, dict[str, Callable[[Any], Any]]] = {
         "loglikelihood": {
             "terminus": lambda item: backend.next_token(loglikelihood_prompt("medqa", item), 100),
@@ -90,15 +100,7 @@ def main() -> None:
             "terminus": lambda item: backend.generate(
                 messages(item), max_tokens=args.tokens, temperature=0.0, seed=0
             ),
-            "raw": lambda item: raw.handle_chat_completions(
-                {
-                    "messages": messages(item),
-                    "max_tokens": args.tokens,
-                    "temperature": 0,
-                    "seed": 0,
-                    "cache_prompt": False,
-                }
-            ),  # fmt: skip
+            "raw": lambda item: raw.handle_chat_completions(raw_body(item)),
         },
     }
     print(f"{args.items} MedQA items, {args.parallel} slots, {args.threads} thread(s), "

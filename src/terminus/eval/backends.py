@@ -69,6 +69,7 @@ class ClientBackend:
             sha256=main.sha256,
             quantization=quant.group(1).upper() if quant else None,
             engine=card.engine,
+            decoding="greedy, repeat_penalty 1.0, prompt computed afresh",
         )
         return info
 
@@ -81,6 +82,7 @@ class ClientBackend:
             max_tokens=max_tokens,
             temperature=temperature,
             seed=seed,
+            repeat_penalty=1.0,  # plain greedy decoding, not the card's chat defaults
             cache_prompt=False,  # the answer must not depend on what the slot ran before
         ).result()
         if done.stop_reason == "error":
