@@ -35,6 +35,11 @@ YES_NO = ("yes", "no", "maybe")
         ("Answer: B\n...on reflection, Final Answer: D", "D"),
         ("Answer:\n(B)", "B"),
         ("## Answer\nAnswer: `A`", "A"),
+        ("The answer is not B.", None),  # negation: no commitment
+        ("The correct answer is most likely C.", "C"),
+        ("B, because the lesion is distal.\nThat explains the findings", "B"),
+        ("The correct answer would be (C).", "C"),
+        ("The correct answer is (C). The correct answer is (B).", "B"),
     ],
 )
 def test_letter_answers(text: str, expected: str | None) -> None:
@@ -52,6 +57,9 @@ def test_letter_answers(text: str, expected: str | None) -> None:
         ("no idea really", None),
         ("<think>maybe no</think>Answer: maybe", "maybe"),
         ("Answer: yesterday", None),
+        ('Yes, I will respond with "yes".', "yes"),
+        ("Yes, a hydrogel can deliver them. The answer is indeed Yes.", "yes"),
+        ("It may not be ideal for all patients, as it does not educate them.", None),
     ],
 )
 def test_pubmedqa_answers(text: str, expected: str | None) -> None:

@@ -2,7 +2,8 @@
 
 Reasoning in ``<think>…</think>`` is dropped first. Then, in order of how explicit
 they are: ``Final Answer: X``, ``Answer: X`` (also bold, or "the answer is X"),
-then a lone option in parentheses or on the last line. The last explicit match
+then a lone option in parentheses, then a last or first line that is (or opens
+with) the option. The last explicit match
 wins (models restate the question's options before answering). ``None`` means
 unparsed: counted wrong, and reported separately.
 """
@@ -14,6 +15,7 @@ from collections.abc import Collection
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#]+")
+_HEDGES = "(?:indeed|likely|probably|clearly|definitely|most\\s+likely)"
 
 
 def strip_thinking(text: str) -> str:
@@ -36,7 +38,7 @@ def extract_answer(text: str, options: Collection[str]) -> str | None:
     explicit = (
         rf"(?i:final\s+answer\s*(?:is)?\s*[:：]?)\s*{option}",
         rf"(?i:answer\s*(?:is)?\s*[:：]\s*(?:option\s*)?){option}",
-        rf"(?i:(?:answer|option|choice)\s+is\s*(?:option\s*)?){option}",
+        rf"(?i:(?:answer|option|choice)\s+is\s*(?:{_HEDGES}\s+)?(?:option\s*)?){option}",
     )
     for pattern in explicit:
         found = list(re.finditer(pattern, body))
@@ -46,10 +48,13 @@ def extract_answer(text: str, options: Collection[str]) -> str | None:
         bracketed = re.findall(rf"\(({alternatives})\)", body)
         if len(set(bracketed)) == 1:  # several different ones: the model listed options
             return bracketed[0]
-    last_line = body.splitlines()[-1].strip().rstrip(".")
-    whole = re.fullmatch(rf"{option}(?:[\.:].*)?", last_line)
-    if whole:
-        return _key(whole.group(1), by_lower, keys)
+    # A line that is the option, or opens with it ("B. Because…", "Yes, the data…"):
+    # the last line first, then the first.
+    lines = body.splitlines()
+    for line in (lines[-1], lines[0]):
+        whole = re.fullmatch(rf"{option}(?:[\.:,;].*)?", line.strip().rstrip("."), re.DOTALL)
+        if whole:
+            return _key(whole.group(1), by_lower, keys)
     return None
 
 
