@@ -125,7 +125,7 @@ class PeerClient:
                     time.sleep(min(0.2 * 2**attempt, 2.0))
         raise PeerUnavailableError(
             f"cannot reach provider {self.ref.node_id[:12]}… at "
-            f"{', '.join(self.ref.addresses) or 'no address'}: {last or 'unknown error'}",
+            f"{', '.join(self.ref.addresses) or 'no address'}: {_describe(last)}",
             hint="is `terminus provide` running there?",
         )
 
@@ -181,3 +181,11 @@ class PeerClient:
             # Leaving early (break, close) tells the provider to stop generating.
             with contextlib.suppress(Exception):
                 self._run(send.finish(), 2)
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown error"
+    if isinstance(error, TimeoutError | FutureTimeout):
+        return "no answer (timed out)"
+    return str(error) or type(error).__name__
