@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from terminus.eval.items import McqItem
 
-PROMPT_VERSION = "medbench-v1"
+PROMPT_VERSION = "medbench-v2"
 
 GENERATIVE_SYSTEM = (
     "You are a medical expert answering exam questions. Think briefly if you need to, "
-    "then finish with a final line of the form 'Answer: X'."
+    "then finish with a last line that reads 'Answer: ' followed by your choice."
 )
 
 
@@ -27,10 +27,10 @@ def generative_prompt(item: McqItem) -> str:
         parts.append("Options:")
         parts.extend(f"({key}) {text}" for key, text in item.options.items())
         keys = ", ".join(item.options)
-        parts.append(f"\nReply with the letter of the correct option ({keys}) as 'Answer: X'.")
+        parts.append(f"\nEnd with 'Answer: ' and the letter of the correct option ({keys}).")
     else:
         keys = " / ".join(item.options)
-        parts.append(f"Reply with one of {keys} as 'Answer: {list(item.options)[0]}'.")
+        parts.append(f"End with 'Answer: ' and one of {keys}.")
     return "\n".join(parts)
 
 
