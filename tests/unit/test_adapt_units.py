@@ -212,3 +212,11 @@ def test_cli_unsupported_architecture_fails_before_any_fetch(
         assert result.exit_code == 41, result.output
         assert "gemma3" in result.output
     assert not (isolated_home / "blobs").exists() or not list((isolated_home / "blobs").iterdir())
+
+
+async def test_async_client_runs_the_same_checks(isolated_home: Path) -> None:
+    from terminus import AsyncTerminus
+
+    async with AsyncTerminus() as t:
+        with pytest.raises(UnknownQuantizationError):
+            await t.quantize("smollm2", "Q9_9")

@@ -77,7 +77,7 @@ def quantize_to_cache(
     how = f"{plan.name}" + (" with an importance matrix" if matrix is not None else "")
     card = ModelCard(
         id=card_id,
-        name=f"{base.name or base.id} ({how})",
+        name=f"{base.id} as {how}",
         capability=base.capability,
         engine=base.engine,
         format="gguf",
