@@ -8,7 +8,7 @@ Seconds per step (medians) and the ratio are printed, then the peak resident
 memory of the process, and llama.cpp decode speed with the trained adapter vs
 the base alone (both through Terminus, same threads).
 
-    python bench/bench_finetune.py [--steps 8] [--threads 2]
+    python bench/bench_finetune.py [--steps 8] [--rounds 2] [--threads 2]
 """
 
 from __future__ import annotations
@@ -79,22 +79,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     base = load_torch_model(smollm2(), threads=args.threads)
     data = examples(args.steps * 2)
-    raw = bare_loop(base, data, args.steps, 2)
+    raw: list[float] = []
     ours: list[float] = []
     options = FinetuneOptions(
         batch_size=2, micro_batch_size=2, context_length=128, max_steps=args.steps,
         threads=args.threads, learning_rate=1e-3,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        result = train_lora(
-            smollm2(), data, [], options, output=Path(tmp) / "a.gguf", base_id="smollm2",
-            base_sha256="0" * 64, loaded=copy.deepcopy(base),
-            on_step=lambda r: ours.append(r.seconds),
-        )  # fmt: skip
-        r, o = statistics.median(raw[1:]), statistics.median(ours[1:])
+        for _ in range(args.rounds):  # alternate, so machine load hits both sides alike
+            raw += bare_loop(base, data, args.steps, 2)[1:]
+            step_times: list[float] = []
+            result = train_lora(
+                smollm2(), data, [], options, output=Path(tmp) / "a.gguf", base_id="smollm2",
+                base_sha256="0" * 64, loaded=copy.deepcopy(base),
+                on_step=lambda r, sink=step_times: sink.append(r.seconds),
+            )  # fmt: skip
+            ours += step_times[1:]
+        r, o = statistics.median(raw), statistics.median(ours)
         print(
             f"s/step (batch 2, context 128): terminus {o:.3f}, bare torch {r:.3f}, ratio {o / r:.2f}"
         )

@@ -220,3 +220,27 @@ async def test_async_client_runs_the_same_checks(isolated_home: Path) -> None:
     async with AsyncTerminus() as t:
         with pytest.raises(UnknownQuantizationError):
             await t.quantize("smollm2", "Q9_9")
+
+
+def test_checkpoints_latest_mismatch_corrupt_and_clear(tmp_path: Path) -> None:
+    from terminus.errors import CheckpointError
+    from terminus.finetune.checkpoint import (
+        clear_checkpoints,
+        latest_checkpoint,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step, {"fingerprint": "run-a", "losses": [0.5] * step})
+    last = latest_checkpoint(tmp_path)
+    assert last is not None and last.name == "checkpoint-000003.pt"
+    assert len(list(tmp_path.glob("checkpoint-*.pt"))) == 2  # the last two are kept
+    assert load_checkpoint(last, "run-a")["step"] == 3
+    with pytest.raises(CheckpointError, match="other data or options"):
+        load_checkpoint(last, "run-b")
+    last.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(last, "run-a")
+    clear_checkpoints(tmp_path)
+    assert latest_checkpoint(tmp_path) is None

@@ -38,6 +38,11 @@ def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return found
 
 
+def clear_checkpoints(folder: Path) -> None:
+    for _, path in _checkpoints(folder) if folder.is_dir() else []:
+        path.unlink(missing_ok=True)
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
     found = _checkpoints(folder) if folder.is_dir() else []
     return max(found)[1] if found else None

@@ -14,7 +14,12 @@ from typing import Any
 
 from terminus.engines.torch_causal import TorchCausalLM, load_torch_model
 from terminus.errors import DatasetError
-from terminus.finetune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from terminus.finetune.checkpoint import (
+    clear_checkpoints,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from terminus.finetune.data import Example, check_trainable
 from terminus.finetune.encode import IGNORE, Encoded, encode
 from terminus.finetune.lora import add_lora, load_lora_state, lora_state, write_adapter
@@ -170,6 +175,8 @@ def train_lora(
     step = 0
     train_losses: list[float] = []
     val_losses: list[float] = []
+    if not resume and checkpoint_dir is not None:
+        clear_checkpoints(checkpoint_dir)  # a fresh run never resumes an older run's state later
     if resume and checkpoint_dir is not None and (last := latest_checkpoint(checkpoint_dir)):
         state = load_checkpoint(last, fingerprint)
         load_lora_state(layers, state["lora"])
