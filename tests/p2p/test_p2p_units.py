@@ -136,3 +136,45 @@ def test_provider_errors_come_back_as_the_same_type() -> None:
     assert type(error).__name__ == "ModelNotFoundError" and isinstance(error, KeyError)
     unknown = error_from_message({"code": "???", "message": "odd"}, "ab" * 32)
     assert unknown.message.endswith("odd")
+
+
+def test_multi_file_model_round_trip_in_process(tmp_path: Path) -> None:
+    """A model of several files (a whisper folder, a voice) is one torrent of its blobs."""
+    pytest.importorskip("libtorrent")
+    import hashlib
+
+    from terminus.models.cache import ModelCache
+    from terminus.models.catalog import Catalog
+    from terminus.p2p.pull import pull_from_peers
+    from terminus.p2p.share import Seeder
+
+    payloads = {"model.bin": b"\x01" * 300_000 + b"end", "config.json": b'{"layers": 2}'}
+    source_dir = tmp_path / "files"
+    source_dir.mkdir()
+    for name, data in payloads.items():
+        (source_dir / name).write_bytes(data)
+    card = card_from_mapping(
+        {
+            "id": "two-files",
+            "capability": "chat",
+            "engine": "fake",
+            "files": [
+                {"name": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+                for n, d in payloads.items()
+            ],
+            "sources": [{"type": "local", "paths": {n: str(source_dir / n) for n in payloads}}],
+        }
+    )
+    seed_cache = ModelCache(tmp_path / "seed")
+    seed_cache.ensure(card, [make_source(card.sources[0])])
+    seeder = Seeder(seed_cache, listen="127.0.0.1:0")
+    try:
+        ref = seeder.share(card)
+        home = tmp_path / "leech"
+        got, files, _ = pull_from_peers(Catalog(home / "cards"), ModelCache(home), ref.format())
+    finally:
+        seeder.close()
+    assert got.id == "two-files"
+    for name, data in payloads.items():
+        assert files.paths[name].read_bytes() == data
+    assert not any((home / "p2p" / "staging").iterdir())

@@ -14,7 +14,7 @@ from terminus.p2p.torrent import (
     libtorrent,
     listen_port,
     make_session,
-    model_torrent,
+    model_torrent_bytes,
     save_path_for,
     v2_info_hash,
 )
@@ -116,14 +116,14 @@ class Seeder:
         if path.exists() and not web_seeds:
             return lt.torrent_info(str(path))
         progress.start(f"hashing {card.id} for sharing", card.size or None)
-        info = model_torrent(card, self.cache.blobs, web_seeds)
+        data = model_torrent_bytes(card, self.cache.blobs, web_seeds)
         progress.advance(card.size)
         progress.finish()
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(lt.bencode(lt.create_torrent(info).generate()))
+        tmp.write_bytes(data)
         tmp.replace(path)
-        return info
+        return lt.torrent_info(data)
 
 
 def _local_ips() -> list[str]:

@@ -89,18 +89,22 @@ def listen_port(session: Any) -> int:
     return int(session.listen_port())
 
 
-def model_torrent(card: ModelCard, blobs_dir: Path, web_seeds: tuple[str, ...] = ()) -> Any:
-    """The deterministic v2 torrent of a cached model's blobs (hashes them once)."""
+def model_torrent_bytes(card: ModelCard, blobs_dir: Path, web_seeds: tuple[str, ...] = ()) -> bytes:
+    """The deterministic v2 .torrent of a cached model's blobs (hashes them once)."""
     lt = libtorrent()
-    fs = lt.file_storage()
-    for file in sorted(card.files, key=lambda f: f.sha256):
-        size = (blobs_dir / file.sha256).stat().st_size
-        fs.add_file(f"blobs/{file.sha256}", size)
-    creator = lt.create_torrent(fs, PIECE_SIZE, lt.create_torrent.v2_only)
+    entries = [
+        lt.create_file_entry(f"blobs/{sha}", (blobs_dir / sha).stat().st_size)
+        for sha in sorted({f.sha256 for f in card.files})
+    ]
+    creator = lt.create_torrent(entries, PIECE_SIZE, lt.create_torrent.v2_only)
     for url in web_seeds:
         creator.add_url_seed(url)
     lt.set_piece_hashes(creator, str(blobs_dir.parent))
-    return lt.torrent_info(creator.generate())
+    return bytes(lt.bencode(creator.generate()))
+
+
+def model_torrent(card: ModelCard, blobs_dir: Path, web_seeds: tuple[str, ...] = ()) -> Any:
+    return libtorrent().torrent_info(model_torrent_bytes(card, blobs_dir, web_seeds))
 
 
 def save_path_for(info: Any, blobs_dir: Path) -> Path:
@@ -109,8 +113,7 @@ def save_path_for(info: Any, blobs_dir: Path) -> Path:
     A one-file torrent stores the file at ``<save_path>/<sha256>``; a multi-file one
     at ``<save_path>/blobs/<sha256>``.
     """
-    first = Path(info.files().file_path(0))
-    return blobs_dir if len(first.parts) == 1 else blobs_dir.parent
+    return blobs_dir.parent if info.name() == "blobs" else blobs_dir
 
 
 def v2_info_hash(info: Any) -> str:
