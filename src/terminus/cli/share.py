@@ -36,6 +36,12 @@ from terminus.cli.context import CliState, pass_state
     "--ref-file", type=click.Path(dir_okay=False), help="Also write the reference to this file."
 )
 @click.option("--once", is_flag=True, help="Print the reference and exit without seeding.")
+@click.option(
+    "--public",
+    is_flag=True,
+    envvar="TERMINUS_P2P_PUBLIC",
+    help="Also announce on the DHT and map ports (internet) [env TERMINUS_P2P_PUBLIC].",
+)
 @pass_state
 def share(
     state: CliState,
@@ -45,6 +51,7 @@ def share(
     web_seed: tuple[str, ...],
     ref_file: str | None,
     once: bool,
+    public: bool,
 ) -> None:
     """Seed a cached MODEL to peers and print a reference they can pull it with.
 
@@ -57,7 +64,7 @@ def share(
 
     client = state.client()
     card = client.catalog.get(model)
-    seeder = Seeder(client.cache, listen=listen, advertise=advertise or None)
+    seeder = Seeder(client.cache, listen=listen, advertise=advertise or None, public=public)
     ref = seeder.share(card, web_seeds=web_seed, progress=TqdmProgress())
     text = ref.format()
     if ref_file:
@@ -90,8 +97,14 @@ def share(
     metavar="REF",
     help="A reference printed by `terminus share` (terminus:model/…).",
 )
+@click.option(
+    "--public",
+    is_flag=True,
+    envvar="TERMINUS_P2P_PUBLIC",
+    help="Also find peers on the DHT (internet) [env TERMINUS_P2P_PUBLIC].",
+)
 @pass_state
-def pull(state: CliState, model: str | None, reference: str | None) -> None:
+def pull(state: CliState, model: str | None, reference: str | None, public: bool) -> None:
     """Fetch MODEL into the verified cache, from peers when --from-peer is given.
 
     Peer downloads resume after an interruption (run the same command again); a peer
@@ -110,7 +123,12 @@ def pull(state: CliState, model: str | None, reference: str | None) -> None:
 
     started = time.monotonic()
     card, files, source = pull_from_peers(
-        client.catalog, client.cache, reference, model=model, progress=TqdmProgress()
+        client.catalog,
+        client.cache,
+        reference,
+        model=model,
+        progress=TqdmProgress(),
+        public=public,
     )
     report = source.last_report
     detail = ""

@@ -18,7 +18,7 @@ from typing import Any
 from terminus.errors import SourceUnavailableError
 from terminus.models.progress import NullProgress, Progress
 from terminus.p2p.reference import ModelRef, parse_address
-from terminus.p2p.torrent import libtorrent, make_session
+from terminus.p2p.torrent import libtorrent, make_session, public_default
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,16 @@ def fetch_blobs(
     progress: Progress | None = None,
     stall_timeout: float = STALL_TIMEOUT_S,
     listen: str = "0.0.0.0:0",
+    public: bool | None = None,
 ) -> FetchReport:
     """Fetch every file of ``ref`` into its staging folder; returns sha256 -> path."""
     lt = libtorrent()
     progress = progress or NullProgress()
     folder = staging_dir(home, ref)
     folder.mkdir(parents=True, exist_ok=True)
-    if not ref.peers and not ref.web_seeds:
+    if not ref.peers and not ref.web_seeds and not (public_default() if public is None else public):
         raise SourceUnavailableError(f"reference for {ref.model_id} names no peer or mirror")
-    session = make_session(listen)
+    session = make_session(listen, public=public)
     started = time.monotonic()
     report = FetchReport(paths={})
     try:

@@ -53,12 +53,13 @@ def pull_from_peers(
     *,
     model: str | None = None,
     progress: Progress | None = None,
+    public: bool | None = None,
 ) -> tuple[ModelCard, ModelFiles, PeerFileSource]:
     """Fetch every file of ``reference`` into the cache; each lands only once its sha256 matched."""
     ref = parse_reference(reference)
     card = card_for_reference(catalog, model, ref)
     known = any(c.id == card.id for c in catalog.all())
-    source = PeerFileSource([ref], home=cache.root)
+    source = PeerFileSource([ref], home=cache.root, public=public)
     try:
         files = cache.ensure(card, [source], progress)
     finally:

@@ -31,9 +31,10 @@ class Seeder:
         *,
         listen: str = "0.0.0.0:6881",
         advertise: tuple[str, ...] | None = None,
+        public: bool | None = None,
     ) -> None:
         self.cache = cache
-        self.session = make_session(listen)
+        self.session = make_session(listen, public=public)
         self._listen_host = listen.rpartition(":")[0].strip("[]")
         self._advertise = advertise
         self.handles: dict[str, Any] = {}

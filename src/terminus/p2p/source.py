@@ -25,10 +25,18 @@ class PeerFileSource:
 
     resumable = False  # the staging folder, not the sink, holds the resumable state
 
-    def __init__(self, refs: list[ModelRef], *, home: Path, allow_download: bool = True) -> None:
+    def __init__(
+        self,
+        refs: list[ModelRef],
+        *,
+        home: Path,
+        allow_download: bool = True,
+        public: bool | None = None,
+    ) -> None:
         self.refs = refs
         self.home = home
         self.allow_download = allow_download
+        self.public = public
         self.last_report: FetchReport | None = None
         self._used: set[ModelRef] = set()
 
@@ -62,7 +70,7 @@ class PeerFileSource:
         ref = self._ref_for(file)
         staged = self.last_report.paths.get(file.sha256) if self.last_report else None
         if staged is None or not staged.exists():
-            self.last_report = fetch_blobs(ref, self.home, progress=progress)
+            self.last_report = fetch_blobs(ref, self.home, progress=progress, public=self.public)
             staged = self.last_report.paths[file.sha256]
         self._used.add(ref)
         return staged

@@ -9,6 +9,7 @@ peer that sends bad data.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,19 @@ def libtorrent() -> Any:
     return lt
 
 
-def make_session(listen: str = "0.0.0.0:6881", *, tuned: bool = True) -> Any:
+PUBLIC_ENV = "TERMINUS_P2P_PUBLIC"
+
+
+def public_default() -> bool:
+    """``TERMINUS_P2P_PUBLIC=1``: also use the DHT, local discovery and UPnP/NAT-PMP."""
+    return os.environ.get(PUBLIC_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def make_session(
+    listen: str = "0.0.0.0:6881", *, tuned: bool = True, public: bool | None = None
+) -> Any:
+    """A session; ``public`` adds the DHT (public bootstrap nodes), LSD and port mapping,
+    for peers beyond the references when the internet is there."""
     lt = libtorrent()
     alerts = lt.alert.category_t
     settings: dict[str, Any] = {
@@ -82,6 +95,10 @@ def make_session(listen: str = "0.0.0.0:6881", *, tuned: bool = True) -> Any:
             {"enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False}
         )
         settings["allow_multiple_connections_per_ip"] = True
+    if public_default() if public is None else public:
+        settings.update(
+            {"enable_dht": True, "enable_lsd": True, "enable_upnp": True, "enable_natpmp": True}
+        )
     return lt.session(settings)
 
 
