@@ -131,6 +131,7 @@ def test_tampering_seeder_is_dropped(swarm: Swarm, procs: Processes, tmp_path: P
     done = _pull(leecher, ref.format())
     assert done.returncode == 0, done.stderr
     assert "bad piece(s) rejected" in done.stdout, done.stdout + done.stderr
+    assert f"banned {liar}" in done.stdout  # the liar itself is identified and dropped
     _assert_verified_in_cache(leecher, swarm.sha256)
 
 
