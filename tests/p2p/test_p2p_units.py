@@ -178,3 +178,28 @@ def test_multi_file_model_round_trip_in_process(tmp_path: Path) -> None:
     for name, data in payloads.items():
         assert files.paths[name].read_bytes() == data
     assert not any((home / "p2p" / "staging").iterdir())
+
+
+def test_node_and_peers_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from terminus.cli.main import cli
+
+    runner = CliRunner()
+    home = ["--home", str(tmp_path / "home")]
+    first = runner.invoke(cli, [*home, "node", "--show"])
+    again = runner.invoke(cli, [*home, "node", "--show"])
+    assert first.exit_code == 0 and first.stdout == again.stdout
+    assert len(first.stdout.strip()) == 64
+    ref = "terminus:node/" + "cd" * 32 + "?addr=10.0.0.5:4433"
+    assert runner.invoke(cli, [*home, "peers", "add", ref, "--name", "lab"]).exit_code == 0
+    listed = runner.invoke(cli, [*home, "peers"])
+    assert (
+        "cd" * 32 in listed.stdout and "lab" in listed.stdout and "10.0.0.5:4433" in listed.stdout
+    )
+    assert runner.invoke(cli, [*home, "peers", "rm", "cd" * 32]).exit_code == 0
+    assert "no known peers" in runner.invoke(cli, [*home, "peers"]).stdout
+    bad = runner.invoke(cli, [*home, "peers", "add", "terminus:node/xyz"])
+    assert bad.exit_code == 9 and "not a node reference" in bad.stderr
+    missing = runner.invoke(cli, [*home, "provide", "--model", "smollm2"])
+    assert missing.exit_code == 2 and "--allow" in missing.stderr
