@@ -203,3 +203,40 @@ def test_node_and_peers_commands(tmp_path: Path) -> None:
     assert bad.exit_code == 9 and "not a node reference" in bad.stderr
     missing = runner.invoke(cli, [*home, "provide", "--model", "smollm2"])
     assert missing.exit_code == 2 and "--allow" in missing.stderr
+
+
+def test_card_with_a_peer_source_pulls_through_the_manager(tmp_path: Path) -> None:
+    """`terminus models pull` / load of a card listing peers: the cache finds the peer kind."""
+    pytest.importorskip("libtorrent")
+    import hashlib
+
+    from terminus import Terminus
+    from terminus.models.cache import ModelCache
+    from terminus.p2p.share import Seeder
+
+    payload = b"peer weights " * 50_000
+    sha = hashlib.sha256(payload).hexdigest()
+    (tmp_path / "w.bin").write_bytes(payload)
+    local = card_from_mapping(
+        {
+            "id": "from-peers",
+            "capability": "chat",
+            "engine": "fake",
+            "files": [{"name": "w.bin", "sha256": sha, "size": len(payload)}],
+            "sources": [{"type": "local", "paths": {"w.bin": str(tmp_path / "w.bin")}}],
+        }
+    )
+    seed_cache = ModelCache(tmp_path / "seed")
+    seed_cache.ensure(local, [make_source(local.sources[0])])
+    seeder = Seeder(seed_cache, listen="127.0.0.1:0")
+    try:
+        ref = seeder.share(local)
+        peer_card = local.model_copy(update={"sources": (PeerSource(refs=(ref.format(),)),)})
+        with Terminus(home=tmp_path / "leech") as client:
+            client.catalog.register(peer_card)
+            files = client.models.pull("from-peers")
+            assert files.main.read_bytes() == payload
+    finally:
+        seeder.close()
+    staging = tmp_path / "leech" / "p2p" / "staging"
+    assert not staging.exists() or not any(staging.iterdir())
