@@ -28,7 +28,7 @@ LOCAL = ("medqa", "pubmedqa", "mmlu_medical", "medxpertqa")
 
 
 def test_loglikelihood_run_on_every_local_benchmark(client: Terminus, tmp_path: Path) -> None:
-    config = RunConfig(LOCAL, mode="loglikelihood", limit=4, seed=0)
+    config = RunConfig(LOCAL, mode="loglikelihood", limit=3, seed=0)
     backend = ClientBackend(client, MODEL, parallel=4)
     run_dir, summary = evaluate(
         client, MODEL, config, data_dir=DATA, run_dir=tmp_path, backend=backend
@@ -40,7 +40,7 @@ def test_loglikelihood_run_on_every_local_benchmark(client: Terminus, tmp_path: 
     assert summary["model"]["quantization"] == "Q4_1"
     for name in LOCAL:
         bench = summary["benchmarks"][name]
-        assert bench["n"] == 4 and bench["prompt_tokens"] > 4 * 20
+        assert bench["n"] == 3 and bench["prompt_tokens"] > 3 * 20
         assert 0.0 <= bench["accuracy"] <= 1.0 and bench["ci95"][0] <= bench["accuracy"]
     from terminus.eval.report import load_run
 
@@ -109,7 +109,7 @@ def test_cli_eval_run(real_home: Path, tmp_path: Path, monkeypatch: pytest.Monke
     out = runner.invoke(
         cli,
         ["--offline", "--memory-budget", "2G", "eval", "run", "-m", MODEL, "-b", "medqa,pubmedqa",
-         "--data-dir", str(DATA), "--limit", "2", "--parallel", "2", "--threads", "1",
+         "--data-dir", str(DATA), "--limit", "1", "--parallel", "2", "--threads", "1",
          "--out", str(tmp_path / "run")],
     )  # fmt: skip
     assert out.exit_code == 0, out.output
