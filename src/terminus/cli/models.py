@@ -43,16 +43,17 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
             )
         )
         return
-    click.echo(f"{'MODEL':<30} {'CAPABILITY':<11} {'ENGINE':<15} {'SIZE':>10}  STATUS")
-    for s in rows:
+    names = [s.card.id + (f" ({s.card.aliases[0]})" if s.card.aliases else "") for s in rows]
+    width = max([len("MODEL"), *map(len, names)])  # never cut a name: users copy it
+    click.echo(f"{'MODEL':<{width}} {'CAPABILITY':<11} {'ENGINE':<15} {'SIZE':>10}  STATUS")
+    for s, name in zip(rows, names, strict=True):
         status = (
             "cached"
             if s.cached
             else (f"partial {format_size(s.partial_bytes)}" if s.partial_bytes else "-")
         )
-        alias = f" ({s.card.aliases[0]})" if s.card.aliases else ""
         click.echo(
-            f"{(s.card.id + alias)[:30]:<30} {s.card.capability.value:<11} "
+            f"{name:<{width}} {s.card.capability.value:<11} "
             f"{s.card.engine:<15} {format_size(s.card.size):>10}  {status}"
         )
 
