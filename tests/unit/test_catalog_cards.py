@@ -326,3 +326,19 @@ def test_models_add_refuses_a_non_gguf(tmp_path: Path) -> None:
             client.models.add(path)
         assert not (client.home / "cards").exists()
         assert not (client.home / "blobs").exists()
+
+
+@pytest.mark.parametrize("taken", ["smollm2-135m-instruct", "smollm2", "QWEN"])
+def test_new_ids_may_not_shadow_a_builtin_id_or_alias(tmp_path: Path, taken: str) -> None:
+    with pytest.raises(InvalidParameterError, match="built-in"):
+        Catalog(tmp_path).check_new_id(taken.lower())
+
+
+@pytest.mark.parametrize("bad", ["", "Upper", "-leading", "has space", "a/b"])
+def test_new_ids_must_be_well_formed(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(InvalidParameterError, match="invalid model id"):
+        Catalog(tmp_path).check_new_id(bad)
+
+
+def test_a_fresh_id_is_accepted(tmp_path: Path) -> None:
+    Catalog(tmp_path).check_new_id("my-tuned-model")

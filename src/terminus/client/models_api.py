@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from terminus.errors import InvalidParameterError, ModelNotFoundError
+from terminus.errors import InvalidParameterError
 from terminus.models.cache import ModelCache, ModelFiles, VerifyResult
 from terminus.models.card import LocalSource, ModelCard
 from terminus.models.catalog import Catalog
@@ -114,12 +114,7 @@ class ModelsAPI:
             raise InvalidParameterError(f"{source} is not a file")
         header = validate_gguf(source)  # NotGGUFError / TruncatedModelError before any write
         card_id = model_id or _id_from_filename(source.name)
-        try:
-            existing = self._catalog.get(card_id)
-        except ModelNotFoundError:
-            existing = None
-        if existing is not None and not existing.user_added:
-            raise InvalidParameterError(f"{card_id!r} is a built-in model id; pass another --id")
+        self._catalog.check_new_id(card_id)
         entry = self._cache.import_path(source, progress or self._progress_factory())
         card = ModelCard(
             id=card_id,

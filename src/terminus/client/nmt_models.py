@@ -13,9 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from terminus.errors import InvalidModelFileError, InvalidParameterError, ModelNotFoundError
+from terminus.errors import InvalidModelFileError, InvalidParameterError
 from terminus.models.cache import ModelCache
-from terminus.models.card import MODEL_ID_RE, LocalSource, ModelCard
+from terminus.models.card import LocalSource, ModelCard
 from terminus.models.catalog import Catalog
 from terminus.runtime.language import normalize_code
 
@@ -63,8 +63,6 @@ def add_nmt_model(
     Nothing is written unless the folder has every file the engine needs.
     """
     root = Path(folder).expanduser().resolve()
-    if not MODEL_ID_RE.match(model_id):
-        raise InvalidParameterError(f"invalid model id {model_id!r}")
     known = {m.id: m for m in online_nmt_models()}.get(model_id)
     source = source or (known.source if known else None)
     targets = targets or (known.targets if known else ())
@@ -82,12 +80,7 @@ def add_nmt_model(
             f"{root} is not a converted CTranslate2 model: missing {', '.join(what)}",
             hint="ct2-transformers-converter --model … --copy_files source.spm target.spm",
         )
-    try:
-        existing = catalog.get(model_id)
-    except ModelNotFoundError:
-        existing = None
-    if existing is not None and not existing.user_added:
-        raise InvalidParameterError(f"{model_id!r} is a built-in model id; pass another --id")
+    catalog.check_new_id(model_id)
     names = [*REQUIRED_FILES, *vocabularies]
     entries = tuple(cache.import_path(root / n, name=n) for n in names)
     defaults: dict[str, Any] = {

@@ -9,12 +9,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from terminus.errors import InvalidParameterError, ModelNotFoundError
+from terminus.errors import InvalidParameterError
 from terminus.finetune.data import Example, read_jsonl, split
 from terminus.finetune.options import FinetuneOptions, FinetuneResult, StepReport
 from terminus.finetune.trainer import train_lora
 from terminus.models.cache import ModelCache, ModelFiles
-from terminus.models.card import MODEL_ID_RE, ModelCard
+from terminus.models.card import ModelCard
 from terminus.models.catalog import Catalog
 from terminus.models.gguf_io import staging_root
 from terminus.models.progress import NullProgress
@@ -42,14 +42,7 @@ def finetune_to_cache(
     if base.defaults.get("lora_adapter"):
         raise InvalidParameterError(f"{base.id} is an adapter; fine-tune its base model instead")
     card_id = model_id or f"{base.id}-lora"
-    if not MODEL_ID_RE.match(card_id):
-        raise InvalidParameterError(f"invalid model id {card_id!r}")
-    try:
-        existing = catalog.get(card_id)
-    except ModelNotFoundError:
-        existing = None
-    if existing is not None and not existing.user_added:
-        raise InvalidParameterError(f"{card_id!r} is a built-in model id; choose another id")
+    catalog.check_new_id(card_id)
     examples = read_jsonl(dataset) if isinstance(dataset, Path) else list(dataset)
     if validation is not None:
         train, val = examples, read_jsonl(validation)

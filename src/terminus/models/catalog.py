@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from terminus.errors import InvalidParameterError, ModelNotFoundError
-from terminus.models.card import ModelCard, dump_card_toml, load_card
+from terminus.models.card import MODEL_ID_RE, ModelCard, dump_card_toml, load_card
 
 
 def builtin_cards() -> list[ModelCard]:
@@ -52,6 +52,19 @@ class Catalog:
     def register(self, card: ModelCard) -> None:
         """Add a card for this process only (tests, programmatic use)."""
         self._registered[card.id] = card
+
+    def check_new_id(self, card_id: str) -> None:
+        """Refuse an id a new user card cannot take: malformed, or naming a built-in model."""
+        if not MODEL_ID_RE.match(card_id):
+            raise InvalidParameterError(
+                f"invalid model id {card_id!r}", hint="lowercase letters, digits, '.', '_' and '-'"
+            )
+        try:
+            existing = self.get(card_id)
+        except ModelNotFoundError:
+            return
+        if not existing.user_added:
+            raise InvalidParameterError(f"{card_id!r} is a built-in model id; choose another id")
 
     def save_user_card(self, card: ModelCard) -> Path:
         if self.user_dir is None:

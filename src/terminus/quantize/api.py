@@ -7,9 +7,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from terminus.errors import InvalidParameterError, ModelNotFoundError
+from terminus.errors import InvalidParameterError
 from terminus.models.cache import ModelCache
-from terminus.models.card import MODEL_ID_RE, ModelCard
+from terminus.models.card import ModelCard
 from terminus.models.catalog import Catalog
 from terminus.models.gguf_io import staging_root
 from terminus.models.progress import NullProgress, Progress
@@ -49,14 +49,7 @@ def quantize_to_cache(
     card_id = model_id or default_quant_id(
         base, plan.name, imatrix=bool(imatrix or calibration_text)
     )
-    if not MODEL_ID_RE.match(card_id):
-        raise InvalidParameterError(f"invalid model id {card_id!r}")
-    try:
-        existing = catalog.get(card_id)
-    except ModelNotFoundError:
-        existing = None
-    if existing is not None and not existing.user_added:
-        raise InvalidParameterError(f"{card_id!r} is a built-in model id; choose another id")
+    catalog.check_new_id(card_id)
     say = on_step or (lambda _: None)
     matrix = None
     if imatrix is not None:
