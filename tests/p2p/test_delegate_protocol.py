@@ -28,8 +28,6 @@ from terminus.p2p.provider import Provider, ProviderPolicy
 from terminus.p2p.tokens import issue_token
 from terminus.transports.peer import PeerTransport
 
-pytest.importorskip("iroh", reason="the p2p extra is part of the test dependencies")
-
 REPLY = "one two three four five six seven eight nine ten"
 
 

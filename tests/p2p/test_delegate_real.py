@@ -20,7 +20,6 @@ from terminus.transports.peer import PeerTransport
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 from realmodel import GREEDY, MODEL, make_client  # noqa: E402
 
-pytest.importorskip("iroh", reason="the p2p extra is part of the test dependencies")
 pytestmark = pytest.mark.real
 
 CONTEXT = 1024

@@ -140,7 +140,6 @@ def test_provider_errors_come_back_as_the_same_type() -> None:
 
 def test_multi_file_model_round_trip_in_process(tmp_path: Path) -> None:
     """A model of several files (a whisper folder, a voice) is one torrent of its blobs."""
-    pytest.importorskip("libtorrent")
     import hashlib
 
     from terminus.models.cache import ModelCache
@@ -207,7 +206,6 @@ def test_node_and_peers_commands(tmp_path: Path) -> None:
 
 def test_card_with_a_peer_source_pulls_through_the_manager(tmp_path: Path) -> None:
     """`terminus models pull` / load of a card listing peers: the cache finds the peer kind."""
-    pytest.importorskip("libtorrent")
     import hashlib
 
     from terminus import Terminus

@@ -26,8 +26,6 @@ from p2pkit import (
 
 from terminus.p2p.reference import parse_reference
 
-pytest.importorskip("libtorrent", reason="the p2p extra is part of the test dependencies")
-
 MODEL = "bigblob"
 
 

@@ -25,11 +25,10 @@ from typing import Any
 import httpx
 import jsonschema
 import numpy as np
+import openai
 import pytest
 
 from terminus import Terminus
-
-openai = pytest.importorskip("openai")
 
 pytestmark = pytest.mark.real
 
@@ -367,7 +366,8 @@ def test_disconnect_cancels_the_generation(server: Server) -> None:
 
 
 def test_langchain_chat(server: Server) -> None:
-    langchain_openai = pytest.importorskip("langchain_openai")
+    import langchain_openai
+
     llm = langchain_openai.ChatOpenAI(
         base_url=f"{server.url}/v1",
         api_key=KEY,

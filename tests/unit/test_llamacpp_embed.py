@@ -134,7 +134,8 @@ def test_pooling_comes_from_the_card() -> None:
 
 @pytest.mark.parametrize(("pooling", "value"), [("mean", 1), ("cls", 2), ("last", 3)])
 def test_server_parameters_for_embeddings(pooling: str, value: int) -> None:
-    xllamacpp = pytest.importorskip("xllamacpp")
+    import xllamacpp
+
     params = xllamacpp.CommonParams()
     params.n_batch = 256
     configure_embedding(params, card(pooling=pooling), 1024)
