@@ -275,6 +275,14 @@ def test_import_path(cache: ModelCache, tmp_path: Path) -> None:
     assert src.read_bytes() == PAYLOAD  # the user's file is untouched
 
 
+def test_import_path_keeps_a_name_with_folders(cache: ModelCache, tmp_path: Path) -> None:
+    """Folder models (diffusers, whisper) name files like ``unet/model.safetensors``."""
+    src = _write(tmp_path / "model.safetensors", PAYLOAD)
+    entry = cache.import_path(src, name="unet/model.safetensors")
+    assert entry == ModelFile(name="unet/model.safetensors", sha256=SHA, size=len(PAYLOAD))
+    assert _blob_dir_names(cache) == [SHA]  # no staging file left behind
+
+
 def test_partial_bytes_counts_resumable_partials(cache: ModelCache) -> None:
     card = _card("m", {"model.gguf": PAYLOAD})
     assert cache.partial_bytes(card) == 0

@@ -131,11 +131,7 @@ def add_image_model(
     for name, file_path in files.items():
         if not file_path.is_file():
             raise InvalidParameterError(f"{file_path} is not a file")
-        # import_path stages under the file's name: keep folders out of that name
-        staged = cache.import_path(
-            file_path, progress or NullProgress(), name=name.replace("/", "-")
-        )
-        entries.append(ModelFile(name=name, sha256=staged.sha256, size=staged.size))
+        entries.append(cache.import_path(file_path, progress or NullProgress(), name=name))
     card = ModelCard(
         id=model_id or chosen.id,
         name=chosen.name,

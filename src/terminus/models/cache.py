@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,7 +217,9 @@ class ModelCache:
         progress = progress or NullProgress()
         name = name or _safe_file_name(path.name)
         self.blobs.mkdir(parents=True, exist_ok=True)
-        staging = self.blobs / f"import-{os.getpid()}-{name}.incomplete"
+        # A private staging name: card names may hold folders ("unet/model.safetensors")
+        # and two threads may import the same name at once.
+        staging = self.blobs / f"import-{os.getpid()}-{uuid.uuid4().hex}.incomplete"
         sink = BlobSink(staging, resume=False)
         progress.start(path.name, path.stat().st_size)
         try:
