@@ -420,3 +420,16 @@ def test_lock_timeout(tmp_path: Path) -> None:
     finally:
         done = True
         thread.join()
+
+
+def test_a_fetch_failure_gives_its_hint_once() -> None:
+    from terminus.errors import TerminusError
+    from terminus.models.cache import _summarize
+
+    failures: list[TerminusError] = [
+        SourceUnavailableError("peer 127.0.0.1:1 refused", hint="check the address"),
+        SourceUnavailableError("mirror answered 404", hint="check the address"),
+    ]
+    error = _summarize(ModelFile(name="m.gguf", sha256=SHA, size=1), failures)
+    assert error.one_line().count("check the address") == 1
+    assert "refused" in error.message and "404" in error.message

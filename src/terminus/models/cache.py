@@ -376,9 +376,11 @@ def _hash_file(path: Path) -> str:
 def _summarize(file: ModelFile, failures: list[TerminusError]) -> TerminusError:
     if not failures:
         return SourceUnavailableError(f"no source provides {file.name}")
-    detail = "; ".join(f.one_line() for f in failures)
+    detail = "; ".join(" ".join(f.message.split()) for f in failures)
     mismatch = any(isinstance(f, ChecksumMismatchError) for f in failures)
-    hint = next((f.hint for f in failures if f.hint), None)
+    hint = next((f.hint for f in failures if f.hint), None)  # said once, after the details
     if mismatch:
-        return ChecksumMismatchError(f"no source delivered a verified {file.name}: {detail}")
+        return ChecksumMismatchError(
+            f"no source delivered a verified {file.name}: {detail}", hint=hint
+        )
     return SourceUnavailableError(f"could not fetch {file.name}: {detail}", hint=hint)
