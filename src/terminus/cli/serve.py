@@ -73,7 +73,26 @@ def _access_logger(enabled: bool) -> None:
     "cors_origins",
     multiple=True,
     metavar="ORIGIN",
-    help="Allow browser calls from ORIGIN (repeatable; '*' for any).",
+    help="Allow browser calls from ORIGIN, e.g. http://localhost:3000 (repeatable; '*' for "
+    "any, only with an API key). Pages served by this server itself are always allowed.",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for host NAME, e.g. my-box.lan or *.lan (repeatable; also env "
+    "TERMINUS_ALLOWED_HOSTS, comma separated; '*' for any, only with an API key). Loopback "
+    "names and the --host address are always allowed.",
+)
+@click.option(
+    "--grace-period",
+    "grace_s",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="On SIGTERM or Ctrl-C, how long requests in flight may finish before they are stopped.",
 )
 @click.option(
     "--api-key",
@@ -102,6 +121,8 @@ def serve(
     max_concurrent: int,
     max_body_bytes: str,
     cors_origins: tuple[str, ...],
+    allowed_hosts: tuple[str, ...],
+    grace_s: float,
     api_keys: tuple[str, ...],
     api_keys_file: str | None,
     no_access_log: bool,
@@ -111,36 +132,47 @@ def serve(
     \b
     Point any OpenAI client at http://HOST:PORT/v1:
       terminus serve -m smollm2
-      curl localhost:8080/v1/chat/completions -d '{"model": "smollm2",
+      curl localhost:8080/v1/chat/completions --json '{"model": "smollm2",
            "messages": [{"role": "user", "content": "Hi"}]}'
-      curl localhost:8080/v1/embeddings -d '{"model": "minilm", "input": "Hi"}'
+      curl localhost:8080/v1/embeddings --json '{"model": "minilm", "input": "Hi"}'
 
-    Listening on anything but loopback needs an API key.
+    Listening on anything but loopback needs an API key. Bodies must be JSON
+    (Content-Type: application/json); requests for unknown host names and from
+    other web origins are refused (see --allowed-host, --cors-origin).
     """
     try:
         import uvicorn
 
-        from terminus.server import ServerSettings, check_exposure, create_app, resolve_api_keys
+        from terminus.server import (
+            ServerSettings,
+            check_exposure,
+            create_app,
+            resolve_allowed_hosts,
+            resolve_api_keys,
+        )
+        from terminus.server.drain import DrainingServer
     except ImportError as exc:
         raise click.ClickException(
             f"terminus serve needs the server extra ({exc.name} is missing): "
             "pip install 'terminus[server]'"
         ) from exc
 
-    settings = ServerSettings(
-        host=host,
-        port=port,
-        api_keys=resolve_api_keys(api_keys, keys_file=api_keys_file),
-        max_concurrent=max_concurrent,
-        max_body_bytes=parse_size(max_body_bytes),
-        cors_origins=cors_origins,
-        preload=models,
-        context_length=context_length,
-        parallel=parallel,
-        threads=threads,
-        access_log=not no_access_log,
-    )
     try:
+        settings = ServerSettings(
+            host=host,
+            port=port,
+            api_keys=resolve_api_keys(api_keys, keys_file=api_keys_file),
+            max_concurrent=max_concurrent,
+            max_body_bytes=parse_size(max_body_bytes),
+            cors_origins=cors_origins,
+            allowed_hosts=resolve_allowed_hosts(allowed_hosts),
+            grace_s=grace_s,
+            preload=models,
+            context_length=context_length,
+            parallel=parallel,
+            threads=threads,
+            access_log=not no_access_log,
+        )
         check_exposure(settings)
     except InvalidParameterError as exc:
         raise click.UsageError(exc.one_line()) from exc
@@ -166,4 +198,4 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
     )
-    uvicorn.Server(config).run()
+    DrainingServer(config, app.state.terminus).run()

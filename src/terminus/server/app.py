@@ -14,8 +14,14 @@ from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
 from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
+from terminus.server.guard import GuardMiddleware, HostPolicy, form_routes
 from terminus.server.images import add_image_routes
-from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
+from terminus.server.middleware import (
+    AccessLogMiddleware,
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    DrainMiddleware,
+)
 from terminus.server.models import add_model_routes, add_probe_routes
 from terminus.server.rag import add_rag_routes
 from terminus.server.settings import ServerSettings
@@ -78,6 +84,13 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
             allow_headers=["*"],
             max_age=600,
         )
+    app.add_middleware(
+        GuardMiddleware,
+        hosts=HostPolicy(settings.host, settings.allowed_hosts),
+        cors_origins=settings.cors_origins,
+        form_routes=form_routes(router),
+    )
+    app.add_middleware(DrainMiddleware, state=state, open_paths=OPEN_PATHS)
     if settings.access_log:
         app.add_middleware(AccessLogMiddleware, logger=state.log)
     return app

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from terminus.errors import CapabilityError
 from terminus.models.card import ModelCard
 from terminus.server.errors import APIError, invalid, unsupported
+from terminus.server.guard import accepts_form_data
 from terminus.server.middleware import access_record
 from terminus.server.schemas import Wire, parse_body
 from terminus.server.state import ServerState, server_state
@@ -123,10 +124,12 @@ async def _transcribe(request: Request, task: str) -> Response:
 
 def add_audio_routes(router: APIRouter) -> None:
     @router.post("/v1/audio/transcriptions", response_model=None)
+    @accepts_form_data
     async def transcriptions(request: Request) -> Response:
         return await _transcribe(request, "transcribe")
 
     @router.post("/v1/audio/translations", response_model=None)
+    @accepts_form_data
     async def translations(request: Request) -> Response:
         return await _transcribe(request, "translate")
 

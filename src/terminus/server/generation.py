@@ -20,7 +20,7 @@ from terminus.errors import EngineError, TerminusError
 from terminus.models.card import ModelCard
 from terminus.server.errors import describe
 from terminus.server.middleware import AccessRecord
-from terminus.server.state import ServerState
+from terminus.server.state import ServerState, shutting_down
 from terminus.server.streaming import (
     DONE,
     EventStreamResponse,
@@ -79,6 +79,7 @@ async def respond(
     streaming: bool,
 ) -> Response:
     slot = state.admit()
+    slot.on_drain = stream.cancel
     handed_off = False
     try:
         await state.ensure_loaded(card.id)
@@ -88,6 +89,8 @@ async def respond(
                 collected = [event async for event in events]
             completion = collect_completion(collected)
             record.note(completion.stats, completion.stop_reason)
+            if completion.stop_reason == "cancelled" and state.draining:
+                raise shutting_down()
             if completion.stop_reason == "error":
                 raise EngineError(completion.error or "the engine failed")
             return JSONResponse(encoder.response(completion))
@@ -123,6 +126,9 @@ async def _sse_body(
                 stats = event
             elif isinstance(event, Done):
                 record.note(stats, event.stop_reason)
+                if event.stop_reason == "cancelled" and state.draining:
+                    yield sse(describe(shutting_down())[1])
+                    break
             for chunk in encoder.event(event):
                 yield sse(chunk)
             if isinstance(event, Done):

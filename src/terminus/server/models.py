@@ -80,12 +80,14 @@ def add_probe_routes(router: APIRouter) -> None:
 
     @router.get("/ready", response_model=None)
     async def ready(request: Request) -> JSONResponse:
-        """Readiness: 200 once every preloaded model is loaded, else 503."""
+        """Readiness: 200 once every preloaded model is loaded, else 503 (also while draining)."""
         state = server_state(request)
         models = {
             name: {"status": p.status, **({"error": p.error} if p.error else {})}
             for name, p in state.preloads.items()
         }
+        if state.draining:
+            return JSONResponse({"status": "draining", "models": models}, status_code=503)
         if state.ready:
             return JSONResponse({"status": "ready", "models": models})
         failed = any(p.status == "failed" for p in state.preloads.values())

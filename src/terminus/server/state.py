@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,16 +32,22 @@ SERVED_CAPABILITIES = TEXT_CAPABILITIES | {Capability.EMBED}
 
 
 class Slot:
-    """One admitted generation or embedding request; ``release`` is idempotent."""
+    """One admitted generation or embedding request; ``release`` is idempotent.
+
+    ``on_drain`` stops the request's generation when the server drains (shutdown).
+    """
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._held = True
+        self.on_drain: Callable[[], None] | None = None
+        state.slots.add(self)
 
     def release(self) -> None:
         if self._held:
             self._held = False
             self._state.active -= 1
+            self._state.slots.discard(self)
 
 
 @dataclass
@@ -57,6 +65,9 @@ class ServerState:
     active: int = 0
     preloads: dict[str, Preload] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    slots: set[Slot] = field(default_factory=set)
+    #: Set once a shutdown begins: new requests get 503, in-flight ones may finish.
+    draining: bool = False
 
     def __post_init__(self) -> None:
         self.aclient = AsyncTerminus(self.client)
@@ -66,6 +77,8 @@ class ServerState:
 
     def admit(self) -> Slot:
         """Admit one generation or embedding request or answer 429 (with Retry-After)."""
+        if self.draining:
+            raise shutting_down()
         if self.active >= self.settings.max_concurrent:
             raise APIError(
                 429,
@@ -76,6 +89,38 @@ class ServerState:
             )
         self.active += 1
         return Slot(self)
+
+    async def drain(self, grace_s: float, wind_down_s: float = 10.0) -> int:
+        """Refuse new requests, give those in flight ``grace_s`` to finish, then stop them.
+
+        Stopped streams end with a ``server_shutting_down`` error event and ``[DONE]``;
+        stopped non-streamed requests answer 503. Returns how many were stopped.
+        """
+        self.draining = True
+        started = time.monotonic()
+        self.log.info(
+            json.dumps({"event": "draining", "in_flight": self.active, "grace_s": grace_s})
+        )
+        await self._wait_idle(grace_s)
+        stopped = 0
+        for slot in list(self.slots):
+            if slot.on_drain is not None:
+                slot.on_drain()
+                stopped += 1
+        await self._wait_idle(wind_down_s)
+        line = {
+            "event": "drained",
+            "stopped": stopped,
+            "in_flight": self.active,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        self.log.info(json.dumps(line))
+        return stopped
+
+    async def _wait_idle(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     # -- models -------------------------------------------------------------------
 
@@ -165,6 +210,15 @@ class ServerState:
     @property
     def ready(self) -> bool:
         return all(p.status == "loaded" for p in self.preloads.values())
+
+
+def shutting_down() -> APIError:
+    return APIError(
+        503,
+        "the server is shutting down; retry on another instance or after it restarts",
+        code="server_shutting_down",
+        headers={"Retry-After": "5", "Connection": "close"},
+    )
 
 
 def server_state(request: Request) -> ServerState:
