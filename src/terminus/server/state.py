@@ -98,9 +98,8 @@ class ServerState:
         """
         self.draining = True
         started = time.monotonic()
-        self.log.info(
-            json.dumps({"event": "draining", "in_flight": self.active, "grace_s": grace_s})
-        )
+        line = {"event": "draining", "in_flight": self.active, "grace_s": grace_s}
+        self.log.info(json.dumps(line, separators=(",", ":")))
         await self._wait_idle(grace_s)
         stopped = 0
         for slot in list(self.slots):
@@ -114,7 +113,7 @@ class ServerState:
             "in_flight": self.active,
             "seconds": round(time.monotonic() - started, 2),
         }
-        self.log.info(json.dumps(line))
+        self.log.info(json.dumps(line, separators=(",", ":")))
         return stopped
 
     async def _wait_idle(self, timeout_s: float) -> None:
