@@ -214,3 +214,32 @@ async def test_middleware_errors_take_the_shape_of_the_path(make_app: Any) -> No
         body = anthropic.json()
         assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
         assert_error(await http.get("/v1/models"), 401, "invalid_api_key")
+
+
+async def test_websockets_get_the_same_host_and_origin_checks(api: httpx.AsyncClient) -> None:
+    from terminus.server.guard import GuardMiddleware
+
+    reached: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    guard = GuardMiddleware(inner, hosts=HostPolicy("127.0.0.1"))
+
+    def scope(host: bytes, origin: bytes) -> dict[str, Any]:
+        headers = [(b"host", host), (b"origin", origin)]
+        return {"type": "websocket", "path": "/ws", "scheme": "ws", "headers": headers}
+
+    await guard(scope(b"attacker.example", b"http://attacker.example"), receive, send)
+    await guard(scope(b"127.0.0.1:8080", b"http://evil.example"), receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}] * 2 and not reached
+    await guard(scope(b"127.0.0.1:8080", b"http://127.0.0.1:8080"), receive, send)
+    assert reached == ["websocket"]

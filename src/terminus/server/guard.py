@@ -35,7 +35,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 FORM_MARK = "terminus_accepts_form_data"
 WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", ""})
 FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+#: A page's origin is http(s) even when it opens a websocket.
+WEB_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
 
 def accepts_form_data(endpoint: F) -> F:
@@ -158,13 +160,15 @@ class GuardMiddleware:
         self.origins = {key for o in origins if (key := parse_origin(o)) is not None}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        error = self.check(scope)
-        if error is not None:
-            await shaped_error(scope, error)(scope, receive, send)
-            return
+        if scope["type"] == "websocket":  # no CORS for websockets: Host and Origin matter most
+            if self.check(scope) is not None:
+                await send({"type": "websocket.close", "code": 1008})  # the server answers 403
+                return
+        elif scope["type"] == "http":
+            error = self.check(scope)
+            if error is not None:
+                await shaped_error(scope, error)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     def check(self, scope: Scope) -> APIError | None:
@@ -214,5 +218,5 @@ class GuardMiddleware:
             return False
         if key in self.origins:
             return True
-        scheme = str(scope.get("scheme", "http"))
+        scheme = WEB_SCHEMES.get(str(scope.get("scheme", "http")), "http")
         return bool(host) and key == _origin_key(scheme, host, port)  # same origin
