@@ -74,9 +74,10 @@ def add_model_routes(router: APIRouter) -> None:
 
 def add_probe_routes(router: APIRouter) -> None:
     @router.get("/health")
-    async def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+    async def health(request: Request) -> dict[str, Any]:
+        """Liveness: the process answers; with the requests in flight (a leak shows here)."""
+        state = server_state(request)
+        return {"status": "ok", "requests_in_flight": state.active, "draining": state.draining}
 
     @router.get("/ready", response_model=None)
     async def ready(request: Request) -> JSONResponse:
