@@ -203,9 +203,22 @@ OPS = {
 }
 
 
-def client_loop(url: str, index: int, deadline: float, tokens: int, tally: Tally) -> None:
+def parse_mix(text: str) -> dict[str, int]:
+    """``stream=3,embed=1`` → weights; kinds left out do not run."""
+    mix: dict[str, int] = {}
+    for part in text.split(","):
+        kind, _, weight = part.partition("=")
+        if kind.strip() not in OPS or not weight.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"{part!r}: use KIND=WEIGHT with KIND in {list(OPS)}")
+        mix[kind.strip()] = int(weight)
+    return mix
+
+
+def client_loop(
+    url: str, index: int, deadline: float, tokens: int, mix: dict[str, int], tally: Tally
+) -> None:
     rng = random.Random(index)
-    kinds, weights = list(MIX), list(MIX.values())
+    kinds, weights = list(mix), list(mix.values())
     with httpx.Client(base_url=url, timeout=120) as http:
         while time.monotonic() < deadline:
             kind = rng.choices(kinds, weights)[0]
@@ -277,7 +290,7 @@ def soak(url: str, process: psutil.Process, args: argparse.Namespace) -> dict[st
     started = time.monotonic()
     deadline = started + args.duration
     threads = [
-        threading.Thread(target=client_loop, args=(url, i, deadline, args.tokens, tally))
+        threading.Thread(target=client_loop, args=(url, i, deadline, args.tokens, args.mix, tally))
         for i in range(args.clients)
     ]
     for thread in threads:
@@ -326,6 +339,7 @@ def soak(url: str, process: psutil.Process, args: argparse.Namespace) -> dict[st
         leaks.append(f"the chat after the soak answered {status}")
     return {
         "duration_s": args.duration,
+        "mix": args.mix,
         "clients": args.clients,
         "requests": dict(tally.done),
         "total_requests": sum(tally.done.values()),
@@ -355,6 +369,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     parser.add_argument("--sample-every", type=float, default=10, help="RSS sample period, s")
     parser.add_argument("--warmup", type=float, default=30, help="RSS before this is warm-up, s")
+    parser.add_argument(
+        "--mix",
+        type=parse_mix,
+        default=MIX,
+        help="weights of the request kinds, e.g. stream=3,chat=2,embed=2,disconnect=1,bad=2",
+    )
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--home", help="TERMINUS_HOME for the server (default: a temporary one)")
     args = parser.parse_args()
