@@ -12,16 +12,12 @@ from terminus.client.sync import Terminus
 from terminus.server.audio import add_audio_routes
 from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
+from terminus.server.drain import DrainMiddleware
 from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
 from terminus.server.guard import GuardMiddleware, HostPolicy, form_routes
 from terminus.server.images import add_image_routes
-from terminus.server.middleware import (
-    AccessLogMiddleware,
-    AuthMiddleware,
-    BodyLimitMiddleware,
-    DrainMiddleware,
-)
+from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
 from terminus.server.models import add_model_routes, add_probe_routes
 from terminus.server.rag import add_rag_routes
 from terminus.server.settings import ServerSettings

@@ -16,8 +16,28 @@ import socket
 from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from terminus.server.state import ServerState
+from terminus.server.shapes import shaped_error
+from terminus.server.state import ServerState, shutting_down
+
+
+class DrainMiddleware:
+    """While the server drains, new requests get 503 and ``Connection: close``.
+
+    The probes (``open_paths``) still answer, so an orchestrator sees ``/ready`` turn 503.
+    """
+
+    def __init__(self, app: ASGIApp, state: ServerState, open_paths: frozenset[str]) -> None:
+        self.app = app
+        self.state = state
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.state.draining and scope["path"] not in self.open_paths:
+            await shaped_error(scope, shutting_down())(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class DrainingServer(uvicorn.Server):

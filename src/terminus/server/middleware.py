@@ -1,10 +1,9 @@
-"""Pure ASGI middleware: access log, draining, API keys, body size limit.
+"""Pure ASGI middleware: access log, API keys, body size limit.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through
 untouched and ``http.disconnect`` still reaches the endpoint.
-Outermost first: access log → draining → guard (:mod:`terminus.server.guard`) →
-CORS → auth → body limit → the app. Errors take the shape of the path's API
-(:mod:`terminus.server.shapes`).
+Outermost first: access log → draining (:mod:`terminus.server.drain`) → host, origin
+and content type (:mod:`terminus.server.guard`) → CORS → auth → body limit → the app.
 """
 
 from __future__ import annotations
@@ -20,9 +19,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from terminus.server.errors import APIError
-from terminus.server.shapes import shaped_error
-from terminus.server.state import ServerState, shutting_down
+from terminus.server.errors import APIError, error_response
 from terminus.types import Stats
 
 ACCESS_KEY = "terminus.access"
@@ -134,7 +131,7 @@ class AuthMiddleware:
         error = APIError(
             401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
-        await shaped_error(scope, error)(scope, receive, send)
+        await error_response(error)(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -157,7 +154,7 @@ class BodyLimitMiddleware:
         if declared is not None:
             if not declared.isdigit():
                 error = APIError(400, "invalid Content-Length header", code="invalid_request")
-                await shaped_error(scope, error)(scope, receive, send)
+                await error_response(error)(scope, receive, send)
                 return
             if int(declared) > self.limit:
                 # a client waiting for "100 Continue" has sent nothing: nothing to drain
@@ -210,22 +207,4 @@ class BodyLimitMiddleware:
             f"the request body is larger than this server's limit of {self.limit} bytes",
             code="request_too_large",
         )
-        await shaped_error(scope, error)(scope, receive, send)
-
-
-class DrainMiddleware:
-    """While the server drains (shutting down), new requests get 503 and ``Connection: close``.
-
-    The probes still answer, so an orchestrator sees ``/ready`` turn 503.
-    """
-
-    def __init__(self, app: ASGIApp, state: ServerState, open_paths: frozenset[str]) -> None:
-        self.app = app
-        self.state = state
-        self.open_paths = open_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.state.draining and scope["path"] not in self.open_paths:
-            await shaped_error(scope, shutting_down())(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        await error_response(error)(scope, receive, send)
