@@ -132,23 +132,24 @@ def test_the_openai_client_still_works(server: LiveServer) -> None:
 def test_sigterm_drains_streams_with_an_error_event_and_done(
     tmp_path: Path, smollm2_gguf: Path
 ) -> None:
-    story = {
+    count = {
         **CHAT,
         "messages": [
             {"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "Write a very long story about a dragon."},
+            {"role": "user", "content": "Count from 1 to 3000, one number per line."},
         ],
-        "max_tokens": 800,
+        "max_tokens": 3000,  # far longer than the 3 s grace period
     }
-    with live_server(tmp_path, *SERVE_ARGS, "--grace-period", "1") as live:
+    args = ("--model", MODEL, "--context-length", "4096", "--parallel", "2", "--threads", "1")
+    with live_server(tmp_path, *args, "--grace-period", "3") as live:
         url = f"{live.url}/v1/chat/completions"
         waiting: dict[str, httpx.Response] = {}
 
         def non_streamed() -> None:  # in flight too: it answers 503 when stopped
-            waiting["response"] = httpx.post(url, json=story, timeout=60)
+            waiting["response"] = httpx.post(url, json=count, timeout=60)
 
         events: list[str] = []
-        with httpx.stream("POST", url, json={**story, "stream": True}, timeout=60) as response:
+        with httpx.stream("POST", url, json={**count, "stream": True}, timeout=60) as response:
             assert response.status_code == 200
             lines = response.iter_lines()
             for line in lines:
@@ -161,12 +162,13 @@ def test_sigterm_drains_streams_with_an_error_event_and_done(
             time.sleep(0.3)
             live.process.send_signal(signal.SIGTERM)
             time.sleep(0.2)
+            health = httpx.get(f"{live.url}/health", timeout=10)
+            ready = httpx.get(f"{live.url}/ready", timeout=10)
             refused = httpx.post(url, json=CHAT, timeout=10)
+            assert health.status_code == 200 and health.json()["draining"] is True
+            assert ready.status_code == 503 and ready.json()["status"] == "draining"
             assert refused.status_code == 503
             _openai_error(refused.json(), "server_shutting_down")
-            ready = httpx.get(f"{live.url}/ready", timeout=10)
-            assert ready.status_code == 503 and ready.json()["status"] == "draining"
-            assert httpx.get(f"{live.url}/health", timeout=10).status_code == 200
             for line in lines:
                 if line.startswith("data: "):
                     events.append(line.removeprefix("data: "))
