@@ -33,7 +33,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SHOTS = Path(os.environ.get("TERMINUS_UI_SHOTS") or Path(tempfile.gettempdir()) / "terminus-ui-shots")
+SHOTS = Path(
+    os.environ.get("TERMINUS_UI_SHOTS") or Path(tempfile.gettempdir()) / "terminus-ui-shots"
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,16 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.failed_call = report.failed
+
+
 @pytest.fixture
-def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+def page(browser: Any, live_server: LiveServer, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A page already holding the API key, that fails the test on any script error."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     context.add_init_script(f"localStorage.setItem('terminus.apiKey', '{KEY}')")
@@ -114,12 +124,16 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on(
         "request",
-        lambda request: None
-        if request.url.startswith((live_server.url, "data:", "blob:"))
-        else outside.append(request.url),
+        lambda request: (
+            None
+            if request.url.startswith((live_server.url, "data:", "blob:"))
+            else outside.append(request.url)
+        ),
     )
     page.set_default_timeout(120_000)
     yield page
+    if getattr(request.node, "failed_call", False):
+        shot(page, f"failed-{request.node.name}")  # what the page showed when the test failed
     context.close()
     assert not errors, f"script errors on the page: {errors}"
     assert not outside, f"the page fetched from outside the server: {outside}"
