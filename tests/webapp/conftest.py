@@ -63,6 +63,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINUS_")}
     env.update(TERMINUS_HOME=str(home), TERMINUS_OFFLINE="1", TERMINUS_MEMORY_BUDGET="3G")
+    env["TERMINUS_EVAL_DATA_DIR"] = str(Path(__file__).parents[1] / "data" / "medbench")
     command = [
         sys.executable, "-m", "terminus.cli.main", "serve", "--port", str(port),
         "--context-length", "2048", "--parallel", "1", "--threads", "1", "--api-key", KEY,

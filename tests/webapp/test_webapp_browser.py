@@ -13,7 +13,6 @@ import pytest
 from conftest import KEY, LiveServer, shot
 
 pytestmark = pytest.mark.real
-DATA = Path(__file__).parents[1] / "data" / "medbench"
 
 
 def test_the_page_asks_for_the_key_and_then_lists_models(
@@ -154,23 +153,25 @@ def test_transcribe_an_uploaded_wav(page: Any, live_server: LiveServer, tmp_path
     shot(page, "speech")
 
 
-def test_an_eval_report_shows_its_plot(page: Any, live_server: LiveServer) -> None:
-    from terminus import Terminus
-    from terminus.eval.api import evaluate
-    from terminus.eval.runner import RunConfig
-
-    with Terminus(home=live_server.home) as client:
-        run_dir, _ = evaluate(
-            client, "smollm2", RunConfig(("medqa",), mode="loglikelihood", limit=4, seed=0),
-            data_dir=DATA,
-        )  # fmt: skip
+def test_start_an_eval_run_watch_it_and_see_its_plot(page: Any, live_server: LiveServer) -> None:
     page.goto(live_server.url + "/#eval")
-    page.locator(f"button[data-run='{run_dir.name}']").click()
+    page.locator("#eval-model option").first.wait_for(state="attached")
+    page.select_option("#eval-model", "smollm2-135m-instruct")
+    page.fill("#eval-benchmarks", "medqa")
+    page.fill("#eval-limit", "4")
+    page.click("#eval-start")
+    page.locator("#eval-job .progress[data-percent='100']").wait_for()
     chart = page.locator("#eval-chart[src^='blob:']")
     chart.wait_for()
     page.wait_for_timeout(300)
     assert chart.evaluate("img => img.naturalWidth") > 200
-    assert "medqa" in page.inner_text("#eval-report")
+    report = page.inner_text("#eval-report")
+    assert "medqa" in report and "4/4" in report
+    with live_server.api() as api:
+        runs = api.get("/terminus/v1/eval/runs").json()["data"]
+        assert [(r["items_done"], r["items_planned"]) for r in runs] == [(4, 4)]
+        busy = api.post("/terminus/v1/eval/runs", json={"model": "nosuch", "benchmarks": ["medqa"]})
+        assert busy.status_code == 404
     shot(page, "eval")
 
 

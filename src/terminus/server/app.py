@@ -16,6 +16,7 @@ from terminus.server.conversations import add_conversation_routes
 from terminus.server.documents import add_document_routes
 from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
+from terminus.server.eval_jobs import add_eval_job_routes
 from terminus.server.evals_api import add_eval_routes
 from terminus.server.images import add_image_routes
 from terminus.server.library import add_library_routes
@@ -79,6 +80,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_audio_routes(router)
     add_tool_routes(router)
     add_eval_routes(router)
+    add_eval_job_routes(router)
     add_node_routes(router)
     add_webapp_routes(router)
     app.include_router(router)

@@ -1,5 +1,5 @@
 // Evaluation: runs, a report with accuracy, 95 % intervals and the chart; live progress.
-import { el, getBlob, getJSON, showError } from "./api.js";
+import { el, getBlob, getJSON, modelSelect, modelsWith, progressBar, sendJSON, showError } from "./api.js";
 
 const pct = (x) => (x === null || x === undefined ? "—" : `${(100 * x).toFixed(1)}`);
 
@@ -7,9 +7,18 @@ export function evalsPage(root) {
   const runs = el("tbody");
   const report = el("div", { id: "eval-report" });
   let timer = null;
+  const modelSlot = el("span", {}, "…");
+  let select = null;
+  const benchmarks = el("input", { id: "eval-benchmarks", value: "medqa", "aria-label": "benchmarks" });
+  const limit = el("input", { id: "eval-limit", type: "number", min: "1", value: "20", size: "5", "aria-label": "items per benchmark" });
+  const jobStatus = el("div", { class: "status", id: "eval-job" });
+  const startForm = el("form", { class: "row", onsubmit: (e) => { e.preventDefault(); start(); } },
+    el("label", {}, "Model ", modelSlot), el("label", {}, "Benchmarks ", benchmarks),
+    el("label", {}, "Items each ", limit), el("button", { type: "submit", id: "eval-start" }, "Start run"));
   root.replaceChildren(el("section", {},
     el("h2", {}, "Evaluation"),
-    el("p", { class: "muted" }, "Runs started with terminus eval run appear here; progress updates live."),
+    startForm, jobStatus,
+    el("p", { class: "muted" }, "Runs started here or with terminus eval run appear below; progress updates live."),
     el("table", { class: "grid", id: "eval-runs" },
       el("thead", {}, el("tr", {}, ...["Run", "Mode", "Benchmarks", "Items", "Mean accuracy %"].map((h) => el("th", {}, h)))),
       runs),
@@ -54,6 +63,34 @@ export function evalsPage(root) {
       showError(report, error);
     }
   }
+  async function start() {
+    const bar = progressBar("starting");
+    jobStatus.replaceChildren(bar.root);
+    try {
+      let job = await sendJSON("POST", "/terminus/v1/eval/runs", {
+        model: select.value,
+        benchmarks: benchmarks.value.split(/[\s,]+/).filter(Boolean),
+        limit: Number(limit.value) || null,
+      });
+      while (job.status === "starting" || job.status === "running") {
+        bar.update(job.items_done, job.items_planned, job.status);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        job = await getJSON(`/terminus/v1/eval/jobs/${job.id}`);
+      }
+      if (job.status === "failed") throw new Error(job.error);
+      bar.done(`finished: ${job.items_done} items`);
+      await refresh();
+      show(job.run);
+    } catch (error) {
+      showError(jobStatus, error);
+    }
+  }
+
+  modelsWith("chat", "completion").then((models) => {
+    select = modelSelect(models, "smollm2-135m-instruct");
+    select.id = "eval-model";
+    modelSlot.replaceWith(select);
+  }).catch((error) => showError(modelSlot, error));
   refresh();
   timer = setInterval(refresh, 3000);
 }
