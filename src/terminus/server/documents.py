@@ -138,8 +138,12 @@ async def ingest_events(
 
 
 async def _uploads(request: Request) -> list[tuple[str, bytes]]:
-    form = await request.form()
-    files = [v for v in form.getlist("file") if isinstance(v, UploadFile)]
+    async with request.form() as form:  # closes the uploads' spools
+        files = [v for v in form.getlist("file") if isinstance(v, UploadFile)]
+        return [(f.filename or "document.txt", await f.read()) for f in _checked(files)]
+
+
+def _checked(files: list[UploadFile]) -> list[UploadFile]:
     if not files:
         raise APIError(
             400,
@@ -151,7 +155,7 @@ async def _uploads(request: Request) -> list[tuple[str, bytes]]:
         raise APIError(
             400, f"at most {MAX_FILES} files at once", code="invalid_parameter", param="file"
         )
-    return [(f.filename or "document.txt", await f.read()) for f in files]
+    return files
 
 
 def _ask_stream(

@@ -32,16 +32,19 @@ class TranslateBody(Wire):
 def add_tool_routes(router: APIRouter) -> None:
     @router.post("/terminus/v1/ocr")
     async def ocr(request: Request) -> dict[str, Any]:
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise APIError(
-                400, "send the image in the 'file' field", code="invalid_parameter", param="file"
-            )
-        data = await upload.read(MAX_IMAGE_BYTES + 1)
+        async with request.form() as form:  # closes the upload's spool
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise APIError(
+                    400,
+                    "send the image in the 'file' field",
+                    code="invalid_parameter",
+                    param="file",
+                )
+            data = await upload.read(MAX_IMAGE_BYTES + 1)
+            model = form.get("model")
         if len(data) > MAX_IMAGE_BYTES:
             raise APIError(413, "the image is larger than 20 MiB", code="request_too_large")
-        model = form.get("model")
         state = server_state(request)
         slot = state.admit()
         try:
