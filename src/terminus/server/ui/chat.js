@@ -145,6 +145,7 @@ export function chatPage(root) {
     sendButton.disabled = true;
     stopButton.disabled = false;
     status.textContent = "…";
+    performance.mark("terminus:send");
     let content = "";
     let thinking = "";
     let finish = null;
@@ -179,7 +180,10 @@ export function chatPage(root) {
           }
           if (choice.finish_reason) finish = choice.finish_reason;
         }
-        if (first === null && (content || thinking)) first = performance.now();
+        if (first === null && (content || thinking)) {
+          first = performance.now();
+          requestAnimationFrame(() => performance.mark("terminus:first-token"));  // painted
+        }
         if (!pending) {
           pending = true;
           requestAnimationFrame(paint);
