@@ -12,19 +12,29 @@ from terminus.client.sync import Terminus
 from terminus.server.audio import add_audio_routes
 from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
+from terminus.server.conversations import add_conversation_routes
+from terminus.server.documents import add_document_routes
 from terminus.server.drain import DrainMiddleware
 from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
+from terminus.server.eval_jobs import add_eval_job_routes
+from terminus.server.evals_api import add_eval_routes
 from terminus.server.guard import GuardMiddleware, HostPolicy, form_routes
 from terminus.server.images import add_image_routes
+from terminus.server.library import add_library_routes
 from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
 from terminus.server.models import add_model_routes, add_probe_routes
+from terminus.server.node_api import add_node_routes
 from terminus.server.rag import add_rag_routes
 from terminus.server.settings import ServerSettings
 from terminus.server.state import ServerState
+from terminus.server.tools_api import add_tool_routes
+from terminus.server.webapp import OPEN_PATHS as WEBAPP_PATHS
+from terminus.server.webapp import add_webapp_routes
 
 #: Probes answer without an API key (load balancers and orchestrators call them).
-OPEN_PATHS = frozenset({"/health", "/ready"})
+#: The web app's page and assets hold no data: the page asks for the key itself.
+OPEN_PATHS = frozenset({"/health", "/ready"}) | WEBAPP_PATHS
 
 
 def create_app(client: Terminus, settings: ServerSettings | None = None) -> FastAPI:
@@ -63,10 +73,18 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_model_routes(router)
     add_chat_routes(router)
     add_completion_routes(router)
+    add_library_routes(router)
     add_rag_routes(router)
+    add_document_routes(router)
+    add_conversation_routes(router)
     add_embedding_routes(router)
     add_image_routes(router)
     add_audio_routes(router)
+    add_tool_routes(router)
+    add_eval_routes(router)
+    add_eval_job_routes(router)
+    add_node_routes(router)
+    add_webapp_routes(router)
     app.include_router(router)
 
     # added innermost first: the access log ends up outermost
@@ -76,7 +94,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             max_age=600,
         )
