@@ -93,8 +93,7 @@ async def test_out_of_range_parameters_are_400(
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 2}, "n"),
-        ({"logprobs": True}, "logprobs"),
+        ({"n": 2, "stream": True}, "n"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
         ({"frequency_penalty": 1}, "frequency_penalty"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
@@ -173,10 +172,9 @@ async def test_inconsistent_requests_are_400(
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 3}, "n"),
+        ({"n": 3, "stream": True}, "n"),
         ({"echo": True}, "echo"),
         ({"suffix": "end"}, "suffix"),
-        ({"logprobs": 2}, "logprobs"),
         ({"best_of": 2}, "best_of"),
         ({"prompt": ["a", "b"]}, "prompt"),
         ({"prompt": [1, 2, 3]}, "prompt"),

@@ -8,6 +8,7 @@ cancellation when the client disconnects, and the request's access-log fields.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -18,15 +19,17 @@ from starlette.responses import JSONResponse, Response
 from terminus.client.streams import AsyncCompletionStream
 from terminus.errors import EngineError, TerminusError
 from terminus.models.card import ModelCard
+from terminus.server.error_shapes import reshape
 from terminus.server.errors import describe
+from terminus.server.logprobs import merge_choices
 from terminus.server.middleware import AccessRecord
 from terminus.server.state import ServerState
 from terminus.server.streaming import (
-    DONE,
+    SSE,
     EventStreamResponse,
+    Framing,
     aclose,
     cancel_on_disconnect,
-    sse,
 )
 from terminus.types import ChatEvent, Completion, Done, Stats, collect_completion
 
@@ -77,6 +80,7 @@ async def respond(
     record: AccessRecord,
     *,
     streaming: bool,
+    framing: Framing = SSE,
 ) -> Response:
     slot = state.admit()
     handed_off = False
@@ -93,30 +97,86 @@ async def respond(
             return JSONResponse(encoder.response(completion))
         async with cancel_on_disconnect(request.receive, stream.cancel):
             first = await anext(events)  # errors before generation keep their status
-        body = _sse_body(first, events, encoder, record, state)
+        body = _stream_body(first, events, encoder, record, state, framing, request.url.path)
 
         def close() -> None:  # however the response ends: engine stopped, slot given back
             stream.cancel()
             slot.release()
 
         handed_off = True
-        return EventStreamResponse(body, on_disconnect=stream.cancel, on_close=close)
+        return EventStreamResponse(
+            body, on_disconnect=stream.cancel, on_close=close, media_type=framing.media_type
+        )
     finally:
         if not handed_off:
             slot.release()
 
 
-async def _sse_body(
+async def respond_choices(
+    request: Request,
+    state: ServerState,
+    card: ModelCard,
+    streams: list[AsyncCompletionStream],
+    encoder: Encoder,
+    record: AccessRecord,
+) -> Response:
+    """``n > 1``: the generations run side by side, each in its own slot; one answer.
+
+    Each choice is admitted like a request of its own (429 when the server cannot
+    take all of them); a disconnect cancels them all.
+    """
+    slots = []
+    try:
+        for _ in streams:
+            slots.append(state.admit())
+        await state.ensure_loaded(card.id)
+
+        async def collect(stream: AsyncCompletionStream) -> Completion:
+            return collect_completion([event async for event in stream])
+
+        def cancel_all() -> None:
+            for stream in streams:
+                stream.cancel()
+
+        async with cancel_on_disconnect(request.receive, cancel_all):
+            completions = await asyncio.gather(*(collect(s) for s in streams))
+    finally:
+        for slot in slots:
+            slot.release()
+    for completion in completions:
+        if completion.stop_reason == "error":
+            raise EngineError(completion.error or "the engine failed")
+    bodies = [encoder.response(completion) for completion in completions]
+    merged = merge_choices(bodies)
+    usage_ = merged["usage"]
+    record.prompt_tokens, record.completion_tokens = (
+        usage_["prompt_tokens"],
+        usage_["completion_tokens"],
+    )
+    record.finish_reason = completions[0].stop_reason
+    return JSONResponse(merged)
+
+
+def stream_error(exc: BaseException, path: str) -> dict[str, Any]:
+    """The error chunk that ends a failed stream, in the shape of ``path``'s API."""
+    status, body, _ = describe(exc)
+    return reshape(path, status, body)
+
+
+async def _stream_body(
     first: ChatEvent,
     events: AsyncIterator[ChatEvent],
     encoder: Encoder,
     record: AccessRecord,
     state: ServerState,
+    framing: Framing,
+    path: str,
 ) -> AsyncIterator[bytes]:
     stats: Stats | None = None
+    encode = framing.encode
     try:
         for chunk in encoder.start():
-            yield sse(chunk)
+            yield encode(chunk)
         event = first
         while True:
             if isinstance(event, Stats):
@@ -124,17 +184,18 @@ async def _sse_body(
             elif isinstance(event, Done):
                 record.note(stats, event.stop_reason)
             for chunk in encoder.event(event):
-                yield sse(chunk)
+                yield encode(chunk)
             if isinstance(event, Done):
                 break
             event = await anext(events)
     except TerminusError as exc:
         record.note(stats, "error")
-        yield sse(describe(exc)[1])
+        yield encode(stream_error(exc, path))
     except Exception as exc:
         record.note(stats, "error")
         state.log.exception(json.dumps({"event": "stream_failed", "model": record.model}))
-        yield sse(describe(exc)[1])
+        yield encode(stream_error(exc, path))
     finally:
         await aclose(events)  # now, not whenever the garbage collector gets to it
-    yield DONE
+    if framing.end:
+        yield framing.end
