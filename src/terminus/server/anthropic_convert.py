@@ -3,8 +3,9 @@
 ``system`` (a string or text blocks), ``messages`` whose content is a string or
 blocks (``text``, ``tool_use``, ``tool_result``; ``thinking`` blocks are history and
 are dropped), ``tools`` with an ``input_schema``, ``tool_choice``
-(``auto``/``any``/``tool``/``none``), ``stop_sequences``, ``temperature``, ``top_p``,
-``top_k``. Images, documents and server tools are 400s naming the field.
+(``auto``/``any``/``tool``/``none``), ``stop_sequences``, ``output_config.format``
+(structured output), and ``temperature``, ``top_p``, ``top_k`` (recent SDKs send those
+through ``extra_body``). Images, documents and server tools are 400s naming the field.
 """
 
 from __future__ import annotations
@@ -51,8 +52,18 @@ class AnthropicToolChoice(Wire):
 
 
 class ThinkingConfig(Wire):
-    type: Literal["enabled", "disabled", "adaptive"]
+    type: Literal["enabled", "disabled", "adaptive", "between_tools"]
     budget_tokens: int | None = None
+
+
+class OutputFormat(Wire):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(Wire):
+    effort: str | None = None  # a hint for large reasoning models: nothing to change here
+    format: OutputFormat | None = None
 
 
 class MessagesRequest(Wire):
@@ -68,6 +79,7 @@ class MessagesRequest(Wire):
     tools: list[AnthropicTool] | None = None
     tool_choice: AnthropicToolChoice | None = None
     thinking: ThinkingConfig | None = None
+    output_config: OutputConfig | None = None
     metadata: dict[str, Any] | None = None
     service_tier: str | None = None
     # accepted so that they get a clear "unsupported" answer
@@ -211,6 +223,9 @@ def completion_arguments(body: MessagesRequest) -> tuple[list[Message], dict[str
     }
     if body.stop_sequences:
         kwargs["stop"] = body.stop_sequences
+    fmt = body.output_config.format if body.output_config else None
+    if fmt is not None:
+        kwargs["response_format"] = {"type": "json_schema", "json_schema": {"schema": fmt.schema_}}
     return to_messages(body.system, body.messages), kwargs
 
 
