@@ -228,6 +228,7 @@ class _PullProgress:
         self.total = 0
         self.completed = 0
         self.sent = -1
+        self.verified = False
 
     def _put(self, item: dict[str, Any]) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
@@ -246,6 +247,7 @@ class _PullProgress:
         name = description.removeprefix("verifying ")
         self.digest = self.digests.get(name, "")
         if verifying:
+            self.verified = True
             self._put({"status": "verifying sha256 digest"})
             self.status = ""
             return
@@ -290,6 +292,8 @@ async def _pull_lines(client: Terminus, card: ModelCard) -> AsyncIterator[dict[s
     if failure is not None:
         yield ollama_error(describe(failure)[1]["error"]["message"])
         return
+    if not progress.verified:  # sources that hash while they copy verified as they went
+        yield {"status": "verifying sha256 digest"}
     yield {"status": "writing manifest"}
     yield {"status": "success"}
 
