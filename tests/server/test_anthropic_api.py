@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -249,3 +250,32 @@ async def test_x_api_key_is_accepted(make_app: Any) -> None:
         assert denied.json()["error"]["type"] == "authentication_error"
         allowed = await http.post("/v1/messages", json=body, headers={"x-api-key": "k1"})
         assert allowed.status_code == 200
+
+
+def _failing_chat(self: Any, request: Any, cancel: Any) -> Any:
+    from terminus.errors import EngineError
+    from terminus.types import ContentDelta
+
+    yield ContentDelta(text="partial")
+    raise EngineError("the engine fell over")
+
+
+async def test_failure_mid_stream_is_an_error_event(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from terminus.engines.fake import FakeChatModel
+
+    monkeypatch.setattr(FakeChatModel, "chat", _failing_chat)
+    body = {
+        "model": "fake-chat",
+        "max_tokens": 8,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    text = (await http.post("/v1/messages", json=body)).text
+    last = text.strip().split("\n\n")[-1]
+    assert last.startswith("event: error\ndata: ")
+    assert json.loads(last.split("data: ", 1)[1]) == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "the engine fell over"},
+    }

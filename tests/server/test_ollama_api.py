@@ -292,3 +292,53 @@ async def test_unknown_model_through_the_client(client: ollama.AsyncClient) -> N
     with pytest.raises(ollama.ResponseError) as missing:
         await client.chat("no-such-model", messages=[{"role": "user", "content": "x"}])
     assert missing.value.status_code == 404 and "no-such-model" in missing.value.error
+
+
+def _failing_chat(self: Any, request: Any, cancel: Any) -> Any:
+    from terminus.errors import EngineError
+    from terminus.types import ContentDelta
+
+    yield ContentDelta(text="partial")
+    raise EngineError("the engine fell over")
+
+
+async def test_failure_mid_stream_is_an_error_line(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from terminus.engines.fake import FakeChatModel
+
+    monkeypatch.setattr(FakeChatModel, "chat", _failing_chat)
+    body = {"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]}
+    lines = ndjson((await http.post("/api/chat", json=body)).text)
+    assert lines[0]["message"]["content"] == "partial"
+    assert lines[-1] == {"error": "the engine fell over"}
+    whole = await http.post("/api/chat", json={**body, "stream": False})
+    assert whole.status_code == 500 and whole.json() == {"error": "the engine fell over"}
+
+
+async def test_num_ctx_beyond_the_loaded_context(client: ollama.AsyncClient) -> None:
+    hi = [{"role": "user", "content": "hi"}]
+    await client.chat("fake-chat", messages=hi, options={"num_ctx": 128})  # within: fine
+    with pytest.raises(ollama.ResponseError) as bad:
+        await client.chat("fake-chat", messages=hi, options={"num_ctx": 100_000})
+    assert bad.value.status_code == 400 and "options.num_ctx" in bad.value.error
+
+
+async def test_think_false_hides_thinking(
+    client: ollama.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from terminus.engines.fake import FakeChatModel
+    from terminus.types import ContentDelta, Done, Stats, ThinkingDelta
+
+    def thinking_chat(self: Any, request: Any, cancel: Any) -> Any:
+        yield ThinkingDelta(text="let me see")
+        yield ContentDelta(text="4")
+        yield Stats(prompt_tokens=1, completion_tokens=2)
+        yield Done(stop_reason="stop")
+
+    monkeypatch.setattr(FakeChatModel, "chat", thinking_chat)
+    hi = [{"role": "user", "content": "2+2?"}]
+    shown = await client.chat("fake-chat", messages=hi, think=True)
+    assert shown.message.thinking == "let me see" and shown.message.content == "4"
+    hidden = await client.chat("fake-chat", messages=hi, think=False)
+    assert hidden.message.thinking is None and hidden.message.content == "4"
