@@ -342,3 +342,20 @@ async def test_think_false_hides_thinking(
     assert shown.message.thinking == "let me see" and shown.message.content == "4"
     hidden = await client.chat("fake-chat", messages=hi, think=False)
     assert hidden.message.thinking is None and hidden.message.content == "4"
+
+
+async def test_keep_alive_goes_to_the_model_manager(
+    client: ollama.AsyncClient, fake_client: Terminus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[str, float]] = []
+    monkeypatch.setattr(
+        fake_client.manager,
+        "set_keep_alive",
+        lambda name, seconds: asked.append((name, seconds)),
+        raising=False,
+    )
+    hi = [{"role": "user", "content": "hi"}]
+    await client.chat("fake-chat", messages=hi, keep_alive="5m")
+    await client.chat("fake-chat", messages=hi, keep_alive=-1)
+    await client.embed("fake-embed", "x", keep_alive=30)
+    assert asked == [("fake-chat", 300.0), ("fake-chat", -1.0), ("fake-embed", 30.0)]

@@ -148,19 +148,20 @@ def loaded_context(state: ServerState, card: ModelCard) -> int | None:
 
 
 async def apply_keep_alive(state: ServerState, card: ModelCard, seconds: float | None) -> None:
-    """``keep_alive``: 0 unloads the model once its requests are done; other values go to
-    the server's model lifecycle, where it keeps an idle timer (``set_keep_alive``).
+    """Hand ``keep_alive`` to the model manager's idle timer (``set_keep_alive``: seconds,
+    negative for ever, 0 to unload once the model's requests end). A manager without a
+    timer still honours 0: the model unloads as soon as it is idle.
     """
     if seconds is None:
+        return
+    set_keep_alive = getattr(state.client.manager, "set_keep_alive", None)
+    if set_keep_alive is not None:
+        await asyncio.to_thread(set_keep_alive, card.id, seconds)
         return
     if seconds == 0:
         task = asyncio.get_running_loop().create_task(_unload_when_idle(state, card.id))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
-        return
-    set_keep_alive = getattr(state, "set_keep_alive", None)  # the lifecycle's timer, if any
-    if set_keep_alive is not None:
-        set_keep_alive(card.id, None if seconds < 0 else seconds)
 
 
 async def _unload_when_idle(state: ServerState, model_id: str, patience_s: float = 30.0) -> None:

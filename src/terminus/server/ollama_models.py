@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -98,6 +98,10 @@ def _ps(client: Terminus) -> dict[str, Any]:
         entry = model_entry(client, card)
         del entry["modified_at"]
         entry.update(size=info.memory_bytes, size_vram=0, context_length=info.context_length)
+        expires_in = getattr(info, "expires_in_s", None)  # where the manager keeps idle timers
+        if expires_in is not None:
+            expiry = datetime.now(UTC) + timedelta(seconds=expires_in)
+            entry["expires_at"] = expiry.isoformat().replace("+00:00", "Z")
         entries.append(entry)
     return {"models": entries}
 
