@@ -94,7 +94,6 @@ async def test_out_of_range_parameters_are_400(
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 2, "stream": True}, "n"),
         ({"presence_penalty": 0.5}, "presence_penalty"),
         ({"frequency_penalty": 1}, "frequency_penalty"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
@@ -173,7 +172,6 @@ async def test_inconsistent_requests_are_400(
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 3, "stream": True}, "n"),
         ({"echo": True}, "echo"),
         ({"suffix": "end"}, "suffix"),
         ({"best_of": 2}, "best_of"),

@@ -83,6 +83,45 @@ async def test_n_choices(client: Any) -> None:
     assert response.usage.completion_tokens == 9
 
 
+async def test_n_choices_streamed(client: Any) -> None:
+    stream = await client.chat.completions.create(
+        model="fake-chat",
+        messages=[{"role": "user", "content": "a b c"}],
+        n=2,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    assert len({chunk.id for chunk in chunks}) == 1
+    texts = {0: "", 1: ""}
+    finishes = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert texts == {0: "a b c", 1: "a b c"} and finishes == {0: "stop", 1: "stop"}
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 6
+    assert chunks[-1].usage.prompt_tokens == 3
+    assert sum(1 for c in chunks if c.usage is not None) == 1
+
+
+async def test_n_logprobs_streamed_stay_with_their_choice(client: Any) -> None:
+    stream = await client.chat.completions.create(
+        model="fake-lp",
+        messages=[{"role": "user", "content": "x"}],
+        n=2,
+        stream=True,
+        logprobs=True,
+    )
+    tokens: dict[int, list[str]] = {0: [], 1: []}
+    async for chunk in stream:
+        for choice in chunk.choices:
+            if choice.logprobs:
+                tokens[choice.index] += [t.token for t in choice.logprobs.content]
+    assert tokens == {0: ["hello", " hello"], 1: ["hello", " hello"]}
+
+
 async def test_n_seeds_differ(client: Any) -> None:
     from terminus.engines.fake import FakeEngine
 
@@ -95,6 +134,12 @@ async def test_n_seeds_differ(client: Any) -> None:
 async def test_n_text_completions(client: Any, text_capable: None) -> None:
     response = await client.completions.create(model="fake-base", prompt="x", n=2)
     assert [c.text for c in response.choices] == [" and so on"] * 2
+    stream = await client.completions.create(model="fake-base", prompt="x", n=2, stream=True)
+    texts = {0: "", 1: ""}
+    async for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.text
+    assert texts == {0: " and so on", 1: " and so on"}
 
 
 @pytest.mark.parametrize(
@@ -114,6 +159,10 @@ async def test_bad_values_are_400(make_app: Any, extra: dict[str, Any], param: s
 
 async def test_n_beyond_the_concurrency_bound_is_429(make_app: Any) -> None:
     async with running(make_app(max_concurrent=2)) as http:
-        response = await http.post("/v1/chat/completions", json=chat_body(n=3))
-        assert_error(response, 429)
+        for stream in (False, True):
+            response = await http.post("/v1/chat/completions", json=chat_body(n=3, stream=stream))
+            assert_error(response, 429)
+            ok = await http.post("/v1/chat/completions", json=chat_body(n=2, stream=stream))
+            assert ok.status_code == 200
+        # every slot was given back
         assert (await http.post("/v1/chat/completions", json=chat_body(n=2))).status_code == 200

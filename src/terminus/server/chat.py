@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -10,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from terminus.server.choices import ChoicesEncoder, MergedStream
 from terminus.server.convert import chat_arguments, choices, seeded
 from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_choices, usage
 from terminus.server.logprobs import chat_logprobs
@@ -162,7 +164,19 @@ def add_chat_routes(router: APIRouter) -> None:
             streams = [
                 state.aclient.completion(card.id, messages, **seeded(kwargs, i)) for i in range(n)
             ]
-            return await respond_choices(request, state, card, streams, encoder, record)
+            if not body.stream:
+                return await respond_choices(request, state, card, streams, encoder, record)
+            encoders = [encoder, *(copy.deepcopy(encoder) for _ in range(n - 1))]
+            return await respond(
+                request,
+                state,
+                card,
+                MergedStream(streams),
+                ChoicesEncoder(encoders),
+                record,
+                streaming=True,
+                slots=n,
+            )
         stream = state.aclient.completion(card.id, messages, **kwargs)  # validates: 400s here
         return await respond(
             request, state, card, stream, encoder, record, streaming=bool(body.stream)

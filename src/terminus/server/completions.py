@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from terminus.server.choices import ChoicesEncoder, MergedStream
 from terminus.server.convert import choices, completion_arguments, seeded
 from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_choices, usage
 from terminus.server.logprobs import text_logprobs
@@ -107,7 +109,19 @@ def add_completion_routes(router: APIRouter) -> None:
                 state.aclient.text_completion(card.id, prompt, **seeded(kwargs, i))
                 for i in range(n)
             ]
-            return await respond_choices(request, state, card, streams, encoder, record)
+            if not body.stream:
+                return await respond_choices(request, state, card, streams, encoder, record)
+            encoders = [encoder, *(copy.deepcopy(encoder) for _ in range(n - 1))]
+            return await respond(
+                request,
+                state,
+                card,
+                MergedStream(streams),
+                ChoicesEncoder(encoders),
+                record,
+                streaming=True,
+                slots=n,
+            )
         stream = state.aclient.text_completion(card.id, prompt, **kwargs)  # validates: 400s
         return await respond(
             request, state, card, stream, encoder, record, streaming=bool(body.stream)

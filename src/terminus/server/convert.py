@@ -1,7 +1,7 @@
 """OpenAI request fields → the arguments of ``Terminus.completion`` / ``text_completion``.
 
 Anything the server cannot honour is a ``400`` naming the parameter, never silently
-dropped: ``n > 1`` with streaming, penalties, logit bias, images and audio, legacy
+dropped: penalties, logit bias, images and audio, legacy
 ``functions``. ``n > 1`` runs ``n`` generations side by side (llama.cpp slots).
 """
 
@@ -40,8 +40,6 @@ def choices(body: Sampling) -> int:
         raise invalid("n", "n must be at least 1")
     if n > MAX_CHOICES:
         raise invalid("n", f"n must be at most {MAX_CHOICES}")
-    if n > 1 and body.stream:
-        raise unsupported("n", "n > 1 with stream: true")
     return n
 
 

@@ -37,6 +37,14 @@ from terminus.types import ChatEvent, Completion, Done, Stats, collect_completio
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
+class EventStream(Protocol):
+    """A Terminus stream of events (``AsyncCompletionStream``, or several merged)."""
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    def cancel(self) -> None: ...
+
+
 class Encoder(Protocol):
     """Turns Terminus events into one endpoint's OpenAI objects."""
 
@@ -75,16 +83,20 @@ async def respond(
     request: Request,
     state: ServerState,
     card: ModelCard,
-    stream: AsyncCompletionStream,
+    stream: EventStream,
     encoder: Encoder,
     record: AccessRecord,
     *,
     streaming: bool,
     framing: Framing = SSE,
+    slots: int = 1,
 ) -> Response:
-    slot = state.admit()
+    """Drive ``stream`` for one request; ``slots``: how many generations it runs at once."""
+    held = [state.admit()]
     handed_off = False
     try:
+        while len(held) < slots:  # inside the try: a 429 gives back the slots taken
+            held.append(state.admit())
         await state.ensure_loaded(card.id)
         events = stream.__aiter__()
         if not streaming:
@@ -99,9 +111,10 @@ async def respond(
             first = await anext(events)  # errors before generation keep their status
         body = _stream_body(first, events, encoder, record, state, framing, request.url.path)
 
-        def close() -> None:  # however the response ends: engine stopped, slot given back
+        def close() -> None:  # however the response ends: engine stopped, slots given back
             stream.cancel()
-            slot.release()
+            for slot in held:
+                slot.release()
 
         handed_off = True
         return EventStreamResponse(
@@ -109,7 +122,8 @@ async def respond(
         )
     finally:
         if not handed_off:
-            slot.release()
+            for slot in held:
+                slot.release()
 
 
 async def respond_choices(
