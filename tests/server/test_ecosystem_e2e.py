@@ -402,3 +402,18 @@ def test_openai_n_choices(live: Live) -> None:
     assert all(c.message.content for c in response.choices)
     assert response.usage is not None
     assert response.usage.completion_tokens > 8 // 2  # both choices generated
+    stream = live.openai().chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell me a word."}],
+        max_tokens=8,
+        temperature=1.0,
+        seed=3,
+        n=2,
+        stream=True,
+    )
+    texts = {0: "", 1: ""}
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+    # the same seeds as above: each streamed choice matches its whole twin
+    assert texts == {c.index: c.message.content for c in response.choices}

@@ -104,6 +104,8 @@ async def test_generate_with_system_and_raw(client: ollama.AsyncClient, text_cap
     assert [m.role for m in messages] == ["system", "user"]
     raw = await client.generate("fake-base", "once upon", raw=True)
     assert raw.response == " and so on"
+    base = await client.generate("fake-base", "once upon")  # a base model: always raw
+    assert base.response == " and so on"
 
 
 async def test_tools_round_trip(client: ollama.AsyncClient) -> None:

@@ -215,7 +215,8 @@ async def _generation(
         kwargs = chat_kwargs(body)
         raw = False
     else:
-        raw, messages, kwargs = generate_arguments(body)
+        base_model = card.capability == Capability.COMPLETION
+        raw, messages, kwargs = generate_arguments(body, base_model=base_model)
     if raw and card.capability == Capability.EMBED:
         raise invalid("model", f"{card.id} is an embedding model; it cannot generate text")
     if not raw and card.capability != Capability.CHAT:

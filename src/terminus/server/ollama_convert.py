@@ -375,8 +375,13 @@ def chat_kwargs(body: OllamaChatRequest) -> dict[str, Any]:
     return kwargs
 
 
-def generate_arguments(body: OllamaGenerateRequest) -> tuple[bool, Any, dict[str, Any]]:
-    """(raw, prompt or messages, keywords) for /api/generate."""
+def generate_arguments(
+    body: OllamaGenerateRequest, *, base_model: bool = False
+) -> tuple[bool, Any, dict[str, Any]]:
+    """(raw, prompt or messages, keywords) for /api/generate.
+
+    A base model has no chat template: its prompt is always continued as it is.
+    """
     for name in ("suffix", "template"):
         if getattr(body, name):
             raise unsupported(name, name)
@@ -386,9 +391,10 @@ def generate_arguments(body: OllamaGenerateRequest) -> tuple[bool, Any, dict[str
         raise unsupported("images", "images (no vision model is served)")
     kwargs = sampling_kwargs(body.options)
     kwargs["response_format"] = response_format(body.format)
-    if body.raw:
+    if body.raw or base_model:
         if body.system:
-            raise invalid("system", "a raw prompt takes no system message")
+            why = "a raw prompt" if body.raw else "a base model (no chat template)"
+            raise invalid("system", f"{why} takes no system message")
         return True, body.prompt, kwargs
     messages: list[Message] = []
     if body.system:
