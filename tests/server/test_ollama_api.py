@@ -361,3 +361,34 @@ async def test_keep_alive_goes_to_the_model_manager(
     await client.chat("fake-chat", messages=hi, keep_alive=-1)
     await client.embed("fake-embed", "x", keep_alive=30)
     assert asked == [("fake-chat", 300.0), ("fake-chat", -1.0), ("fake-embed", 30.0)]
+
+
+async def test_model_tool_calls_in_ollamas_shape(
+    client: ollama.AsyncClient, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from terminus.engines.fake import FakeChatModel
+    from terminus.types import Done, Stats, ToolCall, ToolCallEvent
+
+    def calling_chat(self: Any, request: Any, cancel: Any) -> Any:
+        yield ToolCallEvent(
+            call=ToolCall(id="call_1", name="get_weather", arguments={"city": "Oslo"})
+        )
+        yield Stats(prompt_tokens=3, completion_tokens=9)
+        yield Done(stop_reason="tool_calls")
+
+    monkeypatch.setattr(FakeChatModel, "chat", calling_chat)
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    hi = [{"role": "user", "content": "weather?"}]
+    answer = await client.chat("fake-chat", messages=hi, tools=[tool])
+    [call] = answer.message.tool_calls or []
+    assert call.function.name == "get_weather" and call.function.arguments == {"city": "Oslo"}
+    assert answer.done_reason == "stop"  # Ollama ends a tool call with "stop"
+    body = {"model": "fake-chat", "messages": hi, "tools": [tool]}
+    lines = ndjson((await http.post("/api/chat", json=body)).text)
+    assert lines[0]["message"]["tool_calls"] == [
+        {
+            "id": "call_1",
+            "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Oslo"}},
+        }
+    ]
+    assert lines[-1]["done"] is True
