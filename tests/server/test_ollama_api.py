@@ -181,6 +181,7 @@ async def test_pull_copy_create_delete(client: ollama.AsyncClient, fake_client: 
     assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
     assert any(s and s.startswith("pulling ") and s != "pulling manifest" for s in statuses)
     assert "fake-slow:latest" in {m.model for m in (await client.list()).models}
+    assert (await client.pull("fake-base")).status == "success"  # not streamed: one answer
 
     await client.copy("fake-slow", "my-slow")
     assert fake_client.models.get("my-slow").user_added
@@ -392,3 +393,19 @@ async def test_model_tool_calls_in_ollamas_shape(
         }
     ]
     assert lines[-1]["done"] is True
+
+
+async def test_failed_pull(http: httpx.AsyncClient, fake_client: Terminus, tmp_path: Any) -> None:
+    from fakecards import fake_card
+
+    card = fake_card(tmp_path / "gone", "fake-gone")
+    (tmp_path / "gone" / "fake-gone.bin").unlink()  # its only source is missing
+    fake_client.catalog.register(card)
+    lines = ndjson((await http.post("/api/pull", json={"model": "fake-gone"})).text)
+    assert lines[0] == {"status": "pulling manifest"}
+    assert set(lines[-1]) == {"error"} and "fake-gone" in lines[-1]["error"]
+    whole = await http.post("/api/pull", json={"model": "fake-gone", "stream": False})
+    assert whole.status_code >= 400 and set(whole.json()) == {"error"}
+    assert "fake-gone:latest" not in {
+        m["model"] for m in (await http.get("/api/tags")).json()["models"]
+    }

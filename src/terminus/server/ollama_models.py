@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from terminus.client.sync import Terminus
 from terminus.errors import ModelNotFoundError
 from terminus.models.card import ModelCard
+from terminus.models.progress import NullProgress
 from terminus.server.error_shapes import ollama_error
 from terminus.server.errors import describe, invalid, unsupported
 from terminus.server.ollama_convert import (
@@ -307,16 +308,6 @@ async def _stream(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
         yield ndjson(line)
 
 
-async def _last(lines: AsyncIterator[dict[str, Any]]) -> Response:
-    """A non-streamed answer: the final status, or the failure with its status code."""
-    last: dict[str, Any] = {}
-    async for line in lines:
-        last = line
-    if "error" in last:
-        return JSONResponse(last, status_code=500)
-    return JSONResponse(last)
-
-
 def add_ollama_model_routes(router: APIRouter) -> None:
     @router.get("/api/tags")
     async def tags(request: Request) -> dict[str, Any]:
@@ -347,9 +338,10 @@ def add_ollama_model_routes(router: APIRouter) -> None:
             raise invalid(
                 "model", f"{card.id} is a {card.capability} model; Ollama clients cannot use it"
             )
+        if body.stream is False:  # failures reach the error handlers with their status
+            await asyncio.to_thread(state.client.models.pull, card.id, NullProgress())
+            return JSONResponse({"status": "success"})
         lines = _pull_lines(state.client, card)
-        if body.stream is False:
-            return await _last(lines)
         return StreamingResponse(_stream(lines), media_type="application/x-ndjson")
 
     @router.delete("/api/delete", response_model=None)
