@@ -409,3 +409,22 @@ async def test_failed_pull(http: httpx.AsyncClient, fake_client: Terminus, tmp_p
     assert "fake-gone:latest" not in {
         m["model"] for m in (await http.get("/api/tags")).json()["models"]
     }
+
+
+def test_ollama_port_in_use_is_a_clear_error() -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from terminus.cli.main import cli
+
+    with socket.socket() as taken, socket.socket() as free:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        free.bind(("127.0.0.1", 0))
+        free_port = free.getsockname()[1]
+        free.close()
+        busy = str(taken.getsockname()[1])
+        result = CliRunner().invoke(cli, ["serve", "--port", str(free_port), "--ollama-port", busy])
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{busy}" in result.output

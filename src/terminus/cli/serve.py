@@ -173,7 +173,11 @@ def serve(
             raise click.UsageError(f"{card.id} is a {card.capability} model; it cannot be served")
     sockets = [listen(host, port)]
     if ollama_port is not None and ollama_port != port:
-        sockets.append(listen(host, ollama_port))
+        try:
+            sockets.append(listen(host, ollama_port))
+        except click.ClickException:
+            sockets[0].close()
+            raise
     _access_logger(settings.access_log)
     app = create_app(client, settings)
     shown = f"[{host}]" if ":" in host else host
