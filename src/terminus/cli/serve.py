@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 
 import click
@@ -35,9 +36,26 @@ def _access_logger(enabled: bool) -> None:
         logger.addHandler(handler)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (an IPv6 address in brackets or not)."""
+    name = host.strip("[]")
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
+    try:
+        return socket.create_server((name, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--ollama-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Also listen on PORT (Ollama's is 11434), so apps configured for Ollama find "
+    "this server; both ports serve every API.",
+)
 @click.option(
     "-m",
     "--model",
@@ -114,6 +132,7 @@ def serve(
     state: CliState,
     host: str,
     port: int,
+    ollama_port: int | None,
     models: tuple[str, ...],
     context_length: int | None,
     parallel: int | None,
@@ -130,9 +149,12 @@ def serve(
     """Serve models over an OpenAI-compatible HTTP API.
 
     \b
-    Point any OpenAI client at http://HOST:PORT/v1:
-      terminus serve -m smollm2
+    Point any OpenAI client at http://HOST:PORT/v1, Anthropic clients at
+    http://HOST:PORT, Ollama clients at http://HOST:PORT (or --ollama-port):
+      terminus serve -m smollm2 --ollama-port 11434
       curl localhost:8080/v1/chat/completions --json '{"model": "smollm2",
+           "messages": [{"role": "user", "content": "Hi"}]}'
+      curl localhost:11434/api/chat --json '{"model": "smollm2",
            "messages": [{"role": "user", "content": "Hi"}]}'
       curl localhost:8080/v1/embeddings --json '{"model": "minilm", "input": "Hi"}'
 
@@ -181,11 +203,20 @@ def serve(
         card = client.models.get(name)
         if card.capability not in ("chat", "completion", "embed"):
             raise click.UsageError(f"{card.id} is a {card.capability} model; it cannot be served")
+    sockets = [listen(host, port)]
+    if ollama_port is not None and ollama_port != port:
+        try:
+            sockets.append(listen(host, ollama_port))
+        except click.ClickException:
+            sockets[0].close()
+            raise
     _access_logger(settings.access_log)
     app = create_app(client, settings)
     shown = f"[{host}]" if ":" in host else host
+    bound = [sock.getsockname()[1] for sock in sockets]
     click.echo(
-        f"terminus serve: OpenAI-compatible API on http://{shown}:{port}/v1"
+        f"terminus serve: OpenAI-compatible API on http://{shown}:{bound[0]}/v1"
+        + (f", Ollama API on http://{shown}:{bound[1]}" if len(bound) > 1 else "")
         + (f" (loading {', '.join(models)})" if models else "")
         + (" - API key required" if settings.api_keys else ""),
         err=True,
@@ -198,4 +229,4 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
     )
-    DrainingServer(config, app.state.terminus).run()
+    DrainingServer(config, app.state.terminus).run(sockets=sockets)  # one app on every listener

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from terminus.client.sync import Terminus
+from terminus.server.anthropic_api import add_anthropic_routes
 from terminus.server.audio import add_audio_routes
 from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
@@ -25,6 +26,7 @@ from terminus.server.library import add_library_routes
 from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
 from terminus.server.models import add_model_routes, add_probe_routes
 from terminus.server.node_api import add_node_routes
+from terminus.server.ollama_api import add_ollama_routes
 from terminus.server.rag import add_rag_routes
 from terminus.server.settings import ServerSettings
 from terminus.server.state import ServerState
@@ -85,6 +87,8 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_eval_job_routes(router)
     add_node_routes(router)
     add_webapp_routes(router)
+    add_ollama_routes(router)
+    add_anthropic_routes(router)
     app.include_router(router)
 
     # added innermost first: the access log ends up outermost

@@ -96,7 +96,8 @@ def bearer_token(headers: Headers) -> str | None:
     scheme, _, token = value.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return None
+    # Anthropic's clients send the key as `x-api-key`
+    return headers.get("x-api-key", "").strip() or None
 
 
 class AuthMiddleware:
@@ -131,7 +132,7 @@ class AuthMiddleware:
         error = APIError(
             401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
-        await error_response(error)(scope, receive, send)
+        await error_response(error, scope.get("path", ""))(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -154,7 +155,7 @@ class BodyLimitMiddleware:
         if declared is not None:
             if not declared.isdigit():
                 error = APIError(400, "invalid Content-Length header", code="invalid_request")
-                await error_response(error)(scope, receive, send)
+                await error_response(error, scope.get("path", ""))(scope, receive, send)
                 return
             if int(declared) > self.limit:
                 # a client waiting for "100 Continue" has sent nothing: nothing to drain
@@ -207,4 +208,4 @@ class BodyLimitMiddleware:
             f"the request body is larger than this server's limit of {self.limit} bytes",
             code="request_too_large",
         )
-        await error_response(error)(scope, receive, send)
+        await error_response(error, scope.get("path", ""))(scope, receive, send)

@@ -27,8 +27,6 @@ from terminus.types.common import Capability
 
 #: Capabilities the generation endpoints serve.
 TEXT_CAPABILITIES = frozenset({Capability.CHAT, Capability.COMPLETION})
-#: Capabilities some OpenAI endpoint serves (``/v1/models`` lists these).
-SERVED_CAPABILITIES = TEXT_CAPABILITIES | {Capability.EMBED}
 
 
 class Slot:
