@@ -76,4 +76,4 @@ def test_bad_input_exit_codes(run, tmp_path: Path) -> None:  # type: ignore[no-u
     result = run("ocr", str(text_file))
     assert result.exit_code == 22 and "not an image" in result.stderr
     result = run("transcribe", str(tmp_path / "missing.wav"))
-    assert result.exit_code == 19 and "cannot read" in result.stderr
+    assert result.exit_code == 24 and "cannot read" in result.stderr  # not a RAG code

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from terminus.cli.context import CliState, pass_state
+from terminus.errors import ModelNotFoundError
 from terminus.types.image import SAMPLERS, SCHEDULERS, ImageProgress, ImageResult, RGBImage
 
 IMAGE_SUFFIXES = {"", ".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -86,46 +87,34 @@ def image(
       terminus image "a red fox" -m sd-turbo --steps 4 --seed 7 -n 2 -o fox.png
       terminus image "the same, in winter" -m sd1.5 --init-image fox-1.png --strength 0.6
     """
-    from tqdm import tqdm
-
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise click.BadParameter(
             f"write {', '.join(sorted(IMAGE_SUFFIXES - {''}))} files", param_hint="-o"
         )
     client = state.client()
-    if threads is not None:
-        if not model:
-            raise click.UsageError("--threads needs --model (it applies when the model loads)")
-        client.load_model(model, threads=threads)
-    stream = client.generate_image(
-        model,
-        prompt,
-        negative_prompt=negative,
-        width=width,
-        height=height,
-        steps=steps,
-        cfg_scale=cfg_scale,
-        seed=seed,
-        sampler=sampler,
-        scheduler=scheduler,
-        count=count,
-        init_image=init_image,
-        strength=strength,
-    )
-    bar: tqdm[Any] | None = None
-    result: ImageResult | None = None
     try:
-        for event in stream:
-            if isinstance(event, ImageProgress):
-                if bar is None:
-                    bar = tqdm(total=event.total, unit="step", desc="sampling", leave=False)
-                bar.update(event.step - int(bar.n))
-            else:
-                result = event
-    finally:
-        if bar is not None:
-            bar.close()
-    assert result is not None  # the stream ends with the result or raises
+        if threads is not None:
+            if not model:
+                raise click.UsageError("--threads needs --model (it applies when the model loads)")
+            client.load_model(model, threads=threads)
+        stream = client.generate_image(
+            model,
+            prompt,
+            negative_prompt=negative,
+            width=width,
+            height=height,
+            steps=steps,
+            cfg_scale=cfg_scale,
+            seed=seed,
+            sampler=sampler,
+            scheduler=scheduler,
+            count=count,
+            init_image=init_image,
+            strength=strength,
+        )
+        result = _with_progress_bar(stream)
+    except ModelNotFoundError as exc:
+        raise _not_added(model, exc) from exc
     paths = _output_paths(output, len(result.images))
     for path, picture in zip(paths, result.images, strict=True):
         _write_atomically(picture, path)
@@ -140,6 +129,45 @@ def image(
         f"{stats.seed}, {stats.steps} step{plural}, {stats.generate_s:.1f} s"
         + (f" + {stats.load_s:.1f} s loading" if stats.load_s else "")
         + ")"
+    )
+
+
+def _with_progress_bar(stream: Any) -> ImageResult:
+    """Consume the generation with a progress bar; the result once every image is made."""
+    from tqdm import tqdm
+
+    bar: tqdm[Any] | None = None
+    result: ImageResult | None = None
+    try:
+        for event in stream:
+            if isinstance(event, ImageProgress):
+                if bar is None:
+                    bar = tqdm(total=event.total, unit="step", desc="sampling", leave=False)
+                bar.update(event.step - int(bar.n))
+            else:
+                result = event
+    finally:
+        if bar is not None:
+            bar.close()
+    assert result is not None  # the stream ends with the result or raises
+    return result
+
+
+def _not_added(model: str | None, exc: ModelNotFoundError) -> ModelNotFoundError:
+    """Point at ``image-models``: no image model comes with Terminus, each is added by hand."""
+    from terminus.client.image_models import PRESETS
+
+    preset = next(
+        (p for p in PRESETS.values() if model is not None and model in (p.id, *p.aliases)), None
+    )
+    if preset is not None:
+        return ModelNotFoundError(
+            f"{model} is a known image model that is not added yet",
+            hint=f"download it from {preset.url}, then `terminus image-models add PATH "
+            f"--preset {preset.id}` (see `terminus image-models list`)",
+        )
+    return ModelNotFoundError(
+        exc.message, hint="see `terminus image-models list` for image models to add"
     )
 
 
@@ -178,17 +206,47 @@ def image_models() -> None:
 
 
 @image_models.command("list")
-def list_presets() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the presets as JSON.")
+def list_presets(as_json: bool) -> None:
     """Known image models, their download address and defaults."""
     from terminus.client.image_models import PRESETS, TAESD_URL
 
-    for preset in PRESETS.values():
-        aliases = f" ({', '.join(preset.aliases)})" if preset.aliases else ""
-        click.echo(f"{preset.id}{aliases}: {preset.name}")
-        size = f", {preset.size}" if preset.size else ""
-        click.echo(f"    {preset.layout}{size}, licence: {preset.license}")
-        click.echo(f"    {preset.url}")
-        click.echo(f"    defaults: {preset.defaults}" + (f"; {preset.note}" if preset.note else ""))
+    if as_json:
+        rows = [
+            {
+                "id": p.id,
+                "aliases": list(p.aliases),
+                "name": p.name,
+                "layout": p.layout,
+                "size": p.size,
+                "license": p.license,
+                "url": p.url,
+                "defaults": p.defaults,
+                "note": p.note,
+            }
+            for p in PRESETS.values()
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = [
+        (
+            p.id,
+            ", ".join(p.aliases) or "-",
+            p.size or "-",
+            " ".join(f"{k}={v}" for k, v in p.defaults.items()) or "-",
+        )
+        for p in PRESETS.values()
+    ]
+    header = ("PRESET", "ALIASES", "SIZE", "DEFAULTS")
+    widths = [max(len(row[i]) for row in (header, *table)) for i in range(len(header) - 1)]
+    for row in (header, *table):
+        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, row[-1]]))
+    click.echo()
+    for p in PRESETS.values():
+        note = f" ({p.note})" if p.note else ""
+        click.echo(f"{p.id}: {p.name}, {p.layout}, licence: {p.license}{note}")
+        click.echo(f"    {p.url}")
     click.echo(f"taesd (fast decoder for SD1/SD2, pass with --taesd): {TAESD_URL}")
 
 

@@ -85,10 +85,11 @@ def cli(
 
 def _register() -> None:
     from terminus.cli.adapt import compare, finetune, quantize
+    from terminus.cli.chat import chat
     from terminus.cli.doctor import doctor
     from terminus.cli.embed import embed
     from terminus.cli.eval import eval_group
-    from terminus.cli.generate import chat, run
+    from terminus.cli.generate import run
     from terminus.cli.image import image, image_models
     from terminus.cli.models import models
     from terminus.cli.rag import rag

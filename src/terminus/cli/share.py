@@ -1,4 +1,5 @@
-"""``terminus share`` and ``terminus pull``: models between peers over BitTorrent v2."""
+"""``terminus share`` and ``terminus pull``: fetch models, from the catalog or from peers
+(BitTorrent v2)."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def share(
 
 
 @click.command()
-@click.argument("model", required=False)
+@click.argument("models", nargs=-1, metavar="[MODEL...]")
 @click.option(
     "--from-peer",
     "reference",
@@ -104,20 +105,30 @@ def share(
     help="Also find peers on the DHT (internet) [env TERMINUS_P2P_PUBLIC].",
 )
 @pass_state
-def pull(state: CliState, model: str | None, reference: str | None, public: bool) -> None:
-    """Fetch MODEL into the verified cache, from peers when --from-peer is given.
+def pull(state: CliState, models: tuple[str, ...], reference: str | None, public: bool) -> None:
+    """Fetch MODELs into the verified cache: from the catalog's sources (as `terminus
+    models pull` does), or from peers when --from-peer is given.
+
+    \b
+    Examples:
+      terminus pull qwen                                  from the catalog
+      terminus pull qwen --from-peer terminus:model/…     from a peer running `terminus share`
 
     Peer downloads resume after an interruption (run the same command again); a peer
     that sends bad data is banned and the download goes on from the others. A model
     not in the catalog gets a card from the reference.
     """
-    client = state.client()
     if reference is None:
-        if model is None:
+        if not models:
             raise click.UsageError("name a MODEL or give --from-peer REF")
-        client.models.pull(model)
-        click.echo(f"{client.catalog.get(model).id} is cached")
+        from terminus.cli.models import pull_from_catalog
+
+        pull_from_catalog(state, models)
         return
+    if len(models) > 1:
+        raise click.UsageError("--from-peer fetches one model; name at most one")
+    model = models[0] if models else None
+    client = state.client()
     from terminus.models.progress import TqdmProgress
     from terminus.p2p.pull import pull_from_peers
 

@@ -56,7 +56,7 @@ from terminus.types import (
     ToolCall,
     ToolCallEvent,
 )
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 if TYPE_CHECKING:
     from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
@@ -127,7 +127,7 @@ class LlamaCppEngine:
     ) -> LlamaCppChatModel | LlamaCppEmbedModel:
         if card.capability not in self.capabilities:
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; "
+                f"{card.id} is {model_kind(card.capability)}; "
                 "llama.cpp runs chat, completion and embedding models"
             )
         try:
@@ -288,7 +288,9 @@ class LlamaCppChatModel:
         worker = threading.Thread(target=run, name=f"terminus-llamacpp-{self.card.id}", daemon=True)
         worker.start()
         try:
-            yield from _translate(chunks, tools, tool_plan, cancel, started)
+            yield from _translate(
+                chunks, tools, tool_plan, cancel, started, context=self.context_length
+            )
         finally:
             if worker.is_alive():
                 cancel.cancel()
@@ -304,6 +306,7 @@ def _translate(
     tool_plan: str,
     cancel: CancelToken,
     started: float,
+    context: int | None = None,
 ) -> Iterator[ChatEvent]:
     held: list[str] = []  # content held back while it may be a prompted tool call
     holding = tool_plan in ("auto", "required")
@@ -319,7 +322,7 @@ def _translate(
         if isinstance(item, Exception):
             raise _map_engine_exception(item)
         if "error" in item:
-            raise _map_error_chunk(item["error"])
+            raise _map_error_chunk(item["error"], context)
         usage = item.get("usage") or usage
         timings = item.get("timings") or timings
         for choice in item.get("choices") or ():
@@ -418,11 +421,14 @@ def _native_call(slot: dict[str, str]) -> ToolCall:
     return ToolCall(id=slot["id"] or new_call_id(), name=slot["name"], arguments=arguments)
 
 
-def _map_error_chunk(error: dict[str, Any]) -> Exception:
+def _map_error_chunk(error: dict[str, Any], context: int | None = None) -> Exception:
+    """A typed error for an error chunk; ``context`` is the per-request context the model
+    was loaded with (llama.cpp reports its total over every slot, which no user asked for)."""
     message = str(error.get("message", "llama.cpp error"))
     if error.get("type") == "exceed_context_size_error":
         return ContextLengthExceededError(
-            f"prompt is {error.get('n_prompt_tokens')} tokens; the context holds {error.get('n_ctx')}",
+            f"prompt is {error.get('n_prompt_tokens')} tokens; "
+            f"the context holds {context or error.get('n_ctx')}",
             hint="shorten the prompt or load the model with a larger context_length",
         )
     if error.get("code") == 400:
