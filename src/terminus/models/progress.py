@@ -68,8 +68,8 @@ class LineProgress:
     def start(self, description: str, total: int | None, initial: int = 0) -> None:
         if " " not in description:  # a bare file name: an HTTP download
             description = f"downloading {description}"
-        size = f" ({total / 2**20:.1f} MiB)" if total else ""
-        resumed = f", resuming at {initial / 2**20:.1f} MiB" if initial else ""
+        size = f" ({_size(total)})" if total else ""
+        resumed = f", resuming at {_size(initial)}" if initial else ""
         print(f"{description}{size}{resumed}…", file=self._stream, flush=True)
 
     def advance(self, n: int) -> None:
@@ -82,3 +82,12 @@ class LineProgress:
 def terminal_progress() -> Progress:
     """A bar on a terminal, one line per phase otherwise."""
     return TqdmProgress() if sys.stderr.isatty() else LineProgress()
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
