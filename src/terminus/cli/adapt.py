@@ -228,9 +228,15 @@ def quantize(
         progress=terminal_progress(),
     )
     if as_json:
-        fields = ("id", "name", "base_model", "architecture", "size", "quantization")
-        data = card.model_dump(mode="json", exclude_none=True)
-        click.echo(json.dumps({k: data[k] for k in fields if k in data}, indent=2))
+        data = {
+            "id": card.id,
+            "name": card.name,
+            "base_model": card.base_model,
+            "type": qtype.upper(),
+            "size": card.size,
+            "sha256": card.main_file.sha256,
+        }
+        click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"{card.id}: {card.name}, {card.size / 1e6:.1f} MB")
 

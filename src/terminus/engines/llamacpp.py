@@ -289,7 +289,12 @@ class LlamaCppChatModel:
         worker.start()
         try:
             yield from _translate(
-                chunks, tools, tool_plan, cancel, started, context=self.context_length
+                chunks,
+                tools,
+                tool_plan,
+                cancel,
+                started,
+                slots=(self.context_length, self.parallel),
             )
         finally:
             if worker.is_alive():
@@ -306,7 +311,7 @@ def _translate(
     tool_plan: str,
     cancel: CancelToken,
     started: float,
-    context: int | None = None,
+    slots: tuple[int, int] | None = None,
 ) -> Iterator[ChatEvent]:
     held: list[str] = []  # content held back while it may be a prompted tool call
     holding = tool_plan in ("auto", "required")
@@ -322,7 +327,7 @@ def _translate(
         if isinstance(item, Exception):
             raise _map_engine_exception(item)
         if "error" in item:
-            raise _map_error_chunk(item["error"], context)
+            raise _map_error_chunk(item["error"], slots)
         usage = item.get("usage") or usage
         timings = item.get("timings") or timings
         for choice in item.get("choices") or ():
@@ -421,15 +426,23 @@ def _native_call(slot: dict[str, str]) -> ToolCall:
     return ToolCall(id=slot["id"] or new_call_id(), name=slot["name"], arguments=arguments)
 
 
-def _map_error_chunk(error: dict[str, Any], context: int | None = None) -> Exception:
-    """A typed error for an error chunk; ``context`` is the per-request context the model
-    was loaded with (llama.cpp reports its total over every slot, which no user asked for)."""
+def _map_error_chunk(error: dict[str, Any], slots: tuple[int, int] | None = None) -> Exception:
+    """A typed error for an error chunk. ``slots`` is (context per request, slots) as the
+    model was loaded: llama.cpp reports only its total over every slot, a number no user
+    asked for."""
     message = str(error.get("message", "llama.cpp error"))
     if error.get("type") == "exceed_context_size_error":
+        holds = f"the context holds {error.get('n_ctx')}"
+        if slots is not None:
+            context, parallel = slots
+            holds = (
+                f"the context is {context} tokens per request "
+                f"({error.get('n_ctx')} shared by {parallel} slots)"
+            )
         return ContextLengthExceededError(
-            f"prompt is {error.get('n_prompt_tokens')} tokens; "
-            f"the context holds {context or error.get('n_ctx')}",
-            hint="shorten the prompt or load the model with a larger context_length",
+            f"prompt is {error.get('n_prompt_tokens')} tokens; {holds}",
+            hint="shorten the prompt or load the model with a larger context_length "
+            "(--context-length)",
         )
     if error.get("code") == 400:
         return InvalidParameterError(message)
