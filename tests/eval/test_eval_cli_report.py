@@ -91,6 +91,6 @@ def test_top_logprobs_default_is_the_same_in_cli_api_and_docs() -> None:
     from terminus.cli.eval import run
 
     option = next(p for p in run.params if p.name == "top_logprobs")
-    documented = re.search(r"`--top-logprobs` \(default (\d+)\)", DOCS.read_text())
+    documented = re.search(r"`--top-logprobs` \(default (\d+)[,)]", DOCS.read_text())
     assert documented is not None
     assert option.default == RunConfig(("medqa",)).top_logprobs == int(documented.group(1))

@@ -178,6 +178,7 @@ class ChatSession:
 
     def _show_info(self) -> None:
         info = self.client.models.info(self.model)
+        info["size"] = self.client.models.get(self.model).size  # a property, not in the dump
         gguf = info.get("gguf") or {}
         rows = [
             ("model", info["id"]),
@@ -185,7 +186,6 @@ class ChatSession:
             ("capability", info.get("capability")),
             ("engine", info.get("engine")),
             ("architecture", info.get("architecture") or gguf.get("architecture")),
-            ("quantization", info.get("quantization")),
             ("size", _size(info.get("size"))),
             ("trained context", gguf.get("context_length")),
             ("license", info.get("license")),
