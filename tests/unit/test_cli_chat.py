@@ -152,3 +152,19 @@ def test_a_base_model_is_refused_before_loading(isolated_home: Path) -> None:
     assert result.exit_code == 9
     assert "terminus run -m gemma-3-270m" in result.stderr
     assert not (isolated_home / "blobs").exists()  # nothing fetched, nothing loaded
+
+
+def test_switching_unloads_the_previous_model_and_keeps_the_context(echo_model: str) -> None:
+    from terminus import Terminus
+    from terminus.cli.chat_session import ChatSession
+    from terminus.errors import ModelNotFoundError
+
+    with Terminus(memory_budget="1G") as client:
+        client.load_model(echo_model, context_length=128)
+        session = ChatSession(client, echo_model, context_length=128)
+        session.switch("other-chat")
+        assert [(m.id, m.context_length) for m in client.loaded_models()] == [("other-chat", 128)]
+        with pytest.raises(ModelNotFoundError):
+            session.switch("nothing-like-it")
+        assert session.model == "other-chat"  # a failed switch changes nothing
+        assert [m.id for m in client.loaded_models()] == ["other-chat"]

@@ -43,8 +43,9 @@ def chat(state: CliState, **kwargs: Any) -> None:
     refuse_base_model(card.id, card.capability, name)  # before a load that cannot help
     session = ChatSession(client, card.id, system=kwargs["system"], params=request_params(kwargs))
     session.stats = kwargs["stats"]
+    session.context_length = kwargs["context_length"]
     session.check()  # reject bad flags before loading
-    session.model = client.load_model(card.id, context_length=kwargs["context_length"]).id
+    session.model = client.load_model(card.id, context_length=session.context_length).id
     interactive = sys.stdin.isatty()
     history_file = _start_history(Path(client.home)) if interactive else None
     say(f"chatting with {session.model}; /help for commands, /bye to leave")

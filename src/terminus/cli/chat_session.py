@@ -70,6 +70,7 @@ class ChatSession:
     params: dict[str, Any] = field(default_factory=dict)
     stats: bool = False
     messages: list[Message] = field(default_factory=list)
+    context_length: int | None = None  # as asked on the command line, for every model
 
     def history(self) -> list[Message]:
         """The messages to send: the system prompt first, then the conversation."""
@@ -210,7 +211,7 @@ class ChatSession:
         if not rest:
             say(f"chatting with {self.model}; /model NAME switches")
             return
-        self.model = switch_model(self.client, rest, self)
+        self.switch(rest)
         say(f"now chatting with {self.model}")
 
     def _save(self, rest: str) -> None:
@@ -243,20 +244,22 @@ class ChatSession:
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidParameterError(f"{path} is not a saved conversation: {exc}") from exc
         if model != self.model:
-            self.model = switch_model(self.client, model, self)
+            self.switch(model)
         self.system = data.get("system")
         self.params = params
         self.messages = messages
         say(f"loaded {rest}: {len(messages)} message(s) with {self.model}")
 
-
-def switch_model(client: Terminus, name: str, session: ChatSession | None = None) -> str:
-    """Check that NAME can chat, load it, and return its id (errors leave nothing changed)."""
-    card = client.models.get(name)
-    refuse_base_model(card.id, card.capability, name)
-    if session is not None:
-        session.check(model=card.id)
-    return client.load_model(card.id).id
+    def switch(self, name: str) -> None:
+        """Chat with NAME from now on; the previous model is unloaded once NAME is loaded.
+        Any error (unknown, cannot chat, does not fit) leaves the session as it was."""
+        card = self.client.models.get(name)
+        refuse_base_model(card.id, card.capability, name)
+        self.check(model=card.id)
+        loaded = self.client.load_model(card.id, context_length=self.context_length).id
+        if loaded != self.model:
+            self.client.unload_model(self.model)  # two models rarely fit a small machine
+        self.model = loaded
 
 
 def refuse_base_model(card_id: str, capability: str, name: str) -> None:

@@ -60,13 +60,13 @@ def share(
     Only verified blobs are served; peers check every piece against its SHA-256 Merkle
     tree and the whole file against the card before using it. Runs until Ctrl-C.
     """
-    from terminus.models.progress import TqdmProgress
+    from terminus.models.progress import terminal_progress
     from terminus.p2p.share import Seeder
 
     client = state.client()
     card = client.catalog.get(model)
     seeder = Seeder(client.cache, listen=listen, advertise=advertise or None, public=public)
-    ref = seeder.share(card, web_seeds=web_seed, progress=TqdmProgress())
+    ref = seeder.share(card, web_seeds=web_seed, progress=terminal_progress())
     text = ref.format()
     if ref_file:
         Path(ref_file).write_text(text + "\n", encoding="utf-8")
@@ -129,7 +129,7 @@ def pull(state: CliState, models: tuple[str, ...], reference: str | None, public
         raise click.UsageError("--from-peer fetches one model; name at most one")
     model = models[0] if models else None
     client = state.client()
-    from terminus.models.progress import TqdmProgress
+    from terminus.models.progress import terminal_progress
     from terminus.p2p.pull import pull_from_peers
 
     started = time.monotonic()
@@ -138,7 +138,7 @@ def pull(state: CliState, models: tuple[str, ...], reference: str | None, public
         client.cache,
         reference,
         model=model,
-        progress=TqdmProgress(),
+        progress=terminal_progress(),
         public=public,
     )
     report = source.last_report
