@@ -67,10 +67,10 @@ def test_report_json_lists_each_run(tmp_path: Path) -> None:
 
 
 def test_compare_says_when_two_runs_agree_on_every_item(tmp_path: Path) -> None:
-    first, second = _runs(tmp_path, ("always-b", "b1"), ("also-b", "b2"))
+    first, second = _runs(tmp_path, ("always-b", "b1"), ("always-b", "b2"))
     result = CliRunner().invoke(cli, ["eval", "compare", str(first), str(second)])
     assert result.exit_code == 0, result.output
-    assert "identical on 8 items" in result.stdout
+    assert "always-b [b1] and B = always-b [b2] are identical on 8 items" in result.stdout
     assert "+0.000 to +0.000" not in result.stdout
 
 

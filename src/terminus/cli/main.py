@@ -67,7 +67,8 @@ def cli(
     \b
     Quick start:
       terminus run "Why is the sky blue?"      stream an answer from the default model
-      terminus chat --model qwen               talk to a model, history kept
+      terminus chat --model qwen               talk to a model; /help lists the commands
+      terminus pull qwen                       fetch a model into the verified cache
       terminus models list                     what is available and what is cached
       terminus doctor                          what this machine can run, and why not
     """

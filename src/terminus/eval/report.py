@@ -234,7 +234,8 @@ def write_reports(runs: list[Run], out_dir: Path, stem: str = "report") -> dict[
 
 def compare(a: Run, b: Run) -> dict[str, Any]:
     """Per benchmark, accuracy of B minus A on the items both scored, with a paired 95 % CI."""
-    out: dict[str, Any] = {"a": a.name, "b": b.name, "benchmarks": {}}
+    name_a, name_b = run_labels([a, b])
+    out: dict[str, Any] = {"a": name_a, "b": name_b, "benchmarks": {}}
     for name in a.rows.keys() & b.rows.keys():
         shared = sorted(a.rows[name].keys() & b.rows[name].keys())
         if not shared:
