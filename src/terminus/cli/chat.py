@@ -12,7 +12,8 @@ import click
 
 from terminus.cli.chat_session import ChatSession, refuse_base_model, say, say_error
 from terminus.cli.context import CliState, pass_state
-from terminus.cli.generate import generation_options, request_params
+from terminus.cli.generate import _params as request_params
+from terminus.cli.generate import generation_options
 from terminus.cli.render import render_events
 from terminus.errors import TerminusError
 from terminus.types import Message

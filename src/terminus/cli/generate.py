@@ -45,7 +45,7 @@ def generation_options(command: Any) -> Any:
     return command
 
 
-def request_params(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _params(kwargs: dict[str, Any]) -> dict[str, Any]:
     keys = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")
     params = {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
     if kwargs.get("stop"):
@@ -122,7 +122,7 @@ def run(
         from terminus.cli.node import use_peer
 
         use_peer(state, peer, fallback_local)
-    params = request_params(kwargs)
+    params = _params(kwargs)
     card = client.models.get(kwargs["model"] or client.default_model)
     raw = raw or card.capability == Capability.COMPLETION
     if raw:

@@ -17,7 +17,17 @@ from terminus.types.image import SAMPLERS, SCHEDULERS, ImageProgress, ImageResul
 IMAGE_SUFFIXES = {"", ".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
-@click.command()
+class ImageCommand(click.Command):
+    """Says where image models come from when the one asked for is not added yet."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModelNotFoundError as exc:
+            raise _not_added(ctx.params.get("model"), exc) from exc
+
+
+@click.command(cls=ImageCommand)
 @click.argument("prompt")
 @click.option(
     "-m",
@@ -87,34 +97,46 @@ def image(
       terminus image "a red fox" -m sd-turbo --steps 4 --seed 7 -n 2 -o fox.png
       terminus image "the same, in winter" -m sd1.5 --init-image fox-1.png --strength 0.6
     """
+    from tqdm import tqdm
+
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise click.BadParameter(
             f"write {', '.join(sorted(IMAGE_SUFFIXES - {''}))} files", param_hint="-o"
         )
     client = state.client()
+    if threads is not None:
+        if not model:
+            raise click.UsageError("--threads needs --model (it applies when the model loads)")
+        client.load_model(model, threads=threads)
+    stream = client.generate_image(
+        model,
+        prompt,
+        negative_prompt=negative,
+        width=width,
+        height=height,
+        steps=steps,
+        cfg_scale=cfg_scale,
+        seed=seed,
+        sampler=sampler,
+        scheduler=scheduler,
+        count=count,
+        init_image=init_image,
+        strength=strength,
+    )
+    bar: tqdm[Any] | None = None
+    result: ImageResult | None = None
     try:
-        if threads is not None:
-            if not model:
-                raise click.UsageError("--threads needs --model (it applies when the model loads)")
-            client.load_model(model, threads=threads)
-        stream = client.generate_image(
-            model,
-            prompt,
-            negative_prompt=negative,
-            width=width,
-            height=height,
-            steps=steps,
-            cfg_scale=cfg_scale,
-            seed=seed,
-            sampler=sampler,
-            scheduler=scheduler,
-            count=count,
-            init_image=init_image,
-            strength=strength,
-        )
-        result = _with_progress_bar(stream)
-    except ModelNotFoundError as exc:
-        raise _not_added(model, exc) from exc
+        for event in stream:
+            if isinstance(event, ImageProgress):
+                if bar is None:
+                    bar = tqdm(total=event.total, unit="step", desc="sampling", leave=False)
+                bar.update(event.step - int(bar.n))
+            else:
+                result = event
+    finally:
+        if bar is not None:
+            bar.close()
+    assert result is not None  # the stream ends with the result or raises
     paths = _output_paths(output, len(result.images))
     for path, picture in zip(paths, result.images, strict=True):
         _write_atomically(picture, path)
@@ -130,27 +152,6 @@ def image(
         + (f" + {stats.load_s:.1f} s loading" if stats.load_s else "")
         + ")"
     )
-
-
-def _with_progress_bar(stream: Any) -> ImageResult:
-    """Consume the generation with a progress bar; the result once every image is made."""
-    from tqdm import tqdm
-
-    bar: tqdm[Any] | None = None
-    result: ImageResult | None = None
-    try:
-        for event in stream:
-            if isinstance(event, ImageProgress):
-                if bar is None:
-                    bar = tqdm(total=event.total, unit="step", desc="sampling", leave=False)
-                bar.update(event.step - int(bar.n))
-            else:
-                result = event
-    finally:
-        if bar is not None:
-            bar.close()
-    assert result is not None  # the stream ends with the result or raises
-    return result
 
 
 def _not_added(model: str | None, exc: ModelNotFoundError) -> ModelNotFoundError:

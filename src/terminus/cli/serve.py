@@ -9,7 +9,6 @@ import click
 
 from terminus.cli.context import CliState, pass_state
 from terminus.errors import InvalidParameterError
-from terminus.types.common import model_kind
 
 SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": 1024**3}
 
@@ -149,9 +148,7 @@ def serve(
     for name in models:  # unknown names fail now (exit 3), not in the background
         card = client.models.get(name)
         if card.capability not in ("chat", "completion", "embed"):
-            raise click.UsageError(
-                f"{card.id} is {model_kind(card.capability)}; it cannot be served"
-            )
+            raise click.UsageError(f"{card.id} is a {card.capability} model; it cannot be served")
     _access_logger(settings.access_log)
     app = create_app(client, settings)
     shown = f"[{host}]" if ":" in host else host

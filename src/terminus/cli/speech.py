@@ -160,6 +160,11 @@ def speak(
     """
     text = text if text is not None else _stdin_text()
     result = state.client().speak(model, text, speed=speed, speaker=speaker, output=output)
+    click.echo(
+        f"wrote {output}: {result.duration_s:.1f} s at {result.sample_rate} Hz, "
+        f"{result.chunks} sentence chunk(s) in {result.total_s:.2f} s",
+        err=True,
+    )
     if as_json:
         data = {
             "model": result.model,
@@ -170,12 +175,6 @@ def speak(
             "total_s": round(result.total_s, 3),
         }
         click.echo(json.dumps(data, indent=2))
-        return
-    click.echo(
-        f"wrote {output}: {result.duration_s:.1f} s at {result.sample_rate} Hz, "
-        f"{result.chunks} sentence chunk(s) in {result.total_s:.2f} s",
-        err=True,
-    )
 
 
 @click.command()

@@ -241,6 +241,11 @@ class LlamaCppChatModel:
 
     # -- streaming ---------------------------------------------------------------
 
+    @property
+    def _slots(self) -> tuple[int, int]:
+        """(context per request, slots), to name in a context overflow."""
+        return self.context_length, self.parallel
+
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         body, tool_plan = self.build_body(request)
         return self._stream("handle_chat_completions", body, request.tools, tool_plan, cancel)
@@ -288,14 +293,7 @@ class LlamaCppChatModel:
         worker = threading.Thread(target=run, name=f"terminus-llamacpp-{self.card.id}", daemon=True)
         worker.start()
         try:
-            yield from _translate(
-                chunks,
-                tools,
-                tool_plan,
-                cancel,
-                started,
-                slots=(self.context_length, self.parallel),
-            )
+            yield from _translate(chunks, tools, tool_plan, cancel, started, self._slots)
         finally:
             if worker.is_alive():
                 cancel.cancel()

@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse
 from terminus.client.models_api import ModelStatus
 from terminus.errors import ModelNotFoundError
 from terminus.server.state import SERVED_CAPABILITIES, ServerState, server_state
-from terminus.types.common import model_kind
 
 
 def model_object(status: ModelStatus) -> dict[str, Any]:
@@ -40,7 +39,7 @@ def _one(state: ServerState, name: str) -> ModelStatus:
         if status.card.id == card.id:
             return status
     raise ModelNotFoundError(
-        f"{card.id} is {model_kind(card.capability)}; this API serves text and embedding models"
+        f"{card.id} is a {card.capability} model; this API serves text and embedding models"
     )
 
 
