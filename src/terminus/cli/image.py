@@ -27,6 +27,24 @@ class ImageCommand(click.Command):
             raise _not_added(ctx.params.get("model"), exc) from exc
 
 
+def _not_added(model: str | None, exc: ModelNotFoundError) -> ModelNotFoundError:
+    """Point at ``image-models``: no image model comes with Terminus, each is added by hand."""
+    from terminus.client.image_models import PRESETS
+
+    preset = next(
+        (p for p in PRESETS.values() if model is not None and model in (p.id, *p.aliases)), None
+    )
+    if preset is not None:
+        return ModelNotFoundError(
+            f"{model} is a known image model that is not added yet",
+            hint=f"download it from {preset.url}, then `terminus image-models add PATH "
+            f"--preset {preset.id}` (see `terminus image-models list`)",
+        )
+    return ModelNotFoundError(
+        exc.message, hint="see `terminus image-models list` for image models to add"
+    )
+
+
 @click.command(cls=ImageCommand)
 @click.argument("prompt")
 @click.option(
@@ -151,24 +169,6 @@ def image(
         f"{stats.seed}, {stats.steps} step{plural}, {stats.generate_s:.1f} s"
         + (f" + {stats.load_s:.1f} s loading" if stats.load_s else "")
         + ")"
-    )
-
-
-def _not_added(model: str | None, exc: ModelNotFoundError) -> ModelNotFoundError:
-    """Point at ``image-models``: no image model comes with Terminus, each is added by hand."""
-    from terminus.client.image_models import PRESETS
-
-    preset = next(
-        (p for p in PRESETS.values() if model is not None and model in (p.id, *p.aliases)), None
-    )
-    if preset is not None:
-        return ModelNotFoundError(
-            f"{model} is a known image model that is not added yet",
-            hint=f"download it from {preset.url}, then `terminus image-models add PATH "
-            f"--preset {preset.id}` (see `terminus image-models list`)",
-        )
-    return ModelNotFoundError(
-        exc.message, hint="see `terminus image-models list` for image models to add"
     )
 
 
