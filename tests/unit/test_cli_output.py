@@ -32,8 +32,9 @@ def test_models_list_shows_every_alias(isolated_home: Path) -> None:
     code, out, _ = invoke("models", "list")
     assert code == 0
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}
-    qwen = rows["qwen2.5-coder-0.5b-instruct"]
-    assert "qwen," in qwen or " qwen " in qwen  # the short name people type
+    qwen = rows["qwen2.5-coder-0.5b-instruct"].split(None, 1)[1]
+    assert qwen.startswith("qwen, ")  # every alias, the short name people type first
+    assert "qwen2.5-0.5b-instruct" in qwen
     assert "smollm2" in rows["smollm2-135m-instruct"].split(None, 1)[1]
 
 

@@ -43,7 +43,8 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
             )
         )
         return
-    aliases = [", ".join(s.card.aliases) or "-" for s in rows]
+    # shortest first: the names people type ("qwen") lead
+    aliases = [", ".join(sorted(s.card.aliases, key=len)) or "-" for s in rows]
     width = max([len("MODEL"), *(len(s.card.id) for s in rows)])  # never cut a name: users copy it
     alias_width = max([len("ALIASES"), *map(len, aliases)])
     click.echo(
