@@ -136,3 +136,23 @@ def test_models_info_lines_up_on_a_real_gguf(real_home: Path) -> None:
     assert values["gguf.has_chat_template"] == "True"
     starts = {m.start(3) for m in rows if m}
     assert len(starts) == 1, result.stdout  # every value starts in the same column
+
+
+def test_ctrl_c_stops_the_answer_and_keeps_the_session(real_home: Path) -> None:
+    child = spawn(real_home, [*TERMINUS, "chat", "-m", "smollm2", "-n", "400"])
+    child.expect_exact(PROMPT)
+    child.sendline("Write a very long story about a dragon and a knight.")
+    child.expect_exact("knight.\r\n")  # the terminal's echo of the line
+    child.expect(r"\w+ \w+ \w+")  # the answer has begun
+    child.sendintr()
+    child.expect_exact("[stopped]")
+    child.expect_exact(PROMPT)
+    shown = command(child, "/show history")
+    assert "user: Write a very long story" in shown
+    assert "\r\nassistant: " in shown  # the partial answer stays in the conversation
+    child.sendintr()  # at the prompt: a fresh line, not the end
+    child.expect_exact(PROMPT)
+    child.sendline("/bye")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
