@@ -123,7 +123,7 @@ def test_every_data_command_has_json() -> None:
         "compare", "doctor", "models list", "models info", "models verify", "rag ls",
         "rag search", "rag ask", "rag ingest", "eval run", "eval report", "eval compare",
         "eval list", "eval healthbench", "image-models list", "translate-models list",
-        "peers list",
+        "peers list", "models pull", "pull",
     }  # fmt: skip
     found = set()
 
@@ -145,6 +145,9 @@ def test_pull_and_models_pull_do_the_same(fake_models: Catalog) -> None:
     assert first.startswith("fake-chat: 1 file(s) verified")
     code, second, _ = invoke("models", "pull", "fake-chat")
     assert code == 0 and second == first
+    code, out, _ = invoke("pull", "fake-chat", "--json")
+    [row] = json.loads(out)
+    assert row["id"] == "fake-chat" and Path(row["files"]["weights.bin"]).is_file()
     code, _, err = invoke("pull")
     assert code == 2 and "--from-peer" in err
 

@@ -65,22 +65,34 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
 
 @models.command()
 @click.argument("names", nargs=-1, required=True, metavar="MODEL...")
+@click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
 @pass_state
-def pull(state: CliState, names: tuple[str, ...]) -> None:
+def pull(state: CliState, names: tuple[str, ...], as_json: bool) -> None:
     """Fetch models into the cache, verifying every file's sha256 (same as `terminus pull`)."""
-    pull_from_catalog(state, names)
+    pull_from_catalog(state, names, as_json=as_json)
 
 
-def pull_from_catalog(state: CliState, names: tuple[str, ...]) -> None:
+def pull_from_catalog(state: CliState, names: tuple[str, ...], *, as_json: bool = False) -> None:
     """What `terminus pull` and `terminus models pull` both do for catalog models."""
     client = state.client()
+    rows = []
     for name in names:
         card = client.models.get(name)
         files = client.models.pull(name)
-        click.echo(
-            f"{card.id}: {len(files.paths)} file(s) verified, "
-            f"{format_size(card.size)} in {files.root}"
+        rows.append(
+            {
+                "id": card.id,
+                "files": {file: str(path) for file, path in files.paths.items()},
+                "size": card.size,
+            }
         )
+        if not as_json:
+            click.echo(
+                f"{card.id}: {len(files.paths)} file(s) verified, "
+                f"{format_size(card.size)} in {files.root}"
+            )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
 
 
 @models.command()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -104,8 +105,11 @@ def share(
     envvar="TERMINUS_P2P_PUBLIC",
     help="Also find peers on the DHT (internet) [env TERMINUS_P2P_PUBLIC].",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
 @pass_state
-def pull(state: CliState, models: tuple[str, ...], reference: str | None, public: bool) -> None:
+def pull(
+    state: CliState, models: tuple[str, ...], reference: str | None, public: bool, as_json: bool
+) -> None:
     """Fetch MODELs into the verified cache: from the catalog's sources (as `terminus
     models pull` does), or from peers when --from-peer is given.
 
@@ -123,7 +127,7 @@ def pull(state: CliState, models: tuple[str, ...], reference: str | None, public
             raise click.UsageError("name a MODEL or give --from-peer REF")
         from terminus.cli.models import pull_from_catalog
 
-        pull_from_catalog(state, models)
+        pull_from_catalog(state, models, as_json=as_json)
         return
     if len(models) > 1:
         raise click.UsageError("--from-peer fetches one model; name at most one")
@@ -142,6 +146,18 @@ def pull(state: CliState, models: tuple[str, ...], reference: str | None, public
         public=public,
     )
     report = source.last_report
+    if as_json:
+        row = {
+            "id": card.id,
+            "files": {name: str(path) for name, path in files.paths.items()},
+            "size": card.size,
+            "seconds": round(time.monotonic() - started, 3),
+            "resumed_bytes": report.resumed_bytes if report else 0,
+            "bad_pieces": report.hash_failures if report else 0,
+            "banned_peers": list(report.banned_peers) if report else [],
+        }
+        click.echo(json.dumps([row], indent=2))
+        return
     detail = ""
     if report is not None:
         detail = f" in {time.monotonic() - started:.1f}s"
