@@ -77,8 +77,8 @@ def pull_from_catalog(state: CliState, names: tuple[str, ...], *, as_json: bool 
     client = state.client()
     rows = []
     for name in names:
+        files = client.models.pull(name)  # a Hub name gets its card on the first pull
         card = client.models.get(name)
-        files = client.models.pull(name)
         rows.append(
             {
                 "id": card.id,
