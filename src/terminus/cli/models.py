@@ -77,7 +77,7 @@ def pull_from_catalog(state: CliState, names: tuple[str, ...], *, as_json: bool 
     client = state.client()
     rows = []
     for name in names:
-        files = client.models.pull(name)  # a Hub name gets its card on the first pull
+        files = client.models.pull(name)
         card = client.models.get(name)
         rows.append(
             {
