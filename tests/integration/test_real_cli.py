@@ -59,6 +59,7 @@ def test_chat_repl_in_a_terminal(real_home: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+    assert (real_home / "chat_history").stat().st_mode & 0o077 == 0  # private to the user
     history = (real_home / "chat_history").read_text()
     assert "What is the capital of France?" in history
 

@@ -111,6 +111,7 @@ def test_save_and_load_a_conversation(echo_model: str, isolated_home: Path) -> N
     assert saved["model"] == "echo-chat" and saved["system"] == "Speak like a pirate."
     assert [m["role"] for m in saved["messages"]] == ["user", "assistant"]
     assert not list((isolated_home / "chats").glob(".*partial"))
+    assert (isolated_home / "chats" / "trip.json").stat().st_mode & 0o077 == 0
 
     FakeEngine.calls.clear()
     code, _, err = chat("/load trip", "what was it?", "/bye", args=("-m", "other-chat"))

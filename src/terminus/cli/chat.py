@@ -148,5 +148,6 @@ def _save_history(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         readline.write_history_file(path)
+        path.chmod(0o600)  # what people type is theirs alone
     except OSError as exc:
         say_error(f"could not save the input history to {path}: {exc}")

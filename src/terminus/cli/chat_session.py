@@ -225,6 +225,7 @@ class ChatSession:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
         partial.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+        partial.chmod(0o600)  # a conversation is private
         os.replace(partial, path)  # a crash mid-write never leaves a half conversation
         say(f"saved {len(self.messages)} message(s) as {rest}")
 
