@@ -182,8 +182,16 @@ class UnsupportedDocumentError(TerminusError, ValueError):
     code = "unsupported_document"
 
 
+class InputFileError(TerminusError, OSError):
+    """A file given as input (audio, image, text) is missing or cannot be read."""
+
+    exit_code = 24
+    http_status = 422
+    code = "input_unreadable"
+
+
 class DocumentReadError(TerminusError, OSError):
-    """A document file is missing or cannot be read."""
+    """A document file (RAG ingest) is missing or cannot be read."""
 
     exit_code = 19
     http_status = 422
@@ -354,6 +362,7 @@ __all__ = [
     "DimensionMismatchError",
     "DocumentNotFoundError",
     "DocumentReadError",
+    "InputFileError",
     "EmptyDocumentError",
     "EngineError",
     "EngineUnavailableError",

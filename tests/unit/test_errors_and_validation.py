@@ -47,6 +47,7 @@ BUILTIN_PARENT = {
     errors.WorkspaceModelMismatchError: ValueError,
     errors.UnsupportedDocumentError: ValueError,
     errors.DocumentReadError: OSError,
+    errors.InputFileError: OSError,
     errors.EmptyDocumentError: ValueError,
     errors.DimensionMismatchError: ValueError,
     errors.InvalidAudioError: ValueError,

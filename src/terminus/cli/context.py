@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +22,14 @@ class CliState:
     def client(self) -> Terminus:
         if self._client is None:
             from terminus.client.sync import Terminus
-            from terminus.models.progress import NullProgress, TqdmProgress
+            from terminus.models.progress import terminal_progress
 
             self._client = Terminus(
                 home=self.home,
                 allow_download=False if self.offline else None,
                 memory_policy=self.memory_policy,
                 memory_budget=self.memory_budget,
-                progress=TqdmProgress() if sys.stderr.isatty() else NullProgress(),
+                progress=terminal_progress(),
             )
         client: Terminus = self._client
         return client

@@ -67,7 +67,8 @@ def cli(
     \b
     Quick start:
       terminus run "Why is the sky blue?"      stream an answer from the default model
-      terminus chat --model qwen               talk to a model, history kept
+      terminus chat --model qwen               talk to a model; /help lists the commands
+      terminus pull qwen                       fetch a model into the verified cache
       terminus models list                     what is available and what is cached
       terminus doctor                          what this machine can run, and why not
     """
@@ -85,10 +86,11 @@ def cli(
 
 def _register() -> None:
     from terminus.cli.adapt import compare, finetune, quantize
+    from terminus.cli.chat import chat
     from terminus.cli.doctor import doctor
     from terminus.cli.embed import embed
     from terminus.cli.eval import eval_group
-    from terminus.cli.generate import chat, run
+    from terminus.cli.generate import run
     from terminus.cli.image import image, image_models
     from terminus.cli.models import models
     from terminus.cli.rag import rag

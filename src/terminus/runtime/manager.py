@@ -44,7 +44,7 @@ from terminus.types import (
     LoadedModelInfo,
     TextRequest,
 )
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 
 @dataclass
@@ -158,7 +158,7 @@ class ModelManager:
                 "use text_completion for base models" if card.capability == "completion" else None
             )
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; it cannot chat", hint=hint
+                f"{card.id} is {model_kind(card.capability)}; it cannot chat", hint=hint
             )
         with self.use(request.model) as model:
             if not isinstance(model, ChatModel):
@@ -177,7 +177,9 @@ class ModelManager:
     def embed(self, request: EmbedRequest) -> Embeddings:
         card = self.catalog.get(request.model)
         if card.capability != Capability.EMBED:
-            raise CapabilityError(f"{card.id} is a {card.capability} model, not an embedding model")
+            raise CapabilityError(
+                f"{card.id} is {model_kind(card.capability)}, not an embedding model"
+            )
         with self.use(request.model) as model:
             if not isinstance(model, EmbedModel):
                 raise CapabilityError(f"the {card.engine} engine cannot embed")

@@ -23,7 +23,7 @@ from terminus.errors import CapabilityError, TerminusError
 from terminus.models.card import ModelCard
 from terminus.server.errors import APIError
 from terminus.server.settings import ServerSettings
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 #: Capabilities the generation endpoints serve.
 TEXT_CAPABILITIES = frozenset({Capability.CHAT, Capability.COMPLETION})
@@ -130,14 +130,14 @@ class ServerState:
         if capability == Capability.EMBED:
             if card.capability != Capability.EMBED:
                 raise CapabilityError(
-                    f"{card.id} is a {card.capability} model, not an embedding model",
+                    f"{card.id} is {model_kind(card.capability)}, not an embedding model",
                     hint="use an embedding model such as all-minilm-l6-v2",
                 )
             return card
         if card.capability not in TEXT_CAPABILITIES:
             hint = "use /v1/embeddings" if card.capability == Capability.EMBED else None
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; it cannot generate text", hint=hint
+                f"{card.id} is {model_kind(card.capability)}; it cannot generate text", hint=hint
             )
         if capability == Capability.CHAT and card.capability != Capability.CHAT:
             raise CapabilityError(
