@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -12,17 +14,31 @@ from terminus.client.sync import Terminus
 from terminus.server.audio import add_audio_routes
 from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
+from terminus.server.docs import DOCS_PATHS, add_docs_routes, add_metrics_route
 from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
 from terminus.server.images import add_image_routes
+from terminus.server.lifecycle import add_lifecycle_routes
+from terminus.server.metrics import MetricsMiddleware, ServerMetrics
 from terminus.server.middleware import AccessLogMiddleware, AuthMiddleware, BodyLimitMiddleware
 from terminus.server.models import add_model_routes, add_probe_routes
 from terminus.server.rag import add_rag_routes
+from terminus.server.responses import add_response_routes
+from terminus.server.responses_store import ResponseStore
 from terminus.server.settings import ServerSettings
 from terminus.server.state import ServerState
+from terminus.server.transport_api import add_transport_routes
+from terminus.transports.resident import Resident, clear_resident, write_resident
+
+
+def announce_resident(home: Path, settings: ServerSettings) -> None:
+    """Tell this home's CLI where the resident server listens (``terminus serve --detach``)."""
+    resident = Resident(pid=os.getpid(), host=settings.host, port=settings.port, home=str(home))
+    write_resident(home, resident)
+
 
 #: Probes answer without an API key (load balancers and orchestrators call them).
-OPEN_PATHS = frozenset({"/health", "/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready"}) | DOCS_PATHS
 
 
 def create_app(client: Terminus, settings: ServerSettings | None = None) -> FastAPI:
@@ -33,14 +49,28 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     """
     settings = settings or ServerSettings()
     state = ServerState(client, settings)
+    if settings.keep_alive_s is not None:
+        client.manager.default_keep_alive_s = settings.keep_alive_s
+    store = ResponseStore(
+        settings.responses_path or client.home / "server" / "responses.sqlite",
+        ttl_s=settings.responses_ttl_s,
+        max_rows=settings.responses_max_rows,
+        max_bytes=settings.responses_max_bytes,
+    )
+    metrics = ServerMetrics(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.start_preload()
+        if settings.resident:
+            announce_resident(client.home, settings)
         try:
             yield
         finally:
+            if settings.resident:
+                clear_resident(client.home, os.getpid())
             await state.stop()
+            store.close()
 
     from terminus import __version__
 
@@ -49,9 +79,8 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
         summary="OpenAI-compatible API over local models",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,  # no schema pages: OpenAI's own API reference describes the wire
+        docs_url=None,  # served by add_docs_routes, with local assets when installed
         redoc_url=None,
-        openapi_url=None,
     )
     app.state.terminus = state
     install_error_handlers(app)
@@ -65,7 +94,12 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_embedding_routes(router)
     add_image_routes(router)
     add_audio_routes(router)
+    add_response_routes(router, store)
+    add_lifecycle_routes(router)
+    add_transport_routes(router)
+    add_metrics_route(router, metrics)
     app.include_router(router)
+    add_docs_routes(app)
 
     # added innermost first: the access log ends up outermost
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
@@ -78,6 +112,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
             allow_headers=["*"],
             max_age=600,
         )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.access_log:
         app.add_middleware(AccessLogMiddleware, logger=state.log)
     return app

@@ -36,11 +36,15 @@ class AccessRecord:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     stream: bool | None = None
+    ttft_s: float | None = None  # for /metrics, not the access line
+    tokens_per_s: float | None = None
 
     def note(self, stats: Stats | None, stop_reason: str | None) -> None:
         if stats is not None:
             self.prompt_tokens = stats.prompt_tokens
             self.completion_tokens = stats.completion_tokens
+            self.ttft_s = stats.time_to_first_token_s
+            self.tokens_per_s = stats.tokens_per_second
         self.finish_reason = stop_reason
 
 
