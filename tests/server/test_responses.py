@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serverkit import assert_error, running
+from serverkit import assert_error
 
 from terminus.engines.fake import FakeEngine
 from terminus.server.responses_store import ResponseStore
@@ -103,7 +103,11 @@ async def test_previous_response_carries_context_not_instructions(api: httpx.Asy
     ).json()
     second = await api.post(
         "/v1/responses",
-        json={"model": "fake-chat", "input": "what is my name?", "previous_response_id": first["id"]},
+        json={
+            "model": "fake-chat",
+            "input": "what is my name?",
+            "previous_response_id": first["id"],
+        },
     )
     assert second.status_code == 200, second.text
     assert second.json()["previous_response_id"] == first["id"]

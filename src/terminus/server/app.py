@@ -14,7 +14,7 @@ from terminus.client.sync import Terminus
 from terminus.server.audio import add_audio_routes
 from terminus.server.chat import add_chat_routes
 from terminus.server.completions import add_completion_routes
-from terminus.server.docs import DOCS_PATHS, add_docs_routes, add_metrics_route
+from terminus.server.docs import DOCS_ASSETS, DOCS_PATHS, add_docs_routes, add_metrics_route
 from terminus.server.embeddings import add_embedding_routes
 from terminus.server.errors import install_error_handlers
 from terminus.server.images import add_image_routes
@@ -103,7 +103,12 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
 
     # added innermost first: the access log ends up outermost
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    app.add_middleware(AuthMiddleware, keys=settings.api_keys, open_paths=OPEN_PATHS)
+    app.add_middleware(
+        AuthMiddleware,
+        keys=settings.api_keys,
+        open_paths=OPEN_PATHS,
+        open_prefixes=(DOCS_ASSETS + "/",),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -106,11 +106,16 @@ class AuthMiddleware:
     """``Authorization: Bearer KEY`` on every path but the health probes."""
 
     def __init__(
-        self, app: ASGIApp, keys: frozenset[str], open_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        keys: frozenset[str],
+        open_paths: frozenset[str] = frozenset(),
+        open_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.keys = tuple(k.encode() for k in keys)
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
 
     def _valid(self, token: str) -> bool:
         given = token.encode()
@@ -120,7 +125,13 @@ class AuthMiddleware:
         return valid
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in self.open_paths:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.keys
+            or path in self.open_paths
+            or path.startswith(self.open_prefixes)
+        ):
             await self.app(scope, receive, send)
             return
         token = bearer_token(Headers(scope=scope))
