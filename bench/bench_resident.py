@@ -83,13 +83,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--context", type=int, default=1024)
+    parser.add_argument("--model", default="smollm2", help="a chat model card (smollm2, qwen)")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-resident-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINUS_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: modules load from their .pyc
     env.update(TERMINUS_HOME=str(home), TERMINUS_OFFLINE="1", TERMINUS_THREADS=str(args.threads))
     cli = [sys.executable, "-m", "terminus.cli.main"]
-    common = ["--temperature", "0", "--seed", "1", "--max-tokens", str(args.tokens)]
+    common = [
+        "--model",
+        args.model,
+        "--temperature",
+        "0",
+        "--seed",
+        "1",
+        "--max-tokens",
+        str(args.tokens),
+    ]
     common += ["--context-length", str(args.context), "--system", SYSTEM]
     run = [*cli, "run", *common, PROMPT]
     local = [*cli, "--no-server", "run", *common, PROMPT]
@@ -98,14 +109,14 @@ def main() -> None:
         from terminus import Terminus
 
         with Terminus(home=home, allow_download=False) as client:
-            gguf = client.manager.ensure_files(client.models.get("smollm2")).main
+            gguf = client.manager.ensure_files(client.models.get(args.model)).main
         raw = [sys.executable, "-c", RAW.format(
             context=args.context, threads=args.threads, tokens=args.tokens,
             system=SYSTEM, prompt=PROMPT,
         ), str(gguf)]  # fmt: skip
         port = free_port()
         subprocess.run(
-            [*cli, "serve", "--detach", "--port", str(port), "--model", "smollm2",
+            [*cli, "serve", "--detach", "--port", str(port), "--model", args.model,
              "--threads", str(args.threads), "--context-length", str(args.context),
              "--parallel", "2", "--keep-alive", "-1"],
             env=env, check=True,
@@ -128,7 +139,9 @@ def main() -> None:
         subprocess.run([*cli, "serve", "--stop"], env=env, check=False, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 
-    print(f"rounds {args.rounds}, threads {args.threads}, {args.tokens} tokens, greedy")
+    print(
+        f"{args.model}: rounds {args.rounds}, threads {args.threads}, {args.tokens} tokens, greedy"
+    )
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"({os.cpu_count()} CPUs)")  # fmt: skip
     medians = {

@@ -8,7 +8,6 @@ transport; otherwise in this process, as always.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,18 +57,25 @@ class CliState:
     def server_transport(self) -> Any:
         """An HTTP transport to this home's live resident server, or ``None``."""
         from terminus.paths import terminus_home
-        from terminus.transports.resident import find_resident, server_disabled
+        from terminus.transports.resident import (
+            find_resident,
+            loopback_http,
+            resident_path,
+            server_disabled,
+        )
 
-        if self.no_server or server_disabled():
-            return None
-        resident = find_resident(terminus_home(self.home))
+        home = terminus_home(self.home)
+        if self.no_server or server_disabled() or not resident_path(home).exists():
+            return None  # the common case costs one stat, no HTTP client
+        http = loopback_http()
+        resident = find_resident(home, http=http)
         if resident is None:
+            http.close()
             return None
         from terminus.transports.http import HttpTransport
 
         logging.getLogger(__name__).info("using the resident server at %s", resident.url)
-        keys = [k.strip() for k in os.environ.get("TERMINUS_API_KEYS", "").split(",") if k]
-        return HttpTransport(resident.url, api_key=keys[0] if keys else None)
+        return HttpTransport(resident.url, http=http)
 
     def close(self) -> None:
         if self._client is not None:

@@ -67,14 +67,17 @@ class HttpTransport:
 
     name = "http"
 
-    def __init__(self, base_url: str, *, api_key: str | None = None) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    def __init__(
+        self, base_url: str, *, api_key: str | None = None, http: httpx.Client | None = None
+    ) -> None:
+        """``http``: a client to use (and close) instead of a new one; its headers are kept."""
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(connect=5.0, read=None, write=60.0, pool=None),
+        self._http = http or httpx.Client(
+            timeout=httpx.Timeout(connect=5.0, read=None, write=60.0, pool=None)
         )
+        self._http.base_url = httpx.URL(self.base_url)
+        if api_key:
+            self._http.headers["Authorization"] = f"Bearer {api_key}"
 
     # -- streams -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import ssl
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,20 +93,43 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def find_resident(home: Path, timeout: float = 1.0) -> Resident | None:
+def api_key() -> str | None:
+    """The key the CLI sends to its server: the first of ``TERMINUS_API_KEYS``."""
+    keys = [k.strip() for k in os.environ.get("TERMINUS_API_KEYS", "").split(",")]
+    return next((k for k in keys if k), None)
+
+
+def loopback_http(timeout: float | None = None) -> httpx.Client:
+    """An HTTP client for a server on this machine (plain HTTP).
+
+    Its TLS context is empty (it trusts nothing), which spares loading the CA bundle,
+    a noticeable part of a short command's start-up; it is never used for http://.
+    """
+    key = api_key()
+    return httpx.Client(
+        verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+        headers={"Authorization": f"Bearer {key}"} if key else None,
+        timeout=httpx.Timeout(connect=5.0, read=timeout, write=60.0, pool=None),
+    )
+
+
+def find_resident(
+    home: Path, timeout: float = 1.0, http: httpx.Client | None = None
+) -> Resident | None:
     """The live resident server of ``home``, or ``None`` (no file, dead, or not ours)."""
     found = read_resident(home)
     if found is None or not _loopback(found.host) or not pid_alive(found.pid):
         return None
-    headers = {}
-    key = next((k.strip() for k in os.environ.get("TERMINUS_API_KEYS", "").split(",") if k), None)
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
+    own = http is None
+    client = http or loopback_http()
     try:
-        reply = httpx.get(f"{found.url}/terminus/v1/server", timeout=timeout, headers=headers)
+        reply = client.get(f"{found.url}/terminus/v1/server", timeout=timeout)
         facts = reply.json()
     except (httpx.HTTPError, ValueError):
         return None
+    finally:
+        if own:
+            client.close()
     if reply.status_code != 200 or not isinstance(facts, dict):
         return None
     if facts.get("pid") != found.pid:
