@@ -93,3 +93,19 @@ async def test_server_keep_alive_default(make_app: Any) -> None:
         assert (await http.get("/terminus/v1/ps")).json()["models"] == []
         facts = (await http.get("/terminus/v1/server")).json()
         assert facts["keep_alive_s"] == 0.0 and facts["resident"] is False
+
+
+async def test_keep_alive_on_chat_and_completions(
+    api: httpx.AsyncClient, text_capable: None
+) -> None:
+    reply = await api.post("/v1/chat/completions", json=chat_body(keep_alive="10m"))
+    assert reply.status_code == 200, reply.text
+    [entry] = (await api.get("/terminus/v1/ps")).json()["models"]
+    assert entry["keep_alive_s"] == 600
+    text = {"model": "fake-base", "prompt": "Once", "keep_alive": -1}
+    assert (await api.post("/v1/completions", json=text)).status_code == 200
+    base = [
+        m for m in (await api.get("/terminus/v1/ps")).json()["models"] if m["id"] == "fake-base"
+    ]
+    assert base[0]["keep_alive_s"] is None and base[0]["expires_in_s"] is None  # for ever
+    assert_error(await api.post("/v1/chat/completions", json=chat_body(keep_alive="later")), 400)

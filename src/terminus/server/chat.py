@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from terminus.server.convert import chat_arguments
 from terminus.server.generation import FINISH_REASONS, end_error, respond, usage
+from terminus.server.lifecycle import apply_keep_alive
 from terminus.server.middleware import access_record
 from terminus.server.schemas import ChatCompletionRequest, parse_body
 from terminus.server.state import server_state
@@ -139,6 +140,7 @@ def add_chat_routes(router: APIRouter) -> None:
         messages, kwargs = chat_arguments(body)
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
+        await apply_keep_alive(state, card.id, (body.model_extra or {}).get("keep_alive"))
         stream = state.aclient.completion(card.id, messages, **kwargs)  # validates: 400s here
         encoder = ChatEncoder(card.id, include_usage=body.include_usage)
         return await respond(

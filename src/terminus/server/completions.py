@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from terminus.server.convert import completion_arguments
 from terminus.server.generation import FINISH_REASONS, end_error, respond, usage
+from terminus.server.lifecycle import apply_keep_alive
 from terminus.server.middleware import access_record
 from terminus.server.schemas import CompletionRequest, parse_body
 from terminus.server.state import server_state
@@ -84,6 +85,7 @@ def add_completion_routes(router: APIRouter) -> None:
         prompt, kwargs = completion_arguments(body)
         card = await state.resolve(body.model)
         record.model = card.id
+        await apply_keep_alive(state, card.id, (body.model_extra or {}).get("keep_alive"))
         stream = state.aclient.text_completion(card.id, prompt, **kwargs)  # validates: 400s
         encoder = TextEncoder(card.id, include_usage=body.include_usage)
         return await respond(

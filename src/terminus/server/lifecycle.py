@@ -29,6 +29,17 @@ class LoadRequest(Wire):
     threads: int | None = None
 
 
+async def apply_keep_alive(state: ServerState, card_id: str, value: Any) -> None:
+    """A request's ``keep_alive`` (Ollama's semantics) becomes the model's from now on.
+
+    Set when the request starts: the idle clock itself restarts when it ends.
+    Raises ``InvalidParameterError`` (400) for anything that is not a duration.
+    """
+    seconds = parse_keep_alive(value)
+    if seconds is not None:
+        await asyncio.to_thread(state.client.manager.set_keep_alive, card_id, seconds)
+
+
 def loaded_entry(info: LoadedModelInfo) -> dict[str, Any]:
     entry = info.model_dump()
     entry["expires_at"] = None if info.expires_in_s is None else time.time() + info.expires_in_s
