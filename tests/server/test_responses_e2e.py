@@ -139,6 +139,24 @@ def test_function_tool_round_trip(client: openai.OpenAI) -> None:
     assert kinds == ["message", "function_call", "function_call_output"]
 
 
+def test_stream_function_call(client: openai.OpenAI) -> None:
+    with client.responses.stream(
+        model=MODEL,
+        input="What is the weather in Paris right now?",
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice={"type": "function", "name": "get_weather"},
+        max_output_tokens=96,
+        **GREEDY,
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    [call] = final.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert [e.arguments for e in done] == [call.arguments]
+    assert json.loads(call.arguments)["city"]
+
+
 def test_structured_output(client: openai.OpenAI) -> None:
     response = client.responses.create(
         model=MODEL,
