@@ -172,7 +172,8 @@ class HttpTransport:
                     reply.read()
                     _raise(json.loads(reply.content or b"{}"), reply.status_code)
                 for line in reply.iter_lines():
-                    if cancel.cancelled:  # closing the connection cancels it there
+                    if cancel.cancelled:
+                        reply.close()  # the server sees the disconnect and cancels
                         if op.result is ChatEvent:
                             yield Done(stop_reason="cancelled")
                         return
