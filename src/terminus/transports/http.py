@@ -43,6 +43,9 @@ from terminus.types.speech import (
 )
 
 
+_JSON = {"Content-Type": "application/json"}
+
+
 def error_class(code: str) -> type[TerminusError]:
     """The Terminus error type whose ``code`` this is (``TerminusError`` if none)."""
     stack: list[type[TerminusError]] = [TerminusError]
@@ -154,7 +157,9 @@ class HttpTransport:
         op = OPS[op_name]
         try:
             reply = self._http.post(
-                f"/terminus/v1/transport/{op.name}", content=request_body(op, request)
+                f"/terminus/v1/transport/{op.name}",
+                content=request_body(op, request),
+                headers=_JSON,
             )
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
@@ -167,7 +172,8 @@ class HttpTransport:
         op = OPS[op_name]
         path = f"/terminus/v1/transport/{op.name}"
         try:
-            with self._http.stream("POST", path, content=request_body(op, request)) as reply:
+            body = request_body(op, request)
+            with self._http.stream("POST", path, content=body, headers=_JSON) as reply:
                 if reply.status_code != 200:
                     reply.read()
                     _raise(json.loads(reply.content or b"{}"), reply.status_code)
