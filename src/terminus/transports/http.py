@@ -42,7 +42,6 @@ from terminus.types.speech import (
     TranslateRequest,
 )
 
-
 _JSON = {"Content-Type": "application/json"}
 
 
