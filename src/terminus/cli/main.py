@@ -51,6 +51,13 @@ class TerminusGroup(click.Group):
     envvar="TERMINUS_MEMORY_BUDGET",
     help="Memory all loaded models may use, e.g. 4G [default 75% of RAM].",
 )
+@click.option(
+    "--no-server",
+    is_flag=True,
+    envvar="TERMINUS_NO_SERVER",
+    help="Run in this process even when a resident server (serve --detach) is running "
+    "[env TERMINUS_NO_SERVER].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log what Terminus does to stderr.")
 @click.version_option(package_name="terminus", prog_name="terminus")
 @click.pass_context
@@ -60,6 +67,7 @@ def cli(
     offline: bool,
     memory_policy: str | None,
     memory_budget: str | None,
+    no_server: bool,
     verbose: bool,
 ) -> None:
     """Terminus: run verified AI models on your own machine.
@@ -78,7 +86,11 @@ def cli(
         stream=sys.stderr,
     )
     state = CliState(
-        home=home, offline=offline, memory_policy=memory_policy, memory_budget=memory_budget
+        home=home,
+        offline=offline,
+        memory_policy=memory_policy,
+        memory_budget=memory_budget,
+        no_server=no_server,
     )
     ctx.obj = state
     ctx.call_on_close(state.close)
@@ -110,6 +122,11 @@ def _register() -> None:
         cli.add_command(command)
 
     for command in (finetune, quantize, compare):
+        cli.add_command(command)
+
+    from terminus.cli.lifecycle import ps, stop
+
+    for command in (ps, stop):
         cli.add_command(command)
 
 

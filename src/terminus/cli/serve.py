@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+from typing import Any
 
 import click
 
@@ -127,6 +128,21 @@ def listen(host: str, port: int) -> socket.socket:
     help="A file of API keys, one a line [env TERMINUS_API_KEYS_FILE].",
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
+@click.option(
+    "--keep-alive",
+    default="5m",
+    show_default=True,
+    metavar="DURATION",
+    help="Unload a model idle this long (300, 5m, 1h; 0: after each request; -1: never).",
+)
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Run in the background as this home's resident server (log and pid in "
+    "TERMINUS_HOME/server); `terminus run`, `chat`, `embed`… then use its warm models.",
+)
+@click.option("--stop", "stop_resident", is_flag=True, help="Stop the resident server.")
+@click.option("--resident", is_flag=True, hidden=True)
 @pass_state
 def serve(
     state: CliState,
@@ -145,6 +161,10 @@ def serve(
     api_keys: tuple[str, ...],
     api_keys_file: str | None,
     no_access_log: bool,
+    keep_alive: str,
+    detach: bool,
+    stop_resident: bool,
+    resident: bool,
 ) -> None:
     """Serve models over an OpenAI-compatible HTTP API.
 
@@ -161,7 +181,28 @@ def serve(
     Listening on anything but loopback needs an API key. Bodies must be JSON
     (Content-Type: application/json); requests for unknown host names and from
     other web origins are refused (see --allowed-host, --cors-origin).
+
+    \b
+    A resident server the CLI reuses:
+      terminus serve --detach -m smollm2      start it in the background
+      terminus run "Hi"                       answered by its warm model
+      terminus ps                             what it has loaded
+      terminus serve --stop                   stop it
     """
+    from terminus.paths import terminus_home
+    from terminus.runtime.keepalive import parse_keep_alive
+
+    home = terminus_home(state.home)
+    if stop_resident:
+        from terminus.cli.resident import stop_server
+
+        stopped = stop_server(home)
+        click.echo(f"stopped the resident server (pid {stopped.pid}, {stopped.url})", err=True)
+        return
+    try:
+        keep_alive_s = parse_keep_alive(keep_alive)
+    except InvalidParameterError as exc:
+        raise click.BadParameter(exc.one_line(), param_hint="--keep-alive") from exc
     try:
         import uvicorn
 
@@ -194,11 +235,16 @@ def serve(
             parallel=parallel,
             threads=threads,
             access_log=not no_access_log,
+            keep_alive_s=keep_alive_s,
+            resident=resident,
         )
         check_exposure(settings)
     except InvalidParameterError as exc:
         raise click.UsageError(exc.one_line()) from exc
-    client = state.client()
+    if detach:
+        _detach(state, settings)
+        return
+    client = state.local_client()
     for name in models:  # unknown names fail now (exit 3), not in the background
         card = client.models.get(name)
         if card.capability not in ("chat", "completion", "embed"):
@@ -230,3 +276,31 @@ def serve(
         timeout_graceful_shutdown=5,
     )
     DrainingServer(config, app.state.terminus).run(sockets=sockets)  # one app on every listener
+
+
+def _detach(state: CliState, settings: Any) -> None:
+    import os
+
+    from terminus.cli.resident import detach
+    from terminus.paths import terminus_home
+
+    env = dict(os.environ)
+    if settings.api_keys:  # through the environment: a command line is visible to all users
+        env["TERMINUS_API_KEYS"] = ",".join(sorted(settings.api_keys))
+    if state.offline:
+        env["TERMINUS_OFFLINE"] = "1"
+    for name, value in (
+        ("TERMINUS_MEMORY_POLICY", state.memory_policy),
+        ("TERMINUS_MEMORY_BUDGET", state.memory_budget),
+    ):
+        if value:
+            env[name] = value
+    params = click.get_current_context().params
+    home = terminus_home(state.home)
+    resident = detach(home, params, env)
+    click.echo(
+        f"terminus serve: resident server running in the background (pid {resident.pid}) on "
+        f"{resident.url}/v1\n  log: {home / 'server' / 'server.log'}\n"
+        "  `terminus run`, `chat`, `embed`... now use it; stop it with `terminus serve --stop`",
+        err=True,
+    )

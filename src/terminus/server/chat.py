@@ -14,6 +14,7 @@ from starlette.responses import Response
 from terminus.server.choices import ChoicesEncoder, MergedStream
 from terminus.server.convert import chat_arguments, choices, seeded
 from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_choices, usage
+from terminus.server.lifecycle import apply_keep_alive
 from terminus.server.logprobs import chat_logprobs
 from terminus.server.middleware import access_record
 from terminus.server.schemas import ChatCompletionRequest, parse_body
@@ -157,6 +158,7 @@ def add_chat_routes(router: APIRouter) -> None:
         messages, kwargs = chat_arguments(body)
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
+        await apply_keep_alive(state, card.id, (body.model_extra or {}).get("keep_alive"))
         shown = (body.top_logprobs or 0) if body.logprobs else None
         encoder = ChatEncoder(card.id, include_usage=body.include_usage, logprobs=shown)
         n = choices(body)

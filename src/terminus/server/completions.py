@@ -13,6 +13,7 @@ from starlette.responses import Response
 from terminus.server.choices import ChoicesEncoder, MergedStream
 from terminus.server.convert import choices, completion_arguments, seeded
 from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_choices, usage
+from terminus.server.lifecycle import apply_keep_alive
 from terminus.server.logprobs import text_logprobs
 from terminus.server.middleware import access_record
 from terminus.server.schemas import CompletionRequest, parse_body
@@ -102,6 +103,7 @@ def add_completion_routes(router: APIRouter) -> None:
         prompt, kwargs = completion_arguments(body)
         card = await state.resolve(body.model)
         record.model = card.id
+        await apply_keep_alive(state, card.id, (body.model_extra or {}).get("keep_alive"))
         encoder = TextEncoder(card.id, include_usage=body.include_usage, logprobs=body.logprobs)
         n = choices(body)
         if n > 1:

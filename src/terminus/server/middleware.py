@@ -37,11 +37,15 @@ class AccessRecord:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     stream: bool | None = None
+    ttft_s: float | None = None  # for /metrics, not the access line
+    tokens_per_s: float | None = None
 
     def note(self, stats: Stats | None, stop_reason: str | None) -> None:
         if stats is not None:
             self.prompt_tokens = stats.prompt_tokens
             self.completion_tokens = stats.completion_tokens
+            self.ttft_s = stats.time_to_first_token_s
+            self.tokens_per_s = stats.tokens_per_second
         self.finish_reason = stop_reason
 
 
@@ -104,11 +108,16 @@ class AuthMiddleware:
     """``Authorization: Bearer KEY`` on every path but the health probes."""
 
     def __init__(
-        self, app: ASGIApp, keys: frozenset[str], open_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        keys: frozenset[str],
+        open_paths: frozenset[str] = frozenset(),
+        open_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.keys = tuple(k.encode() for k in keys)
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
 
     def _valid(self, token: str) -> bool:
         given = token.encode()
@@ -118,7 +127,13 @@ class AuthMiddleware:
         return valid
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in self.open_paths:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.keys
+            or path in self.open_paths
+            or path.startswith(self.open_prefixes)
+        ):
             await self.app(scope, receive, send)
             return
         token = bearer_token(Headers(scope=scope))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -171,6 +172,9 @@ class ServerState:
             entry = self.preloads.setdefault(name, Preload())
             try:
                 await self.ensure_loaded(name)
+                # named at startup: kept until unloaded (the keep-alive is for models
+                # loaded on demand), unless a request's keep_alive says otherwise
+                await asyncio.to_thread(self.client.manager.set_keep_alive, name, math.inf)
             except TerminusError as exc:
                 entry.status, entry.error = "failed", exc.one_line()
             except Exception as exc:
