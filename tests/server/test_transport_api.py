@@ -16,6 +16,9 @@ from terminus.p2p.wire import decode_body
 from terminus.types import ChatRequest, ContentDelta, Done, EmbedRequest, Message, Stats
 
 
+JSON = {"content-type": "application/json"}
+
+
 def _request(model: str = "fake-chat", text: str = "hello over http") -> ChatRequest:
     return ChatRequest(model=model, messages=(Message(role="user", content=text),))
 
@@ -24,7 +27,7 @@ async def test_chat_events_are_the_local_ones(
     api: httpx.AsyncClient, fake_client: Terminus
 ) -> None:
     reply = await api.post(
-        "/terminus/v1/transport/chat", content=request_body(OPS["chat"], _request())
+        "/terminus/v1/transport/chat", content=request_body(OPS["chat"], _request()), headers=JSON
     )
     assert reply.status_code == 200, reply.text
     events = [
@@ -41,7 +44,7 @@ async def test_chat_events_are_the_local_ones(
 async def test_embed_result(api: httpx.AsyncClient, fake_client: Terminus) -> None:
     request = EmbedRequest(model="fake-embed", inputs=("a cat", "a dog"))
     reply = await api.post(
-        "/terminus/v1/transport/embed", content=request_body(OPS["embed"], request)
+        "/terminus/v1/transport/embed", content=request_body(OPS["embed"], request), headers=JSON
     )
     assert reply.status_code == 200, reply.text
     result = load_value(OPS["embed"], decode_body(reply.content)["result"], result=True)
@@ -55,12 +58,12 @@ async def test_errors_keep_their_type(api: httpx.AsyncClient) -> None:
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "hint"}
         return dict(body["error"])
 
-    unknown_op = await api.post("/terminus/v1/transport/dance", content=b"{}")
+    unknown_op = await api.post("/terminus/v1/transport/dance", content=b"{}", headers=JSON)
     assert unknown_op.status_code == 400 and error(unknown_op)["code"] == "invalid_parameter"
-    malformed = await api.post("/terminus/v1/transport/chat", content=b'{"model": 3}')
+    malformed = await api.post("/terminus/v1/transport/chat", content=b'{"model": 3}', headers=JSON)
     assert malformed.status_code == 400 and error(malformed)["code"] == "invalid_parameter"
     body = request_body(OPS["chat"], _request(model="no-such-model"))
-    missing = await api.post("/terminus/v1/transport/chat", content=body)
+    missing = await api.post("/terminus/v1/transport/chat", content=body, headers=JSON)
     assert missing.status_code == 404 and error(missing)["code"] == "model_not_found"
 
 
