@@ -65,8 +65,8 @@ def pull(state: CliState, names: tuple[str, ...]) -> None:
     """Fetch models into the cache, verifying every file's sha256."""
     client = state.client()
     for name in names:
+        files = client.models.pull(name)  # a Hub name gets its card on the first pull
         card = client.models.get(name)
-        files = client.models.pull(name)
         click.echo(
             f"{card.id}: {len(files.paths)} file(s) verified, "
             f"{format_size(card.size)} in {files.root}"

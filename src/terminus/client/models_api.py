@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from terminus.errors import InvalidParameterError
+from terminus.errors import InvalidParameterError, ModelNotFoundError
 from terminus.models.cache import ModelCache, ModelFiles, VerifyResult
 from terminus.models.card import LocalSource, ModelCard
 from terminus.models.catalog import Catalog
@@ -55,9 +55,27 @@ class ModelsAPI:
             for card in sorted(self._catalog.all(), key=lambda c: c.id)
         ]
 
-    def pull(self, name: str, progress: Progress | None = None) -> ModelFiles:
-        """Fetch and verify every file of a model into the cache (no-op when cached)."""
-        card = self._catalog.get(name)
+    def pull(
+        self, name: str, progress: Progress | None = None, *, kind: str | None = None
+    ) -> ModelFiles:
+        """Fetch and verify every file of a model into the cache (no-op when cached).
+
+        ``name`` may also be ``hf://OWNER/REPO[:QUANT|/FILE.gguf]`` or a Hub catalog name
+        (``qwen3:1.7b``): the first pull pins the Hub's sha256 into a new card
+        (docs/models.md). ``kind`` says what a non-GGUF repository holds (``stt``,
+        ``tts``, ``image``, ``embed-st``).
+        """
+        from terminus.client.model_library import ModelLibrary, is_library_name
+
+        try:
+            card = self._catalog.get(name)
+        except ModelNotFoundError:
+            if not is_library_name(name):
+                raise
+            library = ModelLibrary(
+                self._catalog, self._cache, self._manager, self._progress_factory
+            )
+            return library.pull(name, kind=kind, progress=progress)[1]
         return self._manager.ensure_files(card, progress or self._progress_factory())
 
     def remove(self, name: str, *, forget: bool = False) -> int:
