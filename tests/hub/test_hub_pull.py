@@ -17,6 +17,7 @@ from terminus import Terminus
 from terminus.cli.main import cli
 from terminus.errors import (
     ChecksumMismatchError,
+    EngineError,
     GatedModelError,
     OfflineError,
     RemoteModelNotFoundError,
@@ -262,3 +263,20 @@ def test_resume_after_kill_minus_nine(
     assert smol_hub.ranges(sha)[-1] == f"bytes={kept}-"
     assert files.main.read_bytes() == smollm2_gguf.read_bytes()
     assert not partial.exists()
+
+
+@pytest.mark.real
+def test_the_projector_is_handed_to_llama_cpp(
+    hub: FakeHub, isolated_home: Path, smollm2_gguf: Path
+) -> None:
+    """No vision model installs from a registry here, so the check is that llama.cpp gets
+    the projector: a file that is not one makes the load fail, as it must."""
+    repo = "someone/Smol-VLM-GGUF"
+    hub.add_file(repo, "Smol-Q4_K_M.gguf", smollm2_gguf)
+    hub.add_file(repo, "mmproj-Smol-f16.gguf", _noise(1 << 20, 50), lfs=True)
+    with _client(isolated_home) as t:
+        t.models.pull(f"hf://{repo}")
+        card = t.models.get(f"hf://{repo}")
+        assert card.defaults["mmproj"] == "mmproj-Smol-f16.gguf"
+        with pytest.raises(EngineError, match="could not load"):
+            t.load_model(card.id, context_length=512, threads=1)
