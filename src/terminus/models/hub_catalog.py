@@ -27,9 +27,12 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "tts": ("tts", "piper", "onnx"),
 }
 GGUF_KINDS = ("chat", "vision", "embed")
+#: Sampling defaults for pulled chat models: Ollama's (llama.cpp's own have no repeat
+#: penalty, and small models then loop until the context is full).
+_CHAT_SAMPLING = {"top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1}
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "chat": {"context_length": 4096},
-    "vision": {"context_length": 4096},
+    "chat": {"context_length": 4096, **_CHAT_SAMPLING},
+    "vision": {"context_length": 4096, **_CHAT_SAMPLING},
     "embed": {"pooling": "mean", "context_length": 2048},
 }
 
