@@ -60,12 +60,18 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
 
 @models.command()
 @click.argument("names", nargs=-1, required=True, metavar="MODEL...")
+@click.option(
+    "--kind", help="What an hf:// repository holds if not GGUF: stt, tts, image, embed-st."
+)
 @pass_state
-def pull(state: CliState, names: tuple[str, ...]) -> None:
-    """Fetch models into the cache, verifying every file's sha256."""
+def pull(state: CliState, names: tuple[str, ...], kind: str | None) -> None:
+    """Fetch models into the cache, verifying every file's sha256.
+
+    MODEL is a model id, a catalog name (`models search`) or hf://OWNER/REPO[:QUANT|/FILE].
+    """
     client = state.client()
     for name in names:
-        files = client.models.pull(name)  # a Hub name gets its card on the first pull
+        files = client.models.pull(name, kind=kind)  # a Hub name gets its card on first pull
         card = client.models.get(name)
         click.echo(
             f"{card.id}: {len(files.paths)} file(s) verified, "

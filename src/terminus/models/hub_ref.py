@@ -190,8 +190,8 @@ def choose_gguf(
     if not groups:
         raise RemoteModelNotFoundError(
             f"{ref.repo} has no GGUF model file",
-            hint="pick a repository whose name ends in -GGUF, or a catalog name "
-            "(terminus models search)",
+            hint="for whisper, piper, image or sentence-transformers repositories pass "
+            "--kind stt|tts|image|embed-st (kind= in Python)",
         )
     chosen: list[str] | None = None
     if ref.path is not None:
