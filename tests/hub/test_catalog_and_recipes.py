@@ -150,3 +150,9 @@ def test_recipe_errors_are_typed(isolated_home: Path, tmp_path: Path) -> None:
     unknown_base.write_text('from = "no-such-model"\n')
     result = CliRunner().invoke(cli, ["create", "z", "-f", str(unknown_base)])
     assert result.exit_code == 3, result.output
+
+
+def test_running_a_catalog_name_not_pulled_says_to_pull(isolated_home: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "-m", "qwen3:4b", "hi"])
+    assert result.exit_code == 3
+    assert "terminus models pull qwen3:4b" in result.output
