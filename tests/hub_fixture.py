@@ -44,6 +44,28 @@ def installed_file(distribution: str, suffix: str) -> Path | None:
     return None  # like the Hub: big files in LFS, small ones in git
 
 
+def split_gguf(source: Path, target: Path, max_tensors: int) -> list[Path]:
+    """Write ``source`` as a split GGUF (``TARGET-0000k-of-0000n.gguf``), as gguf-split does."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(source))
+    writer = gguf.GGUFWriter(
+        str(target), reader.fields["general.architecture"].contents(), split_max_tensors=max_tensors
+    )
+    for key, value in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        sub_type = value.types[-1] if len(value.types) > 1 else None
+        writer.add_key_value(key, value.contents(), value.types[0], sub_type=sub_type)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(target.parent.glob(f"{target.stem}-*-of-*.gguf"))
+
+
 @dataclass
 class HubFile:
     path: str

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hub_fixture import FakeHub, installed_file
+from hub_fixture import FakeHub, installed_file, split_gguf
 
 from terminus import Terminus
 from terminus.cli.main import cli
@@ -315,3 +315,34 @@ def test_a_piper_voice_and_an_embedding_folder_run_after_a_pull(
         pulled = t.embed(embedder.id, ["a cat", "a dog"]).vectors
         shipped = t.embed("all-minilm-l6-v2", ["a cat", "a dog"]).vectors
     assert np.allclose(pulled, shipped, atol=1e-6)
+
+
+@pytest.fixture(scope="session")
+def smollm2_split(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> list[Path]:
+    """The real SmolLM2 as a three-part GGUF."""
+    folder = tmp_path_factory.mktemp("split")
+    return split_gguf(smollm2_gguf, folder / "SmolLM2-135M-Instruct-Q4_K_M.gguf", 120)
+
+
+@pytest.mark.real
+def test_a_split_gguf_pulled_from_the_hub_runs(
+    hub: FakeHub, isolated_home: Path, smollm2_split: list[Path]
+) -> None:
+    repo = "someone/SmolLM2-Split-GGUF"
+    assert len(smollm2_split) == 3
+    for part in smollm2_split:
+        hub.add_file(repo, f"Q4_K_M/{part.name}", part)
+    with _client(isolated_home) as t:
+        files = t.models.pull(f"hf://{repo}")
+        card = t.models.get(f"hf://{repo}")
+        assert [f.name for f in card.files] == [p.name for p in smollm2_split]
+        t.load_model(card.id, context_length=512, threads=1)
+        answer = t.completion(
+            card.id,
+            "What is the capital of France?",
+            system="You are a helpful assistant.",
+            temperature=0.0,
+            max_tokens=12,
+        ).text()
+    assert files.main.name.endswith("00001-of-00003.gguf")
+    assert "Paris" in answer
