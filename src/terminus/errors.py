@@ -82,6 +82,27 @@ class ModelNotCachedError(SourceUnavailableError):
     code = "model_not_cached"
 
 
+class OfflineError(SourceUnavailableError):
+    """A model must come from the network, but downloads are off or the host is unreachable."""
+
+    code = "offline"
+
+
+class RemoteModelNotFoundError(ModelNotFoundError):
+    """A model hub has no such repository, revision or file (or nothing matching the request)."""
+
+    code = "remote_model_not_found"
+
+
+class GatedModelError(TerminusError, PermissionError):
+    """A model hub refused the files: the repository is gated or private and the token
+    is missing or lacks access."""
+
+    exit_code = 25
+    http_status = 403
+    code = "gated_model"
+
+
 class InsufficientMemoryError(TerminusError, MemoryError):
     """Loading the model would not fit in the memory available or the budget."""
 
@@ -372,6 +393,9 @@ __all__ = [
     "InvalidSchemaError",
     "ModelBusyError",
     "ModelNotCachedError",
+    "OfflineError",
+    "RemoteModelNotFoundError",
+    "GatedModelError",
     "ModelNotFoundError",
     "NotGGUFError",
     "SourceUnavailableError",

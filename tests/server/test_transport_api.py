@@ -15,7 +15,6 @@ from terminus.p2p.ops import OPS, load_value, request_body
 from terminus.p2p.wire import decode_body
 from terminus.types import ChatRequest, ContentDelta, Done, EmbedRequest, Message, Stats
 
-
 JSON = {"content-type": "application/json"}
 
 

@@ -122,6 +122,8 @@ def image(
             f"write {', '.join(sorted(IMAGE_SUFFIXES - {''}))} files", param_hint="-o"
         )
     client = state.client()
+    if model is None and not os.environ.get("TERMINUS_IMAGE_MODEL"):
+        model = _installed_image_model(client)
     if threads is not None:
         if not model:
             raise click.UsageError("--threads needs --model (it applies when the model loads)")
@@ -172,6 +174,19 @@ def image(
     )
 
 
+def _installed_image_model(client: Any) -> str:
+    """The image model to use when none is named: the first one in the cache."""
+    from terminus.errors import ModelNotCachedError
+
+    for status in client.models.list():
+        if status.card.capability == "image" and status.cached:
+            return str(status.card.id)
+    raise ModelNotCachedError(
+        "no image model is installed",
+        hint="get one with `terminus image-models pull sdxs` (~1.8 GB) or `sd-turbo`",
+    )
+
+
 def _output_paths(output: Path, count: int) -> list[Path]:
     if count == 1:
         return [output]
@@ -197,12 +212,12 @@ def _write_atomically(picture: RGBImage, path: Path) -> None:
 
 @click.group("image-models")
 def image_models() -> None:
-    """Image models you download yourself, then add (no registry carries their weights).
+    """Image models: pull one from the Hugging Face Hub, or add files you downloaded.
 
     \b
-    1. terminus image-models list              presets and where to download them
-    2. download the files from the address shown
-    3. terminus image-models add PATH --preset sdxs-512-dreamshaper
+    terminus image-models pull sdxs               fetched and verified (sd-turbo too)
+    terminus image-models list                    presets and where to download them
+    terminus image-models add PATH --preset sdxs  hash a downloaded copy into the cache
     """
 
 

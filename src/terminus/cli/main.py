@@ -129,6 +129,14 @@ def _register() -> None:
     for command in (ps, stop):
         cli.add_command(command)
 
+    from terminus.cli.create import create
+    from terminus.cli.hub import pull_image_model, search, show
+
+    cli.add_command(create)
+    models.add_command(search)
+    models.add_command(show)
+    image_models.add_command(pull_image_model)
+
 
 _register()
 

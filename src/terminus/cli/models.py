@@ -66,18 +66,26 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
 @models.command()
 @click.argument("names", nargs=-1, required=True, metavar="MODEL...")
 @click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
+@click.option(
+    "--kind", help="What an hf:// repository holds if not GGUF: stt, tts, image, embed-st."
+)
 @pass_state
-def pull(state: CliState, names: tuple[str, ...], as_json: bool) -> None:
-    """Fetch models into the cache, verifying every file's sha256 (same as `terminus pull`)."""
-    pull_from_catalog(state, names, as_json=as_json)
+def pull(state: CliState, names: tuple[str, ...], as_json: bool, kind: str | None) -> None:
+    """Fetch models into the cache, verifying every file's sha256 (same as `terminus pull`).
+
+    MODEL is a model id, a catalog name (`models search`) or hf://OWNER/REPO[:QUANT|/FILE].
+    """
+    pull_from_catalog(state, names, as_json=as_json, kind=kind)
 
 
-def pull_from_catalog(state: CliState, names: tuple[str, ...], *, as_json: bool = False) -> None:
-    """What `terminus pull` and `terminus models pull` both do for catalog models."""
+def pull_from_catalog(
+    state: CliState, names: tuple[str, ...], *, as_json: bool = False, kind: str | None = None
+) -> None:
+    """What `terminus pull` and `terminus models pull` both do for catalog and Hub models."""
     client = state.client()
     rows = []
     for name in names:
-        files = client.models.pull(name)
+        files = client.models.pull(name, kind=kind)  # a Hub name gets its card on first pull
         card = client.models.get(name)
         rows.append(
             {

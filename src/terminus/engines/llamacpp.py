@@ -32,6 +32,7 @@ from terminus.errors import (
     ContextLengthExceededError,
     EngineError,
     EngineUnavailableError,
+    InvalidModelFileError,
     InvalidParameterError,
     InvalidSchemaError,
 )
@@ -159,6 +160,13 @@ class LlamaCppEngine:
             template = options.chat_template or card.chat_template
             if template:
                 params.chat_template = template
+            projector = card.defaults.get("mmproj")
+            if projector:  # a vision model's image encoder, pulled with it from the Hub
+                if projector not in files.paths:
+                    raise InvalidModelFileError(
+                        f"{card.id}: mmproj {projector!r} is not one of its files"
+                    )
+                params.mmproj.path = str(files.paths[projector])
         try:
             server = xllamacpp.Server(params)
         except (RuntimeError, ValueError) as exc:
