@@ -53,7 +53,8 @@ def test_catalog_name_pulls_and_pins(hub: FakeHub, isolated_home: Path, smollm2_
     hub.add_file("unsloth/Qwen3-0.6B-GGUF", "Qwen3-0.6B-Q8_0.gguf", b"x" * 1000, lfs=True)
     result = CliRunner().invoke(cli, ["models", "pull", "qwen3:0.6b"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("qwen3-0.6b: 1 file(s) verified")
+    assert "downloading Qwen3-0.6B-Q4_K_M.gguf" in result.output  # one line per phase
+    assert "\nqwen3-0.6b: 1 file(s) verified" in result.output
     card = tomllib.loads((isolated_home / "cards" / "qwen3-0.6b.toml").read_text())
     sha = hub.repos["unsloth/Qwen3-0.6B-GGUF"].files["Qwen3-0.6B-Q4_K_M.gguf"].sha256
     assert card["files"][0]["sha256"] == sha

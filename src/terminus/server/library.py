@@ -16,18 +16,26 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import Field
 from starlette.responses import StreamingResponse
 
 from terminus.client.models_api import ModelStatus
 from terminus.errors import TerminusError
+from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
 from terminus.runtime.memory import system_memory
+from terminus.server.schemas import Wire, parse_body
 from terminus.server.state import ServerState, server_state
 
 #: A loaded model needs its weights plus context and compute buffers: a rough margin.
 LOAD_OVERHEAD = 1.25
 #: At most this many progress lines a second (the engine reports every chunk it reads).
 PROGRESS_INTERVAL_S = 0.1
+
+
+class PullBody(Wire):
+    model: str = Field(min_length=1, max_length=500)
+    kind: str | None = None
 
 
 def catalog_entry(status: ModelStatus, usable: int) -> dict[str, Any]:
@@ -109,14 +117,21 @@ def _ndjson(event: dict[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
 
-async def pull_events(state: ServerState, model: str) -> AsyncIterator[bytes]:
-    """Pull ``model`` on a worker thread, yielding its progress as NDJSON lines."""
+async def pull_events(
+    state: ServerState, model: str, kind: str | None = None
+) -> AsyncIterator[bytes]:
+    """Pull ``model`` (an id, a catalog name or an hf:// reference) on a worker thread,
+    yielding its progress as NDJSON lines."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     progress = StreamedProgress(loop, queue)
-    card = await resolve_any(state, model)
-    yield _ndjson({"status": "pulling", "model": card.id, "total": card.size, "completed": 0})
-    job = asyncio.ensure_future(asyncio.to_thread(state.client.models.pull, card.id, progress))
+    yield _ndjson({"status": "pulling", "model": model, "completed": 0})
+
+    def pull() -> tuple[ModelCard, ModelFiles]:
+        files = state.client.models.pull(model, progress, kind=kind)
+        return state.client.models.get(model), files
+
+    job = asyncio.ensure_future(asyncio.to_thread(pull))
     while not job.done() or not queue.empty():
         getter = asyncio.ensure_future(queue.get())
         done, _ = await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
@@ -125,7 +140,7 @@ async def pull_events(state: ServerState, model: str) -> AsyncIterator[bytes]:
         else:
             getter.cancel()
     try:
-        files = job.result()
+        card, files = job.result()
     except TerminusError as exc:
         yield _ndjson({"status": "error", "error": exc.one_line(), "code": exc.code})
         return
@@ -146,6 +161,14 @@ def add_library_routes(router: APIRouter) -> None:
         state = server_state(request)
         await resolve_any(state, model_id)  # an unknown model is a 404 before the stream
         return StreamingResponse(pull_events(state, model_id), media_type="application/x-ndjson")
+
+    @router.post("/terminus/v1/pull", response_model=None)
+    async def pull_by_name(request: Request) -> StreamingResponse:
+        """Pull by any name ``models pull`` takes: ``{"model": "hf://OWNER/REPO:Q4_K_M"}``."""
+        body = await parse_body(request, PullBody)
+        state = server_state(request)
+        events = pull_events(state, body.model, body.kind)
+        return StreamingResponse(events, media_type="application/x-ndjson")
 
     @router.post("/terminus/v1/models/{model_id:path}/verify")
     async def verify(model_id: str, request: Request) -> dict[str, Any]:

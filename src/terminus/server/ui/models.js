@@ -9,9 +9,31 @@ export function modelsPage(root) {
   filter.addEventListener("input", () => render());
   let catalog = null;
 
+  const byName = el("input", { id: "pull-name", placeholder: "hf://OWNER/REPO:Q4_K_M or qwen3:1.7b", "aria-label": "model to pull", size: "34" });
+  const byNameStatus = el("div", { class: "status", id: "pull-name-status" });
+  const pullByName = async () => {
+    const name = byName.value.trim();
+    if (!name) return;
+    const bar = progressBar("starting");
+    byNameStatus.replaceChildren(bar.root);
+    try {
+      const response = await send("POST", "/terminus/v1/pull", { model: name });
+      for await (const event of ndjson(response)) {
+        if (event.status === "error") throw new Error(event.error);
+        if (event.status === "success") bar.done(`100 % · ${event.model} verified`);
+        else bar.update(event.completed, event.total, event.status);
+      }
+      await refresh();
+    } catch (error) {
+      showError(byNameStatus, error);
+    }
+  };
   root.replaceChildren(
     el("section", {},
       el("h2", {}, "Models"),
+      el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); pullByName(); } },
+        byName, el("button", { type: "submit", id: "pull-name-go" }, "Pull")),
+      byNameStatus,
       el("div", { class: "toolbar" }, filter, el("button", { type: "button", onclick: () => refresh() }, "Refresh")),
       message,
       el("table", { class: "grid", id: "models-table" },
