@@ -29,7 +29,7 @@ ANTHROPIC_TYPES = {
 
 def dialect(path: str) -> str:
     """``ollama``, ``anthropic`` or ``openai``: whose error shape ``path`` answers in."""
-    if path.startswith(OLLAMA_PREFIX):
+    if path.startswith(OLLAMA_PREFIX) or path == OLLAMA_PREFIX.rstrip("/"):
         return "ollama"
     if path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/"):
         return "anthropic"
