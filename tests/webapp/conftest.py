@@ -12,17 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from webkit import KEY, SHOTS, LiveServer, shot
 
-KEY = "sk-terminus-webapp"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -33,21 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SHOTS = Path(
-    os.environ.get("TERMINUS_UI_SHOTS") or Path(tempfile.gettempdir()) / "terminus-ui-shots"
-)
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-    home: Path
-    log: Path
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120
-        )
 
 
 def _free_port() -> int:
@@ -138,13 +121,6 @@ def page(browser: Any, live_server: LiveServer, request: pytest.FixtureRequest) 
     context.close()
     assert not errors, f"script errors on the page: {errors}"
     assert not outside, f"the page fetched from outside the server: {outside}"
-
-
-def shot(page: Any, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KEY, LiveServer, shot
+from webkit import KEY, LiveServer, shot
 
 pytestmark = pytest.mark.real
 
