@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -349,20 +350,19 @@ async def test_think_false_hides_thinking(
 
 
 async def test_keep_alive_goes_to_the_model_manager(
-    client: ollama.AsyncClient, fake_client: Terminus, monkeypatch: pytest.MonkeyPatch
+    client: ollama.AsyncClient, fake_client: Terminus
 ) -> None:
-    asked: list[tuple[str, float]] = []
-    monkeypatch.setattr(
-        fake_client.manager,
-        "set_keep_alive",
-        lambda name, seconds: asked.append((name, seconds)),
-        raising=False,
-    )
+    manager = fake_client.manager
+    manager.default_keep_alive_s = 120
     hi = [{"role": "user", "content": "hi"}]
     await client.chat("fake-chat", messages=hi, keep_alive="5m")
+    assert manager.keep_alive_for("fake-chat") == 300.0
     await client.chat("fake-chat", messages=hi, keep_alive=-1)
+    assert manager.keep_alive_for("fake-chat") == math.inf
+    await client.chat("fake-chat", messages=hi)  # no keep_alive: the server's default again
+    assert manager.keep_alive_for("fake-chat") == 120
     await client.embed("fake-embed", "x", keep_alive=30)
-    assert asked == [("fake-chat", 300.0), ("fake-chat", -1.0), ("fake-embed", 30.0)]
+    assert manager.keep_alive_for("fake-embed") == 30.0
 
 
 async def test_model_tool_calls_in_ollamas_shape(

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from terminus.errors import ModelBusyError, ModelNotFoundError
+from terminus.errors import ModelNotFoundError
 from terminus.models.card import ModelCard
 from terminus.server.embeddings import embed as embed_texts
 from terminus.server.errors import invalid, unsupported
@@ -148,32 +148,10 @@ def loaded_context(state: ServerState, card: ModelCard) -> int | None:
 
 
 async def apply_keep_alive(state: ServerState, card: ModelCard, seconds: float | None) -> None:
-    """Hand ``keep_alive`` to the model manager's idle timer (``set_keep_alive``: seconds,
-    negative for ever, 0 to unload once the model's requests end). A manager without a
-    timer still honours 0: the model unloads as soon as it is idle.
-    """
-    if seconds is None:
-        return
-    set_keep_alive = getattr(state.client.manager, "set_keep_alive", None)
-    if set_keep_alive is not None:
-        await asyncio.to_thread(set_keep_alive, card.id, seconds)
-        return
-    if seconds == 0:
-        task = asyncio.get_running_loop().create_task(_unload_when_idle(state, card.id))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
-
-
-async def _unload_when_idle(state: ServerState, model_id: str, patience_s: float = 30.0) -> None:
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            await asyncio.to_thread(state.client.unload_model, model_id)
-            return
-        except ModelBusyError:
-            if time.monotonic() > deadline:
-                return
-            await asyncio.sleep(0.05)
+    """Ollama's semantics: every request sets how long the model stays loaded once idle —
+    its ``keep_alive`` (negative: for ever; 0: unload when its requests end), or the
+    server's ``--keep-alive`` when the request names none."""
+    await asyncio.to_thread(state.client.manager.set_keep_alive, card.id, seconds)
 
 
 def _load_answer(model: str, chat: bool, reason: str) -> dict[str, Any]:
