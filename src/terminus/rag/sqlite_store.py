@@ -71,6 +71,10 @@ class SqliteStore:
     ) -> int:
         ids: list[Any] = []
         vectors: list[Any] = []
+        # Vectors are kept for the in-memory snapshot only when one is loaded: an ingest
+        # into a workspace nobody searched yet holds one batch at a time.
+        keep = self._index.loaded
+        count = 0
         with self._transaction() as generation:
             duplicate = self._db.execute(
                 "SELECT 1 FROM documents WHERE content_hash = ?", (document.content_hash,)
@@ -80,9 +84,13 @@ class SqliteStore:
             removed = [seq for doc_id in replace if (seq := self._delete(doc_id)) is not None]
             seq = self._insert_document(document)
             for batch_ids, batch_vectors in self._insert_chunks(seq, batches, self.config):
-                ids.append(batch_ids)
-                vectors.append(batch_vectors)
-        count = sum(len(i) for i in ids)
+                count += len(batch_ids)
+                if keep:
+                    ids.append(batch_ids)
+                    vectors.append(batch_vectors)
+        if not keep:  # no vectors to patch it with: the next search loads it from the file
+            self._index.reload_later()
+            return count
         added = (
             seq,
             document,
