@@ -139,7 +139,6 @@ class ModelCache:
                     self.stamps.record(file.sha256, before)
                 return
             self._discard_blob(file.sha256)
-        log.warning("cached %s failed its checksum; the blob was removed", file.name)
         raise ChecksumMismatchError(
             f"cached {file.name} is corrupt: got sha256 {digest[:16]}… ({size} bytes), "
             f"expected {file.sha256[:16]}…; the blob was removed and is never loaded",
