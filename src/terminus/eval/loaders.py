@@ -57,7 +57,11 @@ def _json_lines(text: str, path: Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except ValueError as exc:
-            detail = f"{exc.msg} at column {exc.colno}" if hasattr(exc, "colno") else str(exc)
+            detail = (
+                f"{exc.msg} at column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else str(exc)
+            )
             raise BenchmarkDataError(
                 f"{where} is not valid JSON: {detail}: {_excerpt(line)}"
             ) from exc
