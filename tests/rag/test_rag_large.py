@@ -143,3 +143,23 @@ def test_large_and_small_documents_mix(client: Terminus, tmp_path: Path) -> None
 @pytest.fixture(autouse=True)
 def _second_small(tmp_path: Path) -> None:
     (tmp_path / "s2.txt").write_text("The river stone is grey.\n")
+
+
+def test_cli_logs_progress_lines_when_stderr_is_not_a_terminal(
+    cards_saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from terminus.cli import rag as rag_cli
+    from terminus.cli.main import cli
+
+    monkeypatch.setattr(rag_cli._LogLines, "first_s", 0.0)  # long work, as far as it knows
+    monkeypatch.setattr(rag_cli._LogLines, "every_s", 0.0)
+    big = _lines(tmp_path / "big.txt", LARGE_TEXT + 20_000)
+    result = CliRunner().invoke(cli, ["rag", "ingest", "kb", str(big), "--model", EMBED])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("chunking big.txt: ") and "%" in line for line in lines)
+    last = [line for line in lines if line.startswith("embedding into kb: ")][-1]
+    chunks = int(result.stdout.split("(")[-1].split()[0])
+    assert last.startswith(f"embedding into kb: {chunks:,} of {chunks:,} (100 %)")

@@ -37,6 +37,7 @@ DEFAULT_BATCH = 32
 #: Documents with at least this many characters are chunked as a stream (see above).
 LARGE_TEXT = 1_000_000
 _HASH_SLICE = 1 << 20
+_PROGRESS_CHARS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -166,9 +167,11 @@ def _chunked(record: DocumentRecord, chunker: Chunker, progress: Progress | None
     try:
         for chunk in chunker.iter_chunks(text):
             count += 1
-            if progress is not None and chunk.end - done >= _HASH_SLICE:
+            if progress is not None and chunk.end - done >= _PROGRESS_CHARS:
                 progress.advance(chunk.end - done)
                 done = chunk.end
+        if progress is not None and done < len(text):
+            progress.advance(len(text) - done)
     finally:
         if progress is not None:
             progress.finish()
