@@ -92,6 +92,11 @@ def test_a_large_file_is_ingested_whole(client: Terminus, tmp_path: Path) -> Non
         [document] = ws.documents()
         assert document.characters == len(big.read_text())
         assert ws.search("apples tax", top_k=1)  # the snapshot loads from the file
+        # The text was stored in slices; a reindex reads it back whole.
+        [record] = ws.store.document_records()  # type: ignore[attr-defined]
+        assert record.text == big.read_text()
+        info = ws.reindex(chunk_size=80)
+        assert info.chunks > result.chunks
 
 
 def test_progress_callback_reports_chunking_then_embedding(

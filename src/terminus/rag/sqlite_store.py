@@ -28,6 +28,16 @@ from terminus.rag.sqlite_index import SearchIndex
 from terminus.rag.store import Batch, Filter, StoreConfig
 from terminus.rag.types import DocumentInfo, DocumentRecord, SearchResult
 
+#: Document texts this long (characters) are written in slices, as a UTF-8 blob.
+LARGE_TEXT = 1_000_000
+_TEXT_SLICE = 1 << 20
+
+
+def _utf8_length(text: str) -> int:
+    return sum(
+        len(text[i : i + _TEXT_SLICE].encode("utf-8")) for i in range(0, len(text), _TEXT_SLICE)
+    )
+
 
 class SqliteStore:
     """A :class:`~terminus.rag.store.VectorStore` in ``<directory>/workspace.sqlite3``."""
@@ -101,15 +111,17 @@ class SqliteStore:
         return count
 
     def _insert_document(self, document: DocumentRecord) -> int:
+        large = len(document.text) >= LARGE_TEXT
         cursor = self._db.execute(
             "INSERT INTO documents (id, source, content_hash, kind, text, metadata, chunking,"
-            " pages, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f" pages, added_at) VALUES (?, ?, ?, ?, {'zeroblob(?)' if large else '?'},"
+            " ?, ?, ?, ?)",
             (
                 document.id,
                 document.source,
                 document.content_hash,
                 document.kind,
-                document.text,
+                _utf8_length(document.text) if large else document.text,
                 json.dumps(document.metadata),
                 json.dumps(document.chunking),
                 json.dumps(list(document.pages)) if document.pages is not None else None,
@@ -117,6 +129,12 @@ class SqliteStore:
             ),
         )
         assert cursor.lastrowid is not None
+        if large:
+            # Bound as one value, a large text is copied twice inside SQLite (the binding
+            # and the record): write its UTF-8 a slice at a time into a blob instead.
+            with self._db.blobopen("documents", "text", cursor.lastrowid) as blob:
+                for i in range(0, len(document.text), _TEXT_SLICE):
+                    blob.write(document.text[i : i + _TEXT_SLICE].encode("utf-8"))
         return cursor.lastrowid
 
     def _insert_chunks(
@@ -208,7 +226,8 @@ class SqliteStore:
     def documents(self) -> list[DocumentInfo]:
         with self._index.lock:
             rows = self._index.reader.execute(
-                "SELECT d.id, d.source, d.kind, length(d.text), d.metadata, d.added_at,"
+                "SELECT d.id, d.source, d.kind, length(CAST(d.text AS TEXT)), d.metadata,"
+                " d.added_at,"
                 " (SELECT COUNT(*) FROM chunks c WHERE c.doc_seq = d.seq)"
                 " FROM documents d ORDER BY d.seq"
             ).fetchall()
@@ -243,7 +262,7 @@ class SqliteStore:
                     source=row[1],
                     content_hash=row[2],
                     kind=row[3],
-                    text=row[4],
+                    text=row[4].decode("utf-8") if isinstance(row[4], bytes) else row[4],
                     metadata=json.loads(row[5]),
                     chunking=json.loads(row[6]),
                     pages=tuple(json.loads(row[7])) if row[7] else None,
