@@ -12,6 +12,7 @@ same transaction, and a search that finds the counter moved under it reloads the
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -114,28 +115,33 @@ class SqliteStore:
         large = len(document.text) >= LARGE_TEXT
         cursor = self._db.execute(
             "INSERT INTO documents (id, source, content_hash, kind, text, metadata, chunking,"
-            f" pages, added_at) VALUES (?, ?, ?, ?, {'zeroblob(?)' if large else '?'},"
-            " ?, ?, ?, ?)",
+            " pages, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 document.id,
                 document.source,
                 document.content_hash,
                 document.kind,
-                _utf8_length(document.text) if large else document.text,
+                "" if large else document.text,
                 json.dumps(document.metadata),
                 json.dumps(document.chunking),
                 json.dumps(list(document.pages)) if document.pages is not None else None,
                 document.added_at or time.time(),
             ),
         )
-        assert cursor.lastrowid is not None
+        seq = cursor.lastrowid
+        assert seq is not None
         if large:
-            # Bound as one value, a large text is copied twice inside SQLite (the binding
-            # and the record): write its UTF-8 a slice at a time into a blob instead.
-            with self._db.blobopen("documents", "text", cursor.lastrowid) as blob:
+            # Bound as one value, a text is copied whole (twice) inside SQLite: write its
+            # UTF-8 a slice at a time into the last column of a row of its own instead.
+            self._db.execute(sqlite_db.LARGE_TEXTS)
+            self._db.execute(
+                "INSERT INTO document_texts (doc_seq, characters, text) VALUES (?, ?, zeroblob(?))",
+                (seq, len(document.text), _utf8_length(document.text)),
+            )
+            with self._db.blobopen("document_texts", "text", seq) as blob:
                 for i in range(0, len(document.text), _TEXT_SLICE):
                     blob.write(document.text[i : i + _TEXT_SLICE].encode("utf-8"))
-        return cursor.lastrowid
+        return seq
 
     def _insert_chunks(
         self, seq: int, batches: Iterable[Batch], config: StoreConfig
@@ -174,6 +180,8 @@ class SqliteStore:
             (seq,),
         )
         self._db.execute("DELETE FROM chunks WHERE doc_seq = ?", (seq,))
+        if self._has_large_texts(self._db):
+            self._db.execute("DELETE FROM document_texts WHERE doc_seq = ?", (seq,))
         self._db.execute("DELETE FROM documents WHERE seq = ?", (seq,))
         return seq
 
@@ -226,7 +234,7 @@ class SqliteStore:
     def documents(self) -> list[DocumentInfo]:
         with self._index.lock:
             rows = self._index.reader.execute(
-                "SELECT d.id, d.source, d.kind, length(CAST(d.text AS TEXT)), d.metadata,"
+                "SELECT d.id, d.source, d.kind, " + self._characters_sql() + ", d.metadata,"
                 " d.added_at,"
                 " (SELECT COUNT(*) FROM chunks c WHERE c.doc_seq = d.seq)"
                 " FROM documents d ORDER BY d.seq"
@@ -262,12 +270,38 @@ class SqliteStore:
                     source=row[1],
                     content_hash=row[2],
                     kind=row[3],
-                    text=row[4].decode("utf-8") if isinstance(row[4], bytes) else row[4],
+                    text=self._large_text(seq) or row[4],
                     metadata=json.loads(row[5]),
                     chunking=json.loads(row[6]),
                     pages=tuple(json.loads(row[7])) if row[7] else None,
                     added_at=row[8],
                 )
+
+    def _characters_sql(self) -> str:
+        if not self._has_large_texts(self._index.reader):
+            return "length(d.text)"
+        return (
+            "COALESCE((SELECT t.characters FROM document_texts t WHERE t.doc_seq = d.seq),"
+            " length(d.text))"
+        )
+
+    def _large_text(self, seq: int) -> str | None:
+        with self._index.lock:
+            if not self._has_large_texts(self._index.reader):
+                return None
+            row = self._index.reader.execute(
+                "SELECT text FROM document_texts WHERE doc_seq = ?", (seq,)
+            ).fetchone()
+        return bytes(row[0]).decode("utf-8") if row else None
+
+    @staticmethod
+    def _has_large_texts(db: sqlite3.Connection) -> bool:
+        """Whether the file has the table (workspaces made before it have not, until a
+        large document is written)."""
+        row = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'document_texts'"
+        ).fetchone()
+        return row is not None
 
     def counts(self) -> tuple[int, int]:
         with self._index.lock:
