@@ -168,3 +168,50 @@ def test_cli_logs_progress_lines_when_stderr_is_not_a_terminal(
     last = [line for line in lines if line.startswith("embedding into kb: ")][-1]
     chunks = int(result.stdout.split("(")[-1].split()[0])
     assert last.startswith(f"embedding into kb: {chunks:,} of {chunks:,} (100 %)")
+
+
+def test_a_large_text_is_stored_apart_and_deleted_with_its_document(
+    client: Terminus, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    big = _lines(tmp_path / "big.txt", LARGE_TEXT + 5000, seed=8)
+    small = tmp_path / "small.txt"
+    small.write_text("Apples are red.\n")
+    with Workspace(client, "w", model=EMBED) as ws:
+        ws.ingest_files([big, small])
+        path = ws.path / "workspace.sqlite3"
+        db = sqlite3.connect(path)
+        rows = db.execute(
+            "SELECT d.source, length(d.text), t.characters, length(t.text)"
+            " FROM documents d LEFT JOIN document_texts t ON t.doc_seq = d.seq ORDER BY d.seq"
+        ).fetchall()
+        text = big.read_text()
+        assert rows[0] == (str(big.resolve()), 0, len(text), len(text.encode()))
+        assert rows[1] == (str(small.resolve()), len("Apples are red.\n"), None, None)
+        assert {d.characters for d in ws.documents()} == {len(text), 16}
+        ws.delete_document(str(big.resolve()))
+        assert db.execute("SELECT count(*) FROM document_texts").fetchone() == (0,)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        db.close()
+
+
+def test_a_workspace_made_before_the_large_text_table_gets_it_when_needed(
+    client: Terminus, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    small = tmp_path / "small.txt"
+    small.write_text("Apples are red.\n")
+    with Workspace(client, "w", model=EMBED) as ws:
+        ws.ingest_files([small])
+        path = ws.path / "workspace.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE document_texts")  # as an older Terminus made it
+    db.commit()
+    db.close()
+    with Workspace(client, "w") as ws:
+        assert [d.characters for d in ws.documents()] == [16]
+        big = _lines(tmp_path / "big.txt", LARGE_TEXT + 5000, seed=9)
+        ws.ingest_files([big])
+        assert sorted(d.characters for d in ws.documents()) == [16, len(big.read_text())]
