@@ -89,6 +89,27 @@ class ModelNotCachedError(SourceUnavailableError):
     code = "model_not_cached"
 
 
+class OfflineError(SourceUnavailableError):
+    """A model must come from the network, but downloads are off or the host is unreachable."""
+
+    code = "offline"
+
+
+class RemoteModelNotFoundError(ModelNotFoundError):
+    """A model hub has no such repository, revision or file (or nothing matching the request)."""
+
+    code = "remote_model_not_found"
+
+
+class GatedModelError(TerminusError, PermissionError):
+    """A model hub refused the files: the repository is gated or private and the token
+    is missing or lacks access."""
+
+    exit_code = 25
+    http_status = 403
+    code = "gated_model"
+
+
 class InsufficientMemoryError(TerminusError, MemoryError):
     """Loading the model would not fit in the memory available or the budget."""
 
@@ -189,8 +210,16 @@ class UnsupportedDocumentError(TerminusError, ValueError):
     code = "unsupported_document"
 
 
+class InputFileError(TerminusError, OSError):
+    """A file given as input (audio, image, text) is missing or cannot be read."""
+
+    exit_code = 24
+    http_status = 422
+    code = "input_unreadable"
+
+
 class DocumentReadError(TerminusError, OSError):
-    """A document file is missing or cannot be read."""
+    """A document file (RAG ingest) is missing or cannot be read."""
 
     exit_code = 19
     http_status = 422
@@ -361,6 +390,7 @@ __all__ = [
     "DimensionMismatchError",
     "DocumentNotFoundError",
     "DocumentReadError",
+    "InputFileError",
     "EmptyDocumentError",
     "EngineError",
     "EngineUnavailableError",
@@ -370,6 +400,9 @@ __all__ = [
     "InvalidSchemaError",
     "ModelBusyError",
     "ModelNotCachedError",
+    "OfflineError",
+    "RemoteModelNotFoundError",
+    "GatedModelError",
     "ModelNotFoundError",
     "NotGGUFError",
     "SourceUnavailableError",

@@ -20,7 +20,7 @@ async def post(client: Terminus, body: dict[str, object]) -> httpx.Response:
     app = create_app(client, ServerSettings(access_log=False))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             return await http.post("/v1/images/generations", json=body, timeout=300)
 
 

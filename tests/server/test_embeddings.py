@@ -170,7 +170,7 @@ async def test_failed_embedding_releases_the_slot(
     app = make_app(max_concurrent=1)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             for _ in range(2):  # the second is not a 429: the first gave its place back
                 response = await http.post("/v1/embeddings", json=body())
                 error = assert_error(response, 500, "internal_error")

@@ -41,8 +41,13 @@ async def test_search_filter_and_listing(api: httpx.AsyncClient, fake_client: Te
         json={"query": "dogs", "filter": {"kind": "feline"}},
     )
     assert [hit["source"] for hit in r.json()["data"]] == ["cats.txt"]
-    listing = (await api.get("/terminus/v1/rag/workspaces")).json()
+    response = await api.get("/terminus/v1/rag/workspaces")
+    listing = response.json()
     assert [w["name"] for w in listing["data"]] == ["pets"]
+    assert listing["data"][0]["documents"] == 2
+    # where the files live is not the caller's business: no path, absolute or not
+    assert "path" not in listing["data"][0]
+    assert str(fake_client.home) not in response.text
 
 
 async def test_missing_workspace_is_404_in_openai_shape(api: httpx.AsyncClient) -> None:

@@ -39,7 +39,8 @@ async def test_api_keys(make_app: Any) -> None:
             assert response.status_code == 200
         assert_error(await http.get("/terminus/v1/models/fake-chat"), 401)
         # probes stay open for load balancers
-        assert (await http.get("/health")).json() == {"status": "ok"}
+        health = (await http.get("/health")).json()
+        assert health == {"status": "ok", "requests_in_flight": 0, "draining": False}
         assert (await http.get("/ready")).status_code == 200
 
 
@@ -191,9 +192,9 @@ def _scope(path: str) -> dict[str, Any]:
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        "headers": [(b"host", b"localhost"), (b"content-type", b"application/json")],
         "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
+        "server": ("127.0.0.1", 80),
     }
 
 

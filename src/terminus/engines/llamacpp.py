@@ -32,6 +32,7 @@ from terminus.errors import (
     ContextLengthExceededError,
     EngineError,
     EngineUnavailableError,
+    InvalidModelFileError,
     InvalidParameterError,
     InvalidSchemaError,
 )
@@ -56,7 +57,7 @@ from terminus.types import (
     ToolCall,
     ToolCallEvent,
 )
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 if TYPE_CHECKING:
     from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
@@ -127,7 +128,7 @@ class LlamaCppEngine:
     ) -> LlamaCppChatModel | LlamaCppEmbedModel:
         if card.capability not in self.capabilities:
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; "
+                f"{card.id} is {model_kind(card.capability)}; "
                 "llama.cpp runs chat, completion and embedding models"
             )
         try:
@@ -159,6 +160,13 @@ class LlamaCppEngine:
             template = options.chat_template or card.chat_template
             if template:
                 params.chat_template = template
+            projector = card.defaults.get("mmproj")
+            if projector:  # a vision model's image encoder, pulled with it from the Hub
+                if projector not in files.paths:
+                    raise InvalidModelFileError(
+                        f"{card.id}: mmproj {projector!r} is not one of its files"
+                    )
+                params.mmproj.path = str(files.paths[projector])
         try:
             server = xllamacpp.Server(params)
         except (RuntimeError, ValueError) as exc:
@@ -241,6 +249,11 @@ class LlamaCppChatModel:
 
     # -- streaming ---------------------------------------------------------------
 
+    @property
+    def _slots(self) -> tuple[int, int]:
+        """(context per request, slots), to name in a context overflow."""
+        return self.context_length, self.parallel
+
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         body, tool_plan = self.build_body(request)
         return self._stream("handle_chat_completions", body, request.tools, tool_plan, cancel)
@@ -288,7 +301,7 @@ class LlamaCppChatModel:
         worker = threading.Thread(target=run, name=f"terminus-llamacpp-{self.card.id}", daemon=True)
         worker.start()
         try:
-            yield from _translate(chunks, tools, tool_plan, cancel, started)
+            yield from _translate(chunks, tools, tool_plan, cancel, started, self._slots)
         finally:
             if worker.is_alive():
                 cancel.cancel()
@@ -304,6 +317,7 @@ def _translate(
     tool_plan: str,
     cancel: CancelToken,
     started: float,
+    slots: tuple[int, int] | None = None,
 ) -> Iterator[ChatEvent]:
     held: list[str] = []  # content held back while it may be a prompted tool call
     holding = tool_plan in ("auto", "required")
@@ -319,7 +333,7 @@ def _translate(
         if isinstance(item, Exception):
             raise _map_engine_exception(item)
         if "error" in item:
-            raise _map_error_chunk(item["error"])
+            raise _map_error_chunk(item["error"], slots)
         usage = item.get("usage") or usage
         timings = item.get("timings") or timings
         for choice in item.get("choices") or ():
@@ -418,12 +432,23 @@ def _native_call(slot: dict[str, str]) -> ToolCall:
     return ToolCall(id=slot["id"] or new_call_id(), name=slot["name"], arguments=arguments)
 
 
-def _map_error_chunk(error: dict[str, Any]) -> Exception:
+def _map_error_chunk(error: dict[str, Any], slots: tuple[int, int] | None = None) -> Exception:
+    """A typed error for an error chunk. ``slots`` is (context per request, slots) as the
+    model was loaded: llama.cpp reports only its total over every slot, a number no user
+    asked for."""
     message = str(error.get("message", "llama.cpp error"))
     if error.get("type") == "exceed_context_size_error":
+        holds = f"the context holds {error.get('n_ctx')}"
+        if slots is not None:
+            context, parallel = slots
+            holds = (
+                f"the context is {context} tokens per request "
+                f"({error.get('n_ctx')} shared by {parallel} slots)"
+            )
         return ContextLengthExceededError(
-            f"prompt is {error.get('n_prompt_tokens')} tokens; the context holds {error.get('n_ctx')}",
-            hint="shorten the prompt or load the model with a larger context_length",
+            f"prompt is {error.get('n_prompt_tokens')} tokens; {holds}",
+            hint="shorten the prompt or load the model with a larger context_length "
+            "(--context-length)",
         )
     if error.get("code") == 400:
         return InvalidParameterError(message)

@@ -278,7 +278,7 @@ class ModelCache:
         # and two threads may import the same name at once.
         staging = self.blobs / f"import-{os.getpid()}-{uuid.uuid4().hex}.incomplete"
         sink = BlobSink(staging, resume=False)
-        progress.start(path.name, path.stat().st_size)
+        progress.start(f"importing {path.name}", path.stat().st_size)
         try:
             with path.open("rb") as fh:
                 while block := fh.read(CHUNK):

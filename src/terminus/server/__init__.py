@@ -8,6 +8,17 @@
 """
 
 from terminus.server.app import create_app
-from terminus.server.settings import ServerSettings, check_exposure, resolve_api_keys
+from terminus.server.settings import (
+    ServerSettings,
+    check_exposure,
+    resolve_allowed_hosts,
+    resolve_api_keys,
+)
 
-__all__ = ["ServerSettings", "check_exposure", "create_app", "resolve_api_keys"]
+__all__ = [
+    "ServerSettings",
+    "check_exposure",
+    "create_app",
+    "resolve_allowed_hosts",
+    "resolve_api_keys",
+]

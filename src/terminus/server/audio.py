@@ -26,10 +26,11 @@ from starlette.responses import Response
 from terminus.errors import CapabilityError
 from terminus.models.card import ModelCard
 from terminus.server.errors import APIError, invalid, unsupported
+from terminus.server.guard import accepts_form_data
 from terminus.server.middleware import access_record
 from terminus.server.schemas import Wire, parse_body
 from terminus.server.state import ServerState, server_state
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 from terminus.types.speech import Transcription
 
 #: Largest upload accepted (OpenAI's limit is 25 MB).
@@ -49,7 +50,9 @@ class SpeechBody(Wire):
 async def _card(state: ServerState, name: str, capability: Capability) -> ModelCard:
     card: ModelCard = await asyncio.to_thread(state.client.models.get, name)
     if card.capability != capability:
-        raise CapabilityError(f"{card.id} is a {card.capability} model, not a {capability} model")
+        raise CapabilityError(
+            f"{card.id} is {model_kind(card.capability)}, not {model_kind(capability)}"
+        )
     return card
 
 
@@ -123,10 +126,12 @@ async def _transcribe(request: Request, task: str) -> Response:
 
 def add_audio_routes(router: APIRouter) -> None:
     @router.post("/v1/audio/transcriptions", response_model=None)
+    @accepts_form_data
     async def transcriptions(request: Request) -> Response:
         return await _transcribe(request, "transcribe")
 
     @router.post("/v1/audio/translations", response_model=None)
+    @accepts_form_data
     async def translations(request: Request) -> Response:
         return await _transcribe(request, "translate")
 

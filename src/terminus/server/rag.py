@@ -38,7 +38,9 @@ def add_rag_routes(router: APIRouter) -> None:
     async def workspaces(request: Request) -> dict[str, Any]:
         state = server_state(request)
         infos = await asyncio.to_thread(list_workspaces, state.client)
-        return {"object": "list", "data": [i.model_dump(mode="json") for i in infos]}
+        # no ``path``: where files live on this machine is none of a caller's business
+        data = [i.model_dump(mode="json", exclude={"path"}) for i in infos]
+        return {"object": "list", "data": data}
 
     @router.post("/terminus/v1/rag/workspaces/{workspace}/search")
     async def search(workspace: str, request: Request) -> dict[str, Any]:

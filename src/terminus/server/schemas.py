@@ -25,7 +25,7 @@ class Wire(BaseModel):
 
 
 async def parse_body(request: Request, model: type[W]) -> W:
-    """The body as JSON, whatever the Content-Type says (``curl -d`` sends a form type)."""
+    """The body as JSON (``GuardMiddleware`` has refused any other Content-Type)."""
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:

@@ -12,10 +12,12 @@ from terminus.errors import InvalidParameterError
 
 API_KEYS_ENV = "TERMINUS_API_KEYS"
 API_KEYS_FILE_ENV = "TERMINUS_API_KEYS_FILE"
+ALLOWED_HOSTS_ENV = "TERMINUS_ALLOWED_HOSTS"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_CONCURRENT = 16
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_GRACE_S = 5.0
 ACCESS_LOGGER = "terminus.server"
 
 
@@ -35,6 +37,10 @@ class ServerSettings:
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ()
+    #: Host names answered besides loopback names and ``host`` (see ``guard.HostPolicy``).
+    allowed_hosts: tuple[str, ...] = ()
+    #: On shutdown, how long requests in flight may run before they are stopped.
+    grace_s: float = DEFAULT_GRACE_S
     preload: tuple[str, ...] = ()
     #: Load options for every model this server loads (preloaded or on first request);
     #: embedding models ignore ``context_length`` (see ``ServerState.load_options``).
@@ -44,6 +50,18 @@ class ServerSettings:
     access_log: bool = True
     logger_name: str = ACCESS_LOGGER
     retry_after_s: int = 1
+    #: Idle seconds before a model unloads (``math.inf``: never); ``None`` keeps the
+    #: client's own default. ``terminus serve`` uses Ollama's 5 minutes.
+    keep_alive_s: float | None = None
+    #: Stored Responses (``/v1/responses`` with ``store``): a SQLite file (default
+    #: ``TERMINUS_HOME/server/responses.sqlite``), kept ``responses_ttl_s`` at most,
+    #: the oldest dropped beyond ``responses_max_rows`` or ``responses_max_bytes``.
+    responses_path: Path | None = None
+    responses_ttl_s: float = 30 * 24 * 3600.0
+    responses_max_rows: int = 10_000
+    responses_max_bytes: int = 256 * 1024 * 1024
+    #: Written by ``terminus serve --detach``: the CLI finds this server through it.
+    resident: bool = False
 
     def __post_init__(self) -> None:
         if self.max_concurrent < 1:
@@ -54,6 +72,22 @@ class ServerSettings:
             raise InvalidParameterError(f"port {self.port} is not a TCP port")
         if any(not key or key != key.strip() for key in self.api_keys):
             raise InvalidParameterError("API keys must be non-empty and without surrounding spaces")
+        if self.grace_s < 0:
+            raise InvalidParameterError("the shutdown grace period cannot be negative")
+        if not self.api_keys:
+            hint = f"pass --api-key KEY (or set {API_KEYS_ENV}), or name the origins or hosts"
+            if "*" in (o.strip() for o in self.cors_origins):
+                raise InvalidParameterError(
+                    "refusing --cors-origin '*' without an API key: any web page you visit "
+                    "could run models here and read your RAG workspaces",
+                    hint=hint,
+                )
+            if "*" in (h.strip() for h in self.allowed_hosts):
+                raise InvalidParameterError(
+                    "refusing --allowed-host '*' without an API key: a web page could reach "
+                    "this server through DNS rebinding",
+                    hint=hint,
+                )
 
     def load_options(self) -> dict[str, int | None]:
         return {
@@ -93,6 +127,16 @@ def read_keys_file(path: str | os.PathLike[str]) -> list[str]:
         raise InvalidParameterError(f"cannot read the API keys file {path}: {exc}") from exc
     keys = [line.strip() for line in text.splitlines()]
     return [key for key in keys if key and not key.startswith("#")]
+
+
+def resolve_allowed_hosts(
+    hosts: Iterable[str] = (), *, env: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """Host names from flags and ``TERMINUS_ALLOWED_HOSTS`` (comma separated), together."""
+    environ = os.environ if env is None else env
+    found = [h.strip() for h in hosts]
+    found += [h.strip() for h in environ.get(ALLOWED_HOSTS_ENV, "").split(",")]
+    return tuple(dict.fromkeys(h for h in found if h))
 
 
 def resolve_api_keys(

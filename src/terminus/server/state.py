@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,25 +24,29 @@ from terminus.errors import CapabilityError, TerminusError
 from terminus.models.card import ModelCard
 from terminus.server.errors import APIError
 from terminus.server.settings import ServerSettings
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 #: Capabilities the generation endpoints serve.
 TEXT_CAPABILITIES = frozenset({Capability.CHAT, Capability.COMPLETION})
-#: Capabilities some OpenAI endpoint serves (``/v1/models`` lists these).
-SERVED_CAPABILITIES = TEXT_CAPABILITIES | {Capability.EMBED}
 
 
 class Slot:
-    """One admitted generation or embedding request; ``release`` is idempotent."""
+    """One admitted generation or embedding request; ``release`` is idempotent.
+
+    ``on_drain`` stops the request's generation when the server drains (shutdown).
+    """
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._held = True
+        self.on_drain: Callable[[], None] | None = None
+        state.slots.add(self)
 
     def release(self) -> None:
         if self._held:
             self._held = False
             self._state.active -= 1
+            self._state.slots.discard(self)
 
 
 @dataclass
@@ -57,6 +64,9 @@ class ServerState:
     active: int = 0
     preloads: dict[str, Preload] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    slots: set[Slot] = field(default_factory=set)
+    #: Set once a shutdown begins: new requests get 503, in-flight ones may finish.
+    draining: bool = False
 
     def __post_init__(self) -> None:
         self.aclient = AsyncTerminus(self.client)
@@ -66,6 +76,8 @@ class ServerState:
 
     def admit(self) -> Slot:
         """Admit one generation or embedding request or answer 429 (with Retry-After)."""
+        if self.draining:
+            raise shutting_down()
         if self.active >= self.settings.max_concurrent:
             raise APIError(
                 429,
@@ -76,6 +88,37 @@ class ServerState:
             )
         self.active += 1
         return Slot(self)
+
+    async def drain(self, grace_s: float, wind_down_s: float = 10.0) -> int:
+        """Refuse new requests, give those in flight ``grace_s`` to finish, then stop them.
+
+        Stopped streams end with a ``server_shutting_down`` error event and ``[DONE]``;
+        stopped non-streamed requests answer 503. Returns how many were stopped.
+        """
+        self.draining = True
+        started = time.monotonic()
+        line = {"event": "draining", "in_flight": self.active, "grace_s": grace_s}
+        self.log.info(json.dumps(line, separators=(",", ":")))
+        await self._wait_idle(grace_s)
+        stopped = 0
+        for slot in list(self.slots):
+            if slot.on_drain is not None:
+                slot.on_drain()
+                stopped += 1
+        await self._wait_idle(wind_down_s)
+        line = {
+            "event": "drained",
+            "stopped": stopped,
+            "in_flight": self.active,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        self.log.info(json.dumps(line, separators=(",", ":")))
+        return stopped
+
+    async def _wait_idle(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     # -- models -------------------------------------------------------------------
 
@@ -88,14 +131,14 @@ class ServerState:
         if capability == Capability.EMBED:
             if card.capability != Capability.EMBED:
                 raise CapabilityError(
-                    f"{card.id} is a {card.capability} model, not an embedding model",
+                    f"{card.id} is {model_kind(card.capability)}, not an embedding model",
                     hint="use an embedding model such as all-minilm-l6-v2",
                 )
             return card
         if card.capability not in TEXT_CAPABILITIES:
             hint = "use /v1/embeddings" if card.capability == Capability.EMBED else None
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; it cannot generate text", hint=hint
+                f"{card.id} is {model_kind(card.capability)}; it cannot generate text", hint=hint
             )
         if capability == Capability.CHAT and card.capability != Capability.CHAT:
             raise CapabilityError(
@@ -129,6 +172,9 @@ class ServerState:
             entry = self.preloads.setdefault(name, Preload())
             try:
                 await self.ensure_loaded(name)
+                # named at startup: kept until unloaded (the keep-alive is for models
+                # loaded on demand), unless a request's keep_alive says otherwise
+                await asyncio.to_thread(self.client.manager.set_keep_alive, name, math.inf)
             except TerminusError as exc:
                 entry.status, entry.error = "failed", exc.one_line()
             except Exception as exc:
@@ -165,6 +211,15 @@ class ServerState:
     @property
     def ready(self) -> bool:
         return all(p.status == "loaded" for p in self.preloads.values())
+
+
+def shutting_down() -> APIError:
+    return APIError(
+        503,
+        "the server is shutting down; retry on another instance or after it restarts",
+        code="server_shutting_down",
+        headers={"Retry-After": "5", "Connection": "close"},
+    )
 
 
 def server_state(request: Request) -> ServerState:
