@@ -60,6 +60,13 @@ class TruncatedModelError(InvalidModelFileError):
     code = "truncated_model"
 
 
+class CorruptTensorDataError(InvalidModelFileError):
+    """A GGUF's header is valid but its tensor data cannot be a model's (NaN scales,
+    blank data). GGUF has no checksum for tensor data: this is a sampled check."""
+
+    code = "corrupt_tensor_data"
+
+
 class ChecksumMismatchError(TerminusError, ValueError):
     """Bytes from a source do not hash to the sha256 the card pins."""
 
@@ -401,6 +408,7 @@ __all__ = [
     "SourceUnavailableError",
     "TerminusError",
     "TruncatedModelError",
+    "CorruptTensorDataError",
     "UnsupportedDocumentError",
     "WorkspaceModelMismatchError",
     "WorkspaceNotFoundError",

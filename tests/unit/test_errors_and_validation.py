@@ -30,6 +30,7 @@ BUILTIN_PARENT = {
     errors.InvalidModelFileError: ValueError,
     errors.NotGGUFError: ValueError,
     errors.TruncatedModelError: ValueError,
+    errors.CorruptTensorDataError: ValueError,
     errors.ChecksumMismatchError: ValueError,
     errors.SourceUnavailableError: ConnectionError,
     errors.ModelNotCachedError: ConnectionError,

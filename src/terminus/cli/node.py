@@ -63,6 +63,7 @@ def _node_options(command: Any) -> Any:
 
 def _serve(state: CliState, **opts: Any) -> None:
     from terminus.p2p.identity import load_or_create_identity
+    from terminus.p2p.nonces import PersistentNonceStore
     from terminus.p2p.provider import Provider, ProviderPolicy
 
     if opts["models"] and not (opts["allow"] or opts["allow_any"]):
@@ -88,6 +89,7 @@ def _serve(state: CliState, **opts: Any) -> None:
         listen=opts["listen"],
         advertise=opts["advertise"],
         relay=opts["relay"],
+        nonces=PersistentNonceStore(client.home / "p2p" / "nonces.sqlite"),
     )
     ref = provider.start().format()
     if opts["ref_file"]:

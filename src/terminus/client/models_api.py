@@ -14,6 +14,7 @@ from terminus.models.cache import ModelCache, ModelFiles, VerifyResult
 from terminus.models.card import LocalSource, ModelCard
 from terminus.models.catalog import Catalog
 from terminus.models.gguf import validate_gguf
+from terminus.models.gguf_sanity import check_tensor_data
 from terminus.models.hub_catalog import HubEntry, search_entries
 from terminus.models.progress import Progress
 from terminus.runtime.manager import ModelManager
@@ -163,12 +164,15 @@ class ModelsAPI:
     ) -> ModelCard:
         """Add your own GGUF: validate it, hash it into the cache and write a card for it.
 
-        Nothing is written if the file is not a complete GGUF.
+        Nothing is written if the file is not a complete GGUF, or if sampled tensor
+        data cannot be a model's (NaN or infinite scales, blank data): GGUF has no
+        checksum for its tensor data, so this sampled look is the only check there is.
         """
         source = Path(path).expanduser().resolve()
         if not source.is_file():
             raise InvalidParameterError(f"{source} is not a file")
         header = validate_gguf(source)  # NotGGUFError / TruncatedModelError before any write
+        check_tensor_data(source, header)  # GGUF has no tensor checksum: a sampled look
         card_id = model_id or _id_from_filename(source.name)
         self._catalog.check_new_id(card_id)
         entry = self._cache.import_path(source, progress or self._progress_factory())

@@ -27,9 +27,11 @@ from terminus.engines.base import (
 from terminus.engines.registry import engine_class
 from terminus.errors import (
     CapabilityError,
+    ChecksumMismatchError,
     InsufficientMemoryError,
     ModelBusyError,
     ModelNotCachedError,
+    TerminusError,
 )
 from terminus.models.cache import ModelCache, ModelFiles
 from terminus.models.card import ModelCard
@@ -89,8 +91,17 @@ class ModelManager:
     # -- files -------------------------------------------------------------------
 
     def ensure_files(self, card: ModelCard, progress: Progress | None = None) -> ModelFiles:
+        progress = progress or self._progress_factory()
+        corrupt: ChecksumMismatchError | None = None
         if self.cache.is_cached(card):
-            return self.cache.files(card)
+            try:
+                return self.cache.files(card, progress)
+            except ChecksumMismatchError as exc:
+                if not card.sources:
+                    raise
+                # The corrupt blob is gone; the card's sources can bring verified bytes back.
+                log.warning("%s; fetching it again", exc.message)
+                corrupt = exc
         sources = [
             make_source(s, allow_download=self.allow_download, home=self.cache.root)
             for s in card.sources
@@ -98,7 +109,14 @@ class ModelManager:
         if not sources:
             raise ModelNotCachedError(f"{card.id} is not cached and its card lists no source")
         try:
-            return self.cache.ensure(card, sources, progress or self._progress_factory())
+            return self.cache.ensure(card, sources, progress)
+        except TerminusError as exc:
+            if corrupt is None:
+                raise
+            raise ChecksumMismatchError(
+                f"{corrupt.message}; fetching it again failed: {exc.message}",
+                hint=exc.hint or corrupt.hint,
+            ) from exc
         finally:
             for source in sources:
                 close = getattr(source, "close", None)
