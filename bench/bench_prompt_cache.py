@@ -21,10 +21,31 @@ import time
 import psutil
 
 LLAMA_CPP_DEFAULT_MIB = 8192
-WORDS = (
-    "river stone garden lamp window paper engine market winter orange silver forest "
-    "ladder cloud bridge candle harbor violin meadow copper signal planet thunder"
-).split()
+WORDS = [
+    "river",
+    "stone",
+    "garden",
+    "lamp",
+    "window",
+    "paper",
+    "engine",
+    "market",
+    "winter",
+    "orange",
+    "silver",
+    "forest",
+    "ladder",
+    "cloud",
+    "bridge",
+    "candle",
+    "harbor",
+    "violin",
+    "meadow",
+    "copper",
+    "signal",
+    "planet",
+    "thunder",
+]
 
 
 def prompts(n: int, words: int, seed: int = 7) -> list[str]:
