@@ -64,7 +64,7 @@ def gone(pid: int, within: float = 15.0) -> bool:
     return False
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV], ids=["SIGKILL", "SIGSEGV"])
 def test_a_crash_mid_stream_is_an_engine_error_and_the_model_reloads(
     own_client: Callable[..., Terminus], sig: signal.Signals
 ) -> None:
@@ -119,6 +119,19 @@ def test_closing_the_client_ends_the_worker(own_client: Callable[..., Terminus])
     client = own_client()
     pid = worker_pid(client)
     client.close()
+    assert gone(pid)
+
+
+def test_unloading_mid_stream_ends_it_with_an_engine_error(
+    own_client: Callable[..., Terminus],
+) -> None:
+    client = own_client()
+    pid = worker_pid(client)
+    with pytest.raises(EngineError, match="unloaded") as raised:
+        for n, _ in enumerate(client.completion(MODEL, STORY, max_tokens=400, **GREEDY)):
+            if n == 3:
+                client.manager.unload_all()
+    assert not isinstance(raised.value, WorkerCrashedError)
     assert gone(pid)
 
 

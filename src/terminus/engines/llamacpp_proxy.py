@@ -81,6 +81,7 @@ class _Process:
         self._drainer.start()
         self.reader: threading.Thread | None = None
         self.dead = False
+        self.stopping = False  # asked to exit: calls still running were unloaded, not crashed
 
     def alive(self) -> bool:
         return not self.dead and self.process.poll() is None
@@ -140,7 +141,11 @@ class _Process:
             self.calls.clear()
         if not calls:
             return
-        error = self.crashed(doing)
+        error: EngineError = (
+            EngineError(f"{self.label} was unloaded while {doing}")
+            if self.stopping
+            else self.crashed(doing)
+        )
         for call in calls:
             call.finished = True
             call.queue.put(error)
@@ -174,6 +179,7 @@ class _Process:
         self._drainer.join(timeout=5)  # it closes the stderr pipe at EOF
 
     def stop(self) -> None:
+        self.stopping = True
         if self.process.poll() is None:
             try:
                 self.send(("exit",))
