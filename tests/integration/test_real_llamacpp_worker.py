@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -86,6 +87,34 @@ def test_a_crash_mid_stream_is_an_engine_error_and_the_model_reloads(
     assert worker_pid(client) != pid
     with client.manager.use(MODEL) as model:
         assert model.server.loads == 2  # type: ignore[attr-defined]
+
+
+def test_a_crash_fails_every_stream_in_flight(own_client: Callable[..., Terminus]) -> None:
+    client = own_client()
+    pid = worker_pid(client)
+    started = threading.Barrier(4)
+    outcomes: list[BaseException | None] = [None] * 3
+
+    def stream(i: int) -> None:
+        events = iter(client.completion(MODEL, STORY, max_tokens=400, **GREEDY))
+        try:
+            next(events)
+            started.wait(timeout=60)
+            for _ in events:
+                pass
+        except BaseException as exc:  # collected for the main thread
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    started.wait(timeout=60)  # every stream has produced an event
+    os.kill(pid, signal.SIGKILL)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(isinstance(outcome, WorkerCrashedError) for outcome in outcomes), outcomes
+    answer = client.completion(MODEL, "What is the capital of France?", max_tokens=20, **GREEDY)
+    assert "Paris" in answer.text()
 
 
 def test_embeddings_survive_a_crash_too(own_client: Callable[..., Terminus]) -> None:
