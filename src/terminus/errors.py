@@ -338,11 +338,10 @@ class CheckpointError(TerminusError, ValueError):
     code = "invalid_checkpoint"
 
 
-class WorkerCrashedError(TerminusError, RuntimeError):
+class WorkerCrashedError(EngineError):
     """A worker process running a native engine died; the host survives and the
-    next request starts a fresh worker."""
+    next request starts a fresh worker. An ``EngineError``, with its exit code."""
 
-    exit_code = 50
     http_status = 500
     code = "worker_crashed"
 
