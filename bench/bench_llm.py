@@ -69,8 +69,8 @@ def terminus_stream(client: Any, model: str, prompt: str, tokens: int) -> tuple[
     first = None
     completion_tokens = 0
     for event in client.completion(
-        model,
         [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+        model=model,
         max_tokens=tokens,
         temperature=0,
         seed=1,

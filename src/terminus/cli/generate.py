@@ -130,12 +130,12 @@ def run(
         if kwargs["system"]:
             raise click.UsageError("--system has no meaning for raw text completion")
         make_stream = lambda model_id: client.text_completion(  # noqa: E731
-            model_id, prompt, response_format=_schema(schema), **params
+            prompt, model=model_id, response_format=_schema(schema), **params
         )
     else:
         request_kwargs = dict(system=kwargs["system"], response_format=_schema(schema), **params)
         make_stream = lambda model_id: client.completion(  # noqa: E731
-            model_id, prompt, **request_kwargs
+            prompt, model=model_id, **request_kwargs
         )
     stream = make_stream(card.id)  # validates every flag before the model loads
     _load(state, card.id, kwargs["context_length"])
@@ -159,7 +159,7 @@ def chat(state: CliState, **kwargs: Any) -> None:
     """
     client = state.client()
     params = _params(kwargs)
-    client.chat_request(kwargs["model"], "check", **params)  # reject bad flags before loading
+    client.chat_request("check", model=kwargs["model"], **params)  # reject bad flags before loading
     model_id = _load(state, kwargs["model"], kwargs["context_length"])
     history: list[Message] = []
     if kwargs["system"]:
@@ -181,7 +181,7 @@ def chat(state: CliState, **kwargs: Any) -> None:
             click.secho("history cleared", err=True, dim=True)
             continue
         history.append(Message(role="user", content=text))
-        stream = client.completion(model_id, list(history), **params)
+        stream = client.completion(list(history), model=model_id, **params)
         try:
             render_events(stream, as_json=False, show_stats=kwargs["stats"])
         except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from terminus._version import __version__
 from terminus.cli.context import CliState
 from terminus.errors import TerminusError
 
@@ -52,7 +53,7 @@ class TerminusGroup(click.Group):
     help="Memory all loaded models may use, e.g. 4G [default 75% of RAM].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log what Terminus does to stderr.")
-@click.version_option(package_name="terminus", prog_name="terminus")
+@click.version_option(version=__version__, prog_name="terminus")
 @click.pass_context
 def cli(
     ctx: click.Context,

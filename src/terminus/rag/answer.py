@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from terminus.rag.types import Citation, SearchResult
+from terminus.types.text_compat import CallableText
 
 if TYPE_CHECKING:
     from terminus.client.streams import CompletionStream
@@ -94,8 +95,10 @@ class Answer:
             self._text.append(completion.text)
         return completion
 
-    def text(self) -> str:
-        return self.result().text
+    @property
+    def text(self) -> CallableText:
+        """The answer's text (drains the stream if not yet consumed)."""
+        return CallableText.of(self.result().text, "Answer")
 
     def cancel(self) -> None:
         self._stream.cancel()

@@ -139,7 +139,7 @@ def add_chat_routes(router: APIRouter) -> None:
         messages, kwargs = chat_arguments(body)
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
-        stream = state.aclient.completion(card.id, messages, **kwargs)  # validates: 400s here
+        stream = state.aclient.completion(messages, model=card.id, **kwargs)  # validates: 400s here
         encoder = ChatEncoder(card.id, include_usage=body.include_usage)
         return await respond(
             request, state, card, stream, encoder, record, streaming=bool(body.stream)

@@ -84,7 +84,7 @@ def add_completion_routes(router: APIRouter) -> None:
         prompt, kwargs = completion_arguments(body)
         card = await state.resolve(body.model)
         record.model = card.id
-        stream = state.aclient.text_completion(card.id, prompt, **kwargs)  # validates: 400s
+        stream = state.aclient.text_completion(prompt, model=card.id, **kwargs)  # validates: 400s
         encoder = TextEncoder(card.id, include_usage=body.include_usage)
         return await respond(
             request, state, card, stream, encoder, record, streaming=bool(body.stream)
