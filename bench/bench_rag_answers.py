@@ -33,6 +33,7 @@ from terminus.rag import answer as rag_answer
 from terminus.rag.answer import Answer
 
 ROOT = Path(__file__).resolve().parents[1]
+BEFORE_CONTEXT_WORDS = 900  # the context budget shipped with the old prompt
 QUESTIONS = Path(__file__).resolve().parent / "data" / "rag_doc_questions.json"
 
 
@@ -60,7 +61,7 @@ def score(answer: Answer, text: str, item: dict[str, Any]) -> dict[str, Any]:
 def _before_messages(question: str, results: Any, context_words: int) -> Any:
     """The prompt as shipped before: sources, question, then an example sentence."""
     messages, sources = rag_answer.build_messages(question, results, context_words)
-    numbered = messages[1]["content"].split("\n\nQuestion:")[0]
+    numbered = messages[1]["content"].split(f"\n\n{rag_answer.QUESTION_PREFIX}")[0]
     user = (
         f"{numbered}\n\nQuestion: {question}\n\n"
         "Answer in one or two sentences. After each sentence, write the number of the source "
@@ -88,7 +89,8 @@ def run(
     for item in items:
         started = time.perf_counter()
         results = ws.search(item["q"], args.top_k)
-        messages, sources = build(item["q"], results, rag_answer.DEFAULT_CONTEXT_WORDS)
+        words = BEFORE_CONTEXT_WORDS if prompt == "before" else args.context_words
+        messages, sources = build(item["q"], results, words)
         stream = t.completion(messages, model=model, temperature=0.0, max_tokens=96)
         answer = Answer(stream, item["q"], sources)
         row = score(answer, answer.text, item)
@@ -106,6 +108,9 @@ def main() -> None:
     parser.add_argument("--prompt", choices=("after", "before", "both"), default="after")
     parser.add_argument("-k", "--top-k", type=int, default=5)  # as Workspace.ask
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument(
+        "--context-words", type=int, default=rag_answer.DEFAULT_CONTEXT_WORDS, help="as ask()"
+    )
     parser.add_argument("--json", type=Path, help="write every answer and score here")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()

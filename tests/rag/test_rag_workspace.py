@@ -280,10 +280,12 @@ def test_ask_streams_and_cites(ws: Workspace) -> None:
     assert "".join(e.text for e in events if e.type == "content") == "Apples are red [1]."
     assert [(c.number, c.result.source) for c in answer.citations] == [(1, "fruit.txt")]
     request = FakeEngine.calls[-1]  # what the model saw
-    assert request.messages[0].role == "system" and "[1]" in request.messages[0].content
+    assert request.messages[0].role == "system" and "square brackets" in request.messages[0].content
     user = request.messages[-1].content or ""
     assert f"[1] {' '.join(FRUIT.split())}\n[2] {TAX}" in user
-    assert "Question: What color are apples?" in user
+    assert user.endswith("citing the source number in square brackets): What color are apples?")
+    # No example answer for a small model to copy (it used to echo "Cats purr [1].")
+    assert "for example" not in user.lower() and len(request.messages) == 2
 
 
 def test_answer_result_without_iterating_and_context_budget(ws: Workspace) -> None:

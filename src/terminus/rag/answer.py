@@ -18,16 +18,17 @@ if TYPE_CHECKING:
     from terminus.client.streams import CompletionStream
     from terminus.types import ChatEvent, Completion
 
-# Every instruction sits in the system message and no example answer is given: with an
-# example sentence at the end of the user turn, Qwen2.5-Coder-0.5B copied it or answered
-# "[1]" alone (0 of 20 facts on bench/bench_rag_answers.py); so instructed it answers in
-# words and cites (docs/rag.md, "Cited answers").
+# No example answer anywhere: with an example sentence closing the user turn ("Cats purr
+# [1]."), Qwen2.5-Coder-0.5B copied it or answered "[1]" alone. The instruction to cite
+# rides on the question itself, where this model follows it (docs/rag.md, "Cited answers").
 SYSTEM_PROMPT = (
     "Answer the user's question using only the numbered sources. Write one or two sentences. "
     "End each sentence with the number of the source it comes from, in square brackets. "
     "If the sources do not contain the answer, say you do not know."
 )
-DEFAULT_CONTEXT_WORDS = 900
+QUESTION_PREFIX = "Question (answer it, citing the source number in square brackets): "
+# A 0.5B model loses the thread in long contexts: about three default chunks.
+DEFAULT_CONTEXT_WORDS = 400
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
@@ -53,7 +54,7 @@ def build_messages(
         sources.append(Citation(number=number, result=result))
         blocks.append(f"[{number}] {' '.join(words)}")
     context = "\n".join(blocks) if blocks else "(no sources found)"
-    user = f"Sources:\n{context}\n\nQuestion: {question}"
+    user = f"Sources:\n{context}\n\n{QUESTION_PREFIX}{question}"
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": user},
