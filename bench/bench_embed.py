@@ -149,7 +149,7 @@ def main() -> None:
         compare(
             "all-MiniLM-L6-v2 (numpy)",
             {
-                "terminus client.embed": lambda: client.embed(minilm, texts).prompt_tokens,
+                "terminus client.embed": lambda: client.embed(texts, model=minilm).prompt_tokens,
                 "model.embed (raw)": lambda: model.embed(request).prompt_tokens,  # type: ignore[attr-defined]
                 "forward only (no tokenize)": lambda: model.embed_ids(ids).shape[0] and n_tokens,  # type: ignore[attr-defined]
             },
@@ -196,7 +196,7 @@ def main() -> None:
                 "SmolLM2-135M embeddings (llama.cpp, mean pooling, 4 slots)",
                 {
                     "terminus client.embed": lambda: (
-                        client.embed(embed_card.id, llama_texts).prompt_tokens
+                        client.embed(llama_texts, model=embed_card.id).prompt_tokens
                     ),
                     "raw server.handle_embeddings": raw,
                 },

@@ -76,7 +76,7 @@ def main() -> None:
     def raw_body(item: Any) -> dict[str, Any]:
         """Exactly the body Terminus sends for this item (same sampling), not streamed."""
         request = client.chat_request(
-            MODEL, messages(item), max_tokens=args.tokens, temperature=0.0, seed=0,
+            messages(item), model=MODEL, max_tokens=args.tokens, temperature=0.0, seed=0,
             repeat_penalty=1.0, cache_prompt=False,
         )  # fmt: skip
         with client.manager.use(MODEL) as model:

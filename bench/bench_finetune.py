@@ -122,7 +122,7 @@ def main() -> None:
             rates = []
             for _ in range(3):
                 stats = (
-                    t.completion(model, "Tell me a story.", temperature=0, max_tokens=64)
+                    t.completion("Tell me a story.", model=model, temperature=0, max_tokens=64)
                     .result()
                     .stats
                 )

@@ -79,7 +79,7 @@ def main() -> None:
         def terminus_once() -> float:
             started = time.perf_counter()
             client.generate_image(
-                card.id, PROMPT, steps=args.steps, cfg_scale=1.0, **params
+                PROMPT, model=card.id, steps=args.steps, cfg_scale=1.0, **params
             ).result()
             return time.perf_counter() - started
 

@@ -122,7 +122,9 @@ class Sides:
         arrivals: list[float] = []
         parts: list[str] = []
         completion_tokens = 0
-        for event in self.client.completion(self.model, prompt, max_tokens=tokens, **SAMPLING):
+        for event in self.client.completion(
+            prompt, max_tokens=tokens, **SAMPLING, model=self.model
+        ):
             if event.type == "content":
                 arrivals.append(time.perf_counter())
                 parts.append(event.text)

@@ -197,7 +197,9 @@ def stream_timing(client: Any, prompt: str, tokens: int) -> tuple[float, float, 
     started = time.perf_counter()
     first = None
     count = 0
-    for event in client.completion("smollm2", prompt, max_tokens=tokens, temperature=0, seed=1):
+    for event in client.completion(
+        prompt, model="smollm2", max_tokens=tokens, temperature=0, seed=1
+    ):
         if event.type == "content":
             count += 1
             if first is None:

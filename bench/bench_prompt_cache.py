@@ -76,7 +76,7 @@ def run(model: str, bound: int, texts: list[str], every: int, threads: int) -> l
     samples: list[float] = []
     started = time.perf_counter()
     for i, text in enumerate(texts, 1):
-        client.completion(model, text, max_tokens=1, temperature=0.0).text()
+        client.completion(text, max_tokens=1, temperature=0.0, model=model).result()
         if i % every == 0:
             rss = worker.memory_info().rss
             samples.append(rss / 2**20)

@@ -94,15 +94,15 @@ class TimedClient:
         self.catalog = client.catalog
         self.embed_s = 0.0
 
-    def embed(self, model: str | None, texts: Any, **kwargs: Any) -> Any:
+    def embed(self, texts: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return self.client.embed(model, texts, **kwargs)
+            return self.client.embed(texts, **kwargs)
         finally:
             self.embed_s += time.perf_counter() - started
 
-    def completion(self, model: str | None, messages: Any, **kwargs: Any) -> Any:
-        return self.client.completion(model, messages, **kwargs)
+    def completion(self, messages: Any, **kwargs: Any) -> Any:
+        return self.client.completion(messages, **kwargs)
 
 
 def evaluate(
@@ -119,7 +119,7 @@ def evaluate(
     ]
     texts = [c.embed_text() for d in documents for c in prepare_text(d, chunking).chunks]
     client.load_model(MODEL, threads=threads)
-    client.embed(MODEL, texts[:batch])  # warm up
+    client.embed(texts[:batch], model=MODEL)  # warm up
 
     # Raw and ingest runs alternate and the best of each counts: other processes on the
     # machine slow either one at random, never both the same way.
@@ -128,7 +128,7 @@ def evaluate(
         started = time.perf_counter()
         for i in range(0, len(texts), batch):
             if raw:
-                client.embed(MODEL, texts[i : i + batch])
+                client.embed(texts[i : i + batch], model=MODEL)
         raw_runs.append(time.perf_counter() - started)
 
         timed = TimedClient(client)
@@ -151,7 +151,7 @@ def evaluate(
 
     questions = [q for _, _, q in items]
     started = time.perf_counter()
-    vectors = client.embed(MODEL, questions).vectors
+    vectors = client.embed(questions, model=MODEL).vectors
     query_embed_s = time.perf_counter() - started
     vector_ranks = ranks(ws, items, vectors, hybrid=False)
     hybrid_ranks = ranks(ws, items, vectors, hybrid=True)

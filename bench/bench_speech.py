@@ -74,7 +74,7 @@ def bench(rounds: int, threads: int) -> dict[str, Any]:
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }
         )
-        wav = t.speak(TTS, TEXT).wav_bytes()
+        wav = t.speak(TEXT, model=TTS).wav_bytes()
         audio_s = len(decode_audio(io.BytesIO(wav))) / 16000
         images = [render_line(line, "roboto") for line in OCR_LINES[:6]]
 
@@ -88,7 +88,7 @@ def bench(rounds: int, threads: int) -> dict[str, Any]:
 
         def ours_stt() -> float:
             started = time.perf_counter()
-            t.transcribe(STT, wav)
+            t.transcribe(wav, model=STT)
             return time.perf_counter() - started
 
         def direct_tts() -> tuple[float, float]:
@@ -103,7 +103,7 @@ def bench(rounds: int, threads: int) -> dict[str, Any]:
 
         def ours_tts() -> tuple[float, float]:
             started = time.perf_counter()
-            speech = t.speak(TTS, TEXT)
+            speech = t.speak(TEXT, model=TTS)
             return time.perf_counter() - started, speech.duration_s
 
         def direct_ocr() -> float:
@@ -117,7 +117,7 @@ def bench(rounds: int, threads: int) -> dict[str, Any]:
         def ours_ocr() -> float:
             started = time.perf_counter()
             for image in images:
-                t.ocr(OCR, image)
+                t.ocr(image, model=OCR)
             return time.perf_counter() - started
 
         direct_stt(), ours_stt(), direct_tts(), ours_tts(), direct_ocr(), ours_ocr()  # warm up

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from terminus._version import __version__ as __version__
 
 _LAZY = {
     "Terminus": "terminus.client.sync",
@@ -31,15 +31,23 @@ _LAZY = {
     "ToolCall": "terminus.types.chat",
     "ToolCallEvent": "terminus.types.chat",
     "ModelCard": "terminus.models.card",
+    "ModelHandle": "terminus.client.handle",
+    "AsyncModelHandle": "terminus.client.handle",
+    "TokenLogprobs": "terminus.types.chat",
+    "evaluate": "terminus.eval.api",
+    "RunConfig": "terminus.eval.runner",
     "errors": "terminus.errors",
 }
 
 if TYPE_CHECKING:
     from terminus import errors
     from terminus.client.aio import AsyncTerminus
+    from terminus.client.handle import AsyncModelHandle, ModelHandle
     from terminus.client.streams import AsyncCompletionStream, CompletionStream
     from terminus.client.sync import Terminus
     from terminus.engines.base import LoadOptions
+    from terminus.eval.api import evaluate
+    from terminus.eval.runner import RunConfig
     from terminus.models.card import ModelCard
     from terminus.types.chat import (
         ChatRequest,
@@ -51,6 +59,7 @@ if TYPE_CHECKING:
         ResponseFormat,
         Stats,
         ThinkingDelta,
+        TokenLogprobs,
         Tool,
         ToolCall,
         ToolCallEvent,
@@ -74,6 +83,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AsyncCompletionStream",
+    "AsyncModelHandle",
     "AsyncTerminus",
     "Capability",
     "ChatRequest",
@@ -85,12 +95,16 @@ __all__ = [
     "LoadOptions",
     "Message",
     "ModelCard",
+    "ModelHandle",
+    "RunConfig",
     "ResponseFormat",
     "Stats",
     "Terminus",
     "ThinkingDelta",
+    "TokenLogprobs",
     "Tool",
     "ToolCall",
     "ToolCallEvent",
     "errors",
+    "evaluate",
 ]

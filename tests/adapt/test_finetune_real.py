@@ -60,7 +60,7 @@ class Trained:
 
 
 def ask(client: Terminus, model: str, question: str, **extra: Any) -> str:
-    return client.completion(model, question, **GREEDY, **extra).text().strip()
+    return client.completion(question, model=model, **GREEDY, **extra).text.strip()
 
 
 def torch_greedy(trained: Any, question: str) -> str:

@@ -132,8 +132,8 @@ def test_quantized_model_loads_and_answers_like_its_source(
         adapt_client.load_model(card_id, threads=1, context_length=512, parallel=1)
         answers.append(
             adapt_client.completion(
-                card_id, "What is the capital of France?", temperature=0, max_tokens=12
-            ).text()
+                "What is the capital of France?", model=card_id, temperature=0, max_tokens=12
+            ).text
         )
         adapt_client.unload_model(card_id)
     assert "Paris" in answers[0]

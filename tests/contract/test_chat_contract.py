@@ -109,7 +109,7 @@ def engine(
 
 
 def _events(engine: Engine, prompt: Any, **kwargs: Any) -> list[Any]:
-    return list(engine.client.completion(engine.model, prompt, **{**SAMPLING, **kwargs}))
+    return list(engine.client.completion(prompt, model=engine.model, **{**SAMPLING, **kwargs}))
 
 
 def assert_grammar(events: list[Any]) -> tuple[Stats, Done]:
@@ -157,7 +157,7 @@ def test_max_tokens_stops_with_length(engine: Engine) -> None:
 
 def test_cancel(engine: Engine) -> None:
     stream = engine.client.completion(
-        engine.model, "Count from 1 to 200, separated by commas.", max_tokens=400, **SAMPLING
+        "Count from 1 to 200, separated by commas.", model=engine.model, max_tokens=400, **SAMPLING
     )
     events: list[Any] = []
     started = time.monotonic()
@@ -175,7 +175,7 @@ def test_cancel(engine: Engine) -> None:
 
 def test_cancel_from_another_thread(engine: Engine) -> None:
     stream = engine.client.completion(
-        engine.model, "Count from 1 to 200, separated by commas.", max_tokens=400, **SAMPLING
+        "Count from 1 to 200, separated by commas.", model=engine.model, max_tokens=400, **SAMPLING
     )
     timer = threading.Timer(0.05, stream.cancel)
     timer.start()
@@ -199,7 +199,10 @@ def test_stats_count_tokens(engine: Engine, check: str, request: pytest.FixtureR
         )
     else:
         stream = engine.client.completion(
-            engine.model, "Count from 1 to 200, separated by commas.", max_tokens=400, **SAMPLING
+            "Count from 1 to 200, separated by commas.",
+            model=engine.model,
+            max_tokens=400,
+            **SAMPLING,
         )
         events = []
         for event in stream:

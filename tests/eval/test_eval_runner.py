@@ -147,7 +147,7 @@ def test_fake_engine_reports_scripted_logprobs(tmp_path: Path) -> None:
                 next_token_logprobs={" A": -2.0, "B": -0.1, " C": -3.0},
             )
         )
-        done = client.completion("lp", "q", top_logprobs=2).result()
+        done = client.completion("q", model="lp", top_logprobs=2).result()
     assert done.text == "B"
     assert [(t.token, t.logprob) for t in done.logprobs[0].top] == [("B", -0.1), (" A", -2.0)]
 

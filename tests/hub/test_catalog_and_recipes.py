@@ -111,16 +111,16 @@ def test_created_model_round_trip(isolated_home: Path, tmp_path: Path) -> None:
         assert card.base_model == base.id
         assert card.defaults["system_prompt"] == "You are Captain Hook."
         t.load_model("pirate", context_length=512, threads=1)
-        answer = t.completion("pirate", "Who are you?").result()
+        answer = t.completion("Who are you?", model="pirate").result()
         t.load_model("smollm2", context_length=512, threads=1)
-        plain = t.completion("smollm2", "Who are you?", temperature=0.0, seed=42).result()
+        plain = t.completion("Who are you?", temperature=0.0, seed=42, model="smollm2").result()
         same = t.completion(
-            "smollm2",
             "Who are you?",
             system="You are Captain Hook.",
             temperature=0.0,
             seed=42,
             max_tokens=16,
+            model="smollm2",
         ).result()
     # the created model is exactly its base with the recipe's system prompt and parameters
     assert answer.stats.prompt_tokens == same.stats.prompt_tokens

@@ -71,12 +71,12 @@ def test_default_pull_picks_q4_k_m_pins_the_hub_hash_and_runs(
         assert files.main.resolve() == (isolated_home / "blobs" / expected)
         t.load_model(card.id, context_length=512, threads=1)
         answer = t.completion(
-            card.id,
             "What is the capital of France?",
             system="You are a helpful assistant.",  # SmolLM2 needs one (see MODELS notes)
             temperature=0.0,
             max_tokens=12,
-        ).text()
+            model=card.id,
+        ).text
     assert "Paris" in answer
 
 
@@ -307,13 +307,13 @@ def test_a_piper_voice_and_an_embedding_folder_run_after_a_pull(
             "en_US-joe-medium.onnx",
             "en_US-joe-medium.onnx.json",
         ]
-        speech = t.speak(voice_card.id, "Hello from the Hub.")
+        speech = t.speak("Hello from the Hub.", model=voice_card.id)
         assert speech.duration_s > 0.5
         t.models.pull("hf://sentence-transformers/all-MiniLM-L6-v2", kind="embed-st")
         embedder = t.models.get("hf://sentence-transformers/all-MiniLM-L6-v2")
         assert embedder.engine == "minilm"
-        pulled = t.embed(embedder.id, ["a cat", "a dog"]).vectors
-        shipped = t.embed("all-minilm-l6-v2", ["a cat", "a dog"]).vectors
+        pulled = t.embed(["a cat", "a dog"], model=embedder.id).vectors
+        shipped = t.embed(["a cat", "a dog"], model="all-minilm-l6-v2").vectors
     assert np.allclose(pulled, shipped, atol=1e-6)
 
 
@@ -338,11 +338,11 @@ def test_a_split_gguf_pulled_from_the_hub_runs(
         assert [f.name for f in card.files] == [p.name for p in smollm2_split]
         t.load_model(card.id, context_length=512, threads=1)
         answer = t.completion(
-            card.id,
             "What is the capital of France?",
             system="You are a helpful assistant.",
             temperature=0.0,
             max_tokens=12,
-        ).text()
+            model=card.id,
+        ).text
     assert files.main.name.endswith("00001-of-00003.gguf")
     assert "Paris" in answer

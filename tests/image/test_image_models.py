@@ -34,7 +34,7 @@ def test_a_downloaded_sdxs_folder_becomes_a_pinned_card_that_generates(
         assert pinned[unet] == hashlib.sha256(sdxs_files[unet].read_bytes()).hexdigest()
         assert card.defaults["steps"] == 1 and card.format == "diffusers"
         client.load_model("sdxs", threads=engine_threads())
-        result = client.generate_image("sdxs", "a cat", seed=1, width=64, height=64).result()
+        result = client.generate_image("a cat", model="sdxs", seed=1, width=64, height=64).result()
         assert result.stats.steps == 1 and result.stats.cfg_scale == 1.0  # the preset's
         assert result.image.width == SMALL["width"]
 

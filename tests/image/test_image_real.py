@@ -15,7 +15,9 @@ def pixels(result: ImageResult) -> np.ndarray:
 
 def test_generates_rgb_images_with_progress_and_stats(image_client: Terminus) -> None:
     events = list(
-        image_client.generate_image(MODEL, "a lighthouse at dusk", seed=7, **{**SMALL, "steps": 2})
+        image_client.generate_image(
+            "a lighthouse at dusk", model=MODEL, seed=7, **{**SMALL, "steps": 2}
+        )
     )
     progress = [e for e in events if isinstance(e, ImageProgress)]
     assert [(p.step, p.total) for p in progress] == [(1, 2), (2, 2)]
@@ -34,7 +36,9 @@ def test_generates_rgb_images_with_progress_and_stats(image_client: Terminus) ->
 
 
 def _generate(client: Terminus, prompt: str, seed: int, **params: object) -> np.ndarray:
-    return pixels(client.generate_image(MODEL, prompt, seed=seed, **{**SMALL, **params}).result())
+    return pixels(
+        client.generate_image(prompt, model=MODEL, seed=seed, **{**SMALL, **params}).result()
+    )
 
 
 def test_prompt_and_seed_each_change_the_image_and_repeat_exactly(image_client: Terminus) -> None:
@@ -48,7 +52,7 @@ def test_prompt_and_seed_each_change_the_image_and_repeat_exactly(image_client: 
 
 
 def test_count_gives_images_from_consecutive_seeds(image_client: Terminus) -> None:
-    result = image_client.generate_image(MODEL, "a boat", seed=20, count=2, **SMALL).result()
+    result = image_client.generate_image("a boat", model=MODEL, seed=20, count=2, **SMALL).result()
     assert len(result.images) == 2
     second_alone = _generate(image_client, "a boat", seed=21)
     first, second = (np.frombuffer(i.rgb, dtype=np.uint8).astype(np.float32) for i in result.images)
@@ -72,7 +76,7 @@ async def test_async_client_streams_progress_then_the_result(image_client: Termi
     from terminus import AsyncTerminus
 
     client = AsyncTerminus(image_client)  # the same loaded model, awaited
-    stream = client.generate_image(MODEL, "a lighthouse", seed=5, **{**SMALL, "steps": 2})
+    stream = client.generate_image("a lighthouse", model=MODEL, seed=5, **{**SMALL, "steps": 2})
     events = [event async for event in stream]
     assert [type(e).__name__ for e in events] == ["ImageProgress", "ImageProgress", "ImageResult"]
     result = await stream.result()

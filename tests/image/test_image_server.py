@@ -33,7 +33,7 @@ async def test_b64_json_pngs_match_the_client_result(image_client: Terminus) -> 
     assert len(payload["data"]) == 2 and payload["terminus"]["seed"] == 4
     first = Image.open(io.BytesIO(base64.b64decode(payload["data"][0]["b64_json"])))
     assert (first.mode, first.size) == ("RGB", (64, 64))
-    direct = image_client.generate_image(MODEL, "a lighthouse", seed=4, **SMALL).result()
+    direct = image_client.generate_image("a lighthouse", model=MODEL, seed=4, **SMALL).result()
     assert np.array_equal(np.asarray(first), np.asarray(direct.image.to_pil()))
 
 

@@ -39,7 +39,7 @@ def test_cancel_kills_the_worker_and_the_next_request_starts_a_fresh_one(
 ) -> None:
     pid = worker(image_client).worker_pid
     assert pid is not None
-    stream = image_client.generate_image(MODEL, "a long one", seed=1, **LONG)
+    stream = image_client.generate_image("a long one", model=MODEL, seed=1, **LONG)
     seen: list[ImageProgress] = []
     with pytest.raises(GenerationCancelledError):
         for event in stream:
@@ -49,28 +49,28 @@ def test_cancel_kills_the_worker_and_the_next_request_starts_a_fresh_one(
     assert 1 <= len(seen) < 150
     assert not alive(pid)
     assert worker(image_client).worker_pid is None
-    result = image_client.generate_image(MODEL, "after a cancel", seed=2, **SMALL).result()
+    result = image_client.generate_image("after a cancel", model=MODEL, seed=2, **SMALL).result()
     assert result.stats.load_s > 0  # it reloaded the model in a new worker
     assert worker(image_client).worker_pid not in (None, pid)
 
 
 def test_a_native_crash_is_a_typed_error_and_the_host_survives(image_client: Terminus) -> None:
-    before = image_client.generate_image(MODEL, "steady", seed=9, **SMALL).result()
+    before = image_client.generate_image("steady", model=MODEL, seed=9, **SMALL).result()
     pid = worker(image_client).worker_pid
     assert pid is not None
-    stream = image_client.generate_image(MODEL, "a long one", seed=1, **LONG)
+    stream = image_client.generate_image("a long one", model=MODEL, seed=1, **LONG)
     with pytest.raises(WorkerCrashedError, match="SIGSEGV"):
         for _ in stream:
             os.kill(pid, signal.SIGSEGV)  # what a native fault in the engine does
-    after = image_client.generate_image(MODEL, "steady", seed=9, **SMALL).result()
+    after = image_client.generate_image("steady", model=MODEL, seed=9, **SMALL).result()
     assert after.image.rgb == before.image.rgb  # a fresh worker, the same model
 
 
 def test_leaving_the_stream_early_stops_the_generation(image_client: Terminus) -> None:
-    image_client.generate_image(MODEL, "warm", seed=1, **SMALL).result()
+    image_client.generate_image("warm", model=MODEL, seed=1, **SMALL).result()
     pid = worker(image_client).worker_pid
     assert pid is not None
-    stream = iter(image_client.generate_image(MODEL, "a long one", seed=1, **LONG))
+    stream = iter(image_client.generate_image("a long one", model=MODEL, seed=1, **LONG))
     assert isinstance(next(stream), ImageProgress)
     stream.close()  # type: ignore[attr-defined]
     assert not alive(pid)

@@ -47,8 +47,8 @@ def test_greedy_output_is_identical_across_runs_and_answers_paris(
     # Fresh slots: with a history of long prompts sharing the system prefix, SmolLM2
     # answers this very question in French (see conftest), which is not what is tested here.
     terminus = fresh_client()
-    first = terminus.completion(MODEL, FRANCE, max_tokens=48, **GREEDY).result()
-    second = terminus.completion(MODEL, FRANCE, max_tokens=48, **GREEDY).result()
+    first = terminus.completion(FRANCE, model=MODEL, max_tokens=48, **GREEDY).result()
+    second = terminus.completion(FRANCE, model=MODEL, max_tokens=48, **GREEDY).result()
 
     assert first.stop_reason in ("stop", "length")
     assert "Paris" in first.text
@@ -61,7 +61,7 @@ def test_stream_events_arrive_in_order_with_llama_cpp_token_counts(
     client: Terminus, raw_chat: Callable[..., dict[str, Any]]
 ) -> None:
     prompt = "Name three fruits."
-    stream = client.completion(MODEL, prompt, max_tokens=64, **GREEDY)
+    stream = client.completion(prompt, model=MODEL, max_tokens=64, **GREEDY)
     events = list(stream)
 
     assert isinstance(events[-1], Done)
@@ -82,7 +82,7 @@ def test_stream_events_arrive_in_order_with_llama_cpp_token_counts(
     assert stats.total_s >= stats.time_to_first_token_s
 
     # The same request straight on the xllamacpp server: same text, same counts.
-    raw = raw_chat(client.chat_request(MODEL, prompt, max_tokens=64, **GREEDY))
+    raw = raw_chat(client.chat_request(prompt, model=MODEL, max_tokens=64, **GREEDY))
     assert raw["choices"][0]["message"]["content"] == result.text
     assert raw["usage"]["completion_tokens"] == stats.completion_tokens
     assert raw["usage"]["prompt_tokens"] == stats.prompt_tokens
@@ -91,8 +91,8 @@ def test_stream_events_arrive_in_order_with_llama_cpp_token_counts(
 
 def test_json_schema_output_parses_and_validates(client: Terminus) -> None:
     result = client.completion(
-        MODEL,
         "Describe Gandalf, a 2019 year old wizard, as JSON with his name and age.",
+        model=MODEL,
         response_format=PERSON_SCHEMA,
         max_tokens=100,
         **GREEDY,
@@ -107,7 +107,12 @@ def test_json_schema_output_parses_and_validates(client: Terminus) -> None:
 def test_tool_call_round_trip(client: Terminus) -> None:
     question = [{"role": "user", "content": "What is the weather in Paris?"}]
     stream = client.completion(
-        MODEL, question, tools=[WEATHER_TOOL], tool_choice="required", max_tokens=100, **GREEDY
+        question,
+        model=MODEL,
+        tools=[WEATHER_TOOL],
+        tool_choice="required",
+        max_tokens=100,
+        **GREEDY,
     )
     events = list(stream)
     calls = [e.call for e in events if isinstance(e, ToolCallEvent)]
@@ -130,7 +135,7 @@ def test_tool_call_round_trip(client: Terminus) -> None:
         },
     ]
     answer = client.completion(
-        MODEL, history, tools=[WEATHER_TOOL], tool_choice="auto", max_tokens=100, **GREEDY
+        history, model=MODEL, tools=[WEATHER_TOOL], tool_choice="auto", max_tokens=100, **GREEDY
     ).result()
     assert answer.stop_reason in ("stop", "length")
     assert answer.text.strip()
@@ -151,12 +156,12 @@ def test_invalid_parameters_and_schemas_leave_the_model_serving(client: Terminus
         {"stop": [""]},
     ):
         with pytest.raises(InvalidParameterError) as info:
-            client.completion(MODEL, "Hi", **bad)
+            client.completion("Hi", model=MODEL, **bad)
         assert not isinstance(info.value, InvalidSchemaError)
         assert info.value.http_status == 400
 
     with pytest.raises(InvalidParameterError, match="unknown tool"):
-        client.completion(MODEL, "Hi", tools=[WEATHER_TOOL], tool_choice="get_time").result()
+        client.completion("Hi", model=MODEL, tools=[WEATHER_TOOL], tool_choice="get_time").result()
 
     for schema in (
         {"type": "object", "properties": {"a": {"type": "nope"}}},  # not a JSON schema type
@@ -169,12 +174,12 @@ def test_invalid_parameters_and_schemas_leave_the_model_serving(client: Terminus
         },
     ):
         with pytest.raises(InvalidSchemaError):
-            client.completion(MODEL, "Hi", response_format=schema, max_tokens=8).result()
+            client.completion("Hi", model=MODEL, response_format=schema, max_tokens=8).result()
     bad_tool = {"name": "f", "parameters": {"type": "bogus"}}
     with pytest.raises(InvalidSchemaError):
-        client.completion(MODEL, "Hi", tools=[bad_tool], max_tokens=8).result()
+        client.completion("Hi", model=MODEL, tools=[bad_tool], max_tokens=8).result()
 
     assert wait_idle(client)
-    after = client.completion(MODEL, "What is 2 plus 2?", max_tokens=24, **GREEDY).result()
+    after = client.completion("What is 2 plus 2?", model=MODEL, max_tokens=24, **GREEDY).result()
     assert after.stop_reason in ("stop", "length")
     assert after.text.strip()

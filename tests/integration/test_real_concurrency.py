@@ -28,12 +28,12 @@ PROMPTS = [
 
 def test_story_runs_long_without_a_cancel(client: Terminus) -> None:
     """The control for the cancel tests: uncancelled, the story does not end early."""
-    result = client.completion(MODEL, STORY, max_tokens=40, **GREEDY).result()
+    result = client.completion(STORY, model=MODEL, max_tokens=40, **GREEDY).result()
     assert result.stop_reason == "length"
 
 
 def test_cancel_from_another_thread_stops_within_a_few_tokens(client: Terminus) -> None:
-    stream = client.completion(MODEL, STORY, max_tokens=400, **GREEDY)
+    stream = client.completion(STORY, model=MODEL, max_tokens=400, **GREEDY)
     events: list[ChatEvent] = []
     before = after = 0
     cancelled = False
@@ -58,13 +58,13 @@ def test_cancel_from_another_thread_stops_within_a_few_tokens(client: Terminus) 
     assert stream.result().stop_reason == "cancelled"
 
     assert wait_idle(client)  # the slot was released...
-    follow = client.completion(MODEL, "What is 2 plus 2?", max_tokens=24, **GREEDY).result()
+    follow = client.completion("What is 2 plus 2?", model=MODEL, max_tokens=24, **GREEDY).result()
     assert follow.stop_reason in ("stop", "length")  # ...and the model serves again
     assert follow.text.strip()
 
 
 def test_leaving_the_loop_early_cancels_and_frees_the_slot(client: Terminus) -> None:
-    stream = client.completion(MODEL, STORY, max_tokens=400, **GREEDY)
+    stream = client.completion(STORY, model=MODEL, max_tokens=400, **GREEDY)
     started = time.monotonic()
     for seen, _ in enumerate(stream):
         if seen == 5:
@@ -75,7 +75,7 @@ def test_leaving_the_loop_early_cancels_and_frees_the_slot(client: Terminus) -> 
 
 
 def test_stats_after_cancel_count_the_tokens(client: Terminus) -> None:
-    stream = client.completion(MODEL, STORY, max_tokens=400, **GREEDY)
+    stream = client.completion(STORY, model=MODEL, max_tokens=400, **GREEDY)
     deltas = 0
     for event in stream:
         if isinstance(event, ContentDelta):
@@ -102,7 +102,7 @@ def test_concurrent_greedy_completions_equal_each_run_alone(
     barrier = threading.Barrier(len(PROMPTS))
 
     def run(terminus: Terminus, prompt: str) -> Completion:
-        return terminus.completion(MODEL, prompt, max_tokens=48, **GREEDY).result()
+        return terminus.completion(prompt, model=MODEL, max_tokens=48, **GREEDY).result()
 
     def run_together(prompt: str) -> Completion:
         barrier.wait()
@@ -127,7 +127,7 @@ def test_concurrent_greedy_completions_equal_each_run_alone(
 async def test_async_gather_runs_four_completions(client: Terminus) -> None:
     aclient = AsyncTerminus(client)  # shares the loaded model; not closed here
     results = await asyncio.gather(
-        *(aclient.completion(MODEL, p, max_tokens=32, **GREEDY).result() for p in PROMPTS)
+        *(aclient.completion(p, model=MODEL, max_tokens=32, **GREEDY).result() for p in PROMPTS)
     )
     for prompt, result in zip(PROMPTS, results, strict=True):
         assert result.stop_reason in ("stop", "length"), prompt
@@ -138,7 +138,7 @@ async def test_async_gather_runs_four_completions(client: Terminus) -> None:
 
 async def test_cancelling_the_consuming_task_cancels_generation(client: Terminus) -> None:
     aclient = AsyncTerminus(client)
-    stream = aclient.completion(MODEL, STORY, max_tokens=400, **GREEDY)
+    stream = aclient.completion(STORY, model=MODEL, max_tokens=400, **GREEDY)
     generating = asyncio.Event()
     seen = 0
 
@@ -158,6 +158,8 @@ async def test_cancelling_the_consuming_task_cancels_generation(client: Terminus
 
     # 400 tokens take seconds; a cancelled request frees its slot at once.
     assert await asyncio.to_thread(wait_idle, client, MODEL, 2.0)
-    after = await aclient.completion(MODEL, "What is 2 plus 2?", max_tokens=24, **GREEDY).result()
+    after = await aclient.completion(
+        "What is 2 plus 2?", model=MODEL, max_tokens=24, **GREEDY
+    ).result()
     assert after.stop_reason in ("stop", "length")
     assert after.text.strip()

@@ -86,7 +86,7 @@ def test_minilm_matches_sentence_transformers(eclient: Terminus, reference: dict
     texts = [item["text"] for item in items]
     expected = np.array([item["vector"] for item in items], dtype=np.float64)
 
-    out = eclient.embed(MINILM, texts)
+    out = eclient.embed(texts, model=MINILM)
 
     cos = cosines(out.vectors, expected)
     assert cos.min() >= 0.9999, dict(zip(texts, cos.round(6), strict=True))
@@ -100,17 +100,19 @@ def test_minilm_counts_and_truncates_like_sentence_transformers(
 ) -> None:
     long = max(reference["items"], key=lambda item: len(item["text"]))
     assert long["tokens"] == reference["max_seq_length"] == 256
-    out = eclient.embed(MINILM, [long["text"], long["text"] + " And one more sentence at the end."])
+    out = eclient.embed(
+        [long["text"], long["text"] + " And one more sentence at the end."], model=MINILM
+    )
     assert out.prompt_tokens == 2 * 256
     assert np.allclose(out.vectors[0], out.vectors[1], atol=1e-6)  # the tail is cut off
     for item in reference["items"][:4]:
-        assert eclient.embed(MINILM, item["text"]).prompt_tokens == item["tokens"]
+        assert eclient.embed(item["text"], model=MINILM).prompt_tokens == item["tokens"]
 
 
 def test_minilm_batch_equals_one_by_one(eclient: Terminus, reference: dict[str, Any]) -> None:
     texts = [item["text"] for item in reference["items"]] + MIXED
-    batch = eclient.embed(MINILM, texts).vectors
-    single = np.stack([eclient.embed(MINILM, text).vectors[0] for text in texts])
+    batch = eclient.embed(texts, model=MINILM).vectors
+    single = np.stack([eclient.embed(text, model=MINILM).vectors[0] for text in texts])
     # Padding, length sorting and chunking change nothing but float rounding.
     assert np.abs(batch - single).max() < 1e-5
 
@@ -119,7 +121,7 @@ def test_minilm_small_chunks_keep_the_order(tmp_path: Path, reference: dict[str,
     texts = [item["text"] for item in reference["items"]] + MIXED
     with make_client(tmp_path / "home") as client:
         client.load_model(MINILM, threads=llama_threads(), batch_tokens=64)
-        chunked = client.embed(MINILM, texts).vectors
+        chunked = client.embed(texts, model=MINILM).vectors
         with client.manager.use(MINILM) as model:
             assert model.batch_tokens == 256  # never below one text
     expected = np.array([item["vector"] for item in reference["items"]])
@@ -127,11 +129,11 @@ def test_minilm_small_chunks_keep_the_order(tmp_path: Path, reference: dict[str,
 
 
 def test_minilm_vectors_are_normalized_float32_of_384(eclient: Terminus) -> None:
-    out = eclient.embed(MINILM, MIXED)
+    out = eclient.embed(MIXED, model=MINILM)
     assert out.vectors.dtype == np.float32 and out.vectors.shape == (len(MIXED), 384)
     assert out.dimensions == 384 and len(out) == len(MIXED)
     assert np.allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
-    raw = eclient.embed(MINILM, MIXED, normalize=False)
+    raw = eclient.embed(MIXED, model=MINILM, normalize=False)
     norms = np.linalg.norm(raw.vectors, axis=1)
     assert not np.allclose(norms, 1.0, atol=1e-2)
     assert np.allclose(raw.vectors / norms[:, None], out.vectors, atol=1e-6)
@@ -140,14 +142,14 @@ def test_minilm_vectors_are_normalized_float32_of_384(eclient: Terminus) -> None
 
 
 def test_minilm_paraphrase_is_closer_than_unrelated(eclient: Terminus) -> None:
-    v = eclient.embed(MINILM, [*PARAPHRASE, UNRELATED]).vectors
+    v = eclient.embed([*PARAPHRASE, UNRELATED], model=MINILM).vectors
     assert v[0] @ v[1] > v[0] @ v[2] + 0.3
-    cats = eclient.embed(MINILM, MIXED[:3]).vectors
+    cats = eclient.embed(MIXED[:3], model=MINILM).vectors
     assert cats[0] @ cats[1] > cats[0] @ cats[2] + 0.3
 
 
 def test_minilm_is_the_default_embedding_model(eclient: Terminus) -> None:
-    out = eclient.embed(None, "hello")
+    out = eclient.embed("hello")
     assert out.model == MINILM and out.vectors.shape == (1, 384)
 
 
@@ -155,11 +157,13 @@ def test_minilm_is_the_default_embedding_model(eclient: Terminus) -> None:
 
 
 def test_llamacpp_vectors_shape_and_normalization(eclient: Terminus) -> None:
-    out = eclient.embed(LLAMA_EMBED, MIXED)
+    out = eclient.embed(MIXED, model=LLAMA_EMBED)
     assert out.vectors.dtype == np.float32 and out.vectors.shape == (len(MIXED), 576)
     assert np.allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
-    assert out.prompt_tokens == sum(eclient.embed(LLAMA_EMBED, t).prompt_tokens for t in MIXED)
-    raw = eclient.embed(LLAMA_EMBED, MIXED, normalize=False)
+    assert out.prompt_tokens == sum(
+        eclient.embed(t, model=LLAMA_EMBED).prompt_tokens for t in MIXED
+    )
+    raw = eclient.embed(MIXED, model=LLAMA_EMBED, normalize=False)
     norms = np.linalg.norm(raw.vectors, axis=1)
     assert norms.min() > 2.0  # llama.cpp's own normalization is off
     assert np.allclose(raw.vectors / norms[:, None], out.vectors, atol=1e-5)
@@ -168,25 +172,25 @@ def test_llamacpp_vectors_shape_and_normalization(eclient: Terminus) -> None:
 
 
 def test_llamacpp_is_deterministic_and_batch_equals_one_by_one(eclient: Terminus) -> None:
-    first = eclient.embed(LLAMA_EMBED, MIXED).vectors
-    again = eclient.embed(LLAMA_EMBED, MIXED).vectors
+    first = eclient.embed(MIXED, model=LLAMA_EMBED).vectors
+    again = eclient.embed(MIXED, model=LLAMA_EMBED).vectors
     assert np.array_equal(first, again)
     # A batch spans both slots: with a per-slot KV cache llama.cpp got every vector
     # but the first wrong (cosine ~0.6 to the right one); the unified cache fixes it.
-    single = np.stack([eclient.embed(LLAMA_EMBED, text).vectors[0] for text in MIXED])
+    single = np.stack([eclient.embed(text, model=LLAMA_EMBED).vectors[0] for text in MIXED])
     assert cosines(first, single).min() > 0.99999
 
 
 def test_llamacpp_paraphrase_is_closer_than_unrelated(eclient: Terminus) -> None:
-    v = eclient.embed(LLAMA_EMBED, [*PARAPHRASE, UNRELATED]).vectors
+    v = eclient.embed([*PARAPHRASE, UNRELATED], model=LLAMA_EMBED).vectors
     assert v[0] @ v[1] > v[0] @ v[2] + 0.1
-    cats = eclient.embed(LLAMA_EMBED, MIXED[:3]).vectors
+    cats = eclient.embed(MIXED[:3], model=LLAMA_EMBED).vectors
     assert cats[0] @ cats[1] > cats[0] @ cats[2] + 0.1
 
 
 def test_llamacpp_input_errors_are_typed(eclient: Terminus) -> None:
     with pytest.raises(ContextLengthExceededError):
-        eclient.embed(LLAMA_EMBED, ["short", " ".join(f"word{i}" for i in range(600))])
+        eclient.embed(["short", " ".join(f"word{i}" for i in range(600))], model=LLAMA_EMBED)
     with pytest.raises(InvalidParameterError):
-        eclient.embed(LLAMA_EMBED, ["fine", ""])
-    assert eclient.embed(LLAMA_EMBED, "still works").vectors.shape == (1, 576)
+        eclient.embed(["fine", ""], model=LLAMA_EMBED)
+    assert eclient.embed("still works", model=LLAMA_EMBED).vectors.shape == (1, 576)

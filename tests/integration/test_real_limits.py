@@ -34,21 +34,23 @@ def test_prompt_longer_than_the_context_is_refused(small_client: Terminus) -> No
     assert info.context_length == SMALL_CONTEXT
 
     with pytest.raises(ContextLengthExceededError) as exc:
-        small_client.completion(MODEL, "hello " * 400, max_tokens=10).result()
+        small_client.completion("hello " * 400, model=MODEL, max_tokens=10).result()
     assert str(SMALL_CONTEXT) in str(exc.value)
     assert exc.value.hint
     assert isinstance(exc.value, ValueError)
 
     assert wait_idle(small_client)
-    after = small_client.completion(MODEL, "What is 2 plus 2?", max_tokens=16, **GREEDY).result()
+    after = small_client.completion(
+        "What is 2 plus 2?", model=MODEL, max_tokens=16, **GREEDY
+    ).result()
     assert after.stop_reason in ("stop", "length")
     assert after.text.strip()
 
 
 def test_generation_stops_at_the_end_of_the_context(small_client: Terminus) -> None:
     result = small_client.completion(
-        MODEL,
         "Write a long story about a dragon who learns to bake bread.",
+        model=MODEL,
         system="You are a helpful assistant who writes very long stories. " * 12,
         max_tokens=1000,
         **GREEDY,
@@ -74,7 +76,7 @@ def test_memory_policy_off_loads_despite_the_budget(real_home: Path) -> None:
     try:
         load_smollm2(terminus, context_length=SMALL_CONTEXT, parallel=1)
         assert [m.id for m in terminus.loaded_models()] == [MODEL]
-        result = terminus.completion(MODEL, "Say hello.", max_tokens=8, **GREEDY).result()
+        result = terminus.completion("Say hello.", model=MODEL, max_tokens=8, **GREEDY).result()
         assert result.text.strip()
     finally:
         terminus.close()

@@ -73,7 +73,7 @@ def test_a_crash_mid_stream_is_an_engine_error_and_the_model_reloads(
     pid = worker_pid(client)
     received = 0
     with pytest.raises(WorkerCrashedError, match=sig.name) as raised:
-        for event in client.completion(MODEL, STORY, max_tokens=400, **GREEDY):
+        for event in client.completion(STORY, max_tokens=400, **GREEDY, model=MODEL):
             if isinstance(event, ContentDelta):
                 received += 1
                 if received == 5:
@@ -82,8 +82,10 @@ def test_a_crash_mid_stream_is_an_engine_error_and_the_model_reloads(
     assert 5 <= received < 400
     assert gone(pid)
     # The host lives on; the next request loads the model in a fresh worker.
-    answer = client.completion(MODEL, "What is the capital of France?", max_tokens=20, **GREEDY)
-    assert "Paris" in answer.text()
+    answer = client.completion(
+        "What is the capital of France?", max_tokens=20, **GREEDY, model=MODEL
+    )
+    assert "Paris" in answer.text
     assert worker_pid(client) != pid
     with client.manager.use(MODEL) as model:
         assert model.server.loads == 2  # type: ignore[attr-defined]
@@ -96,7 +98,7 @@ def test_a_crash_fails_every_stream_in_flight(own_client: Callable[..., Terminus
     outcomes: list[BaseException | None] = [None] * 3
 
     def stream(i: int) -> None:
-        events = iter(client.completion(MODEL, STORY, max_tokens=400, **GREEDY))
+        events = iter(client.completion(STORY, max_tokens=400, **GREEDY, model=MODEL))
         try:
             next(events)
             started.wait(timeout=60)
@@ -113,8 +115,10 @@ def test_a_crash_fails_every_stream_in_flight(own_client: Callable[..., Terminus
     for thread in threads:
         thread.join(timeout=60)
     assert all(isinstance(outcome, WorkerCrashedError) for outcome in outcomes), outcomes
-    answer = client.completion(MODEL, "What is the capital of France?", max_tokens=20, **GREEDY)
-    assert "Paris" in answer.text()
+    answer = client.completion(
+        "What is the capital of France?", max_tokens=20, **GREEDY, model=MODEL
+    )
+    assert "Paris" in answer.text
 
 
 def test_embeddings_survive_a_crash_too(own_client: Callable[..., Terminus]) -> None:
@@ -132,7 +136,7 @@ def test_embeddings_survive_a_crash_too(own_client: Callable[..., Terminus]) -> 
     )
     client.catalog.register(card)
     client.load_model(card.id, parallel=1, threads=1)
-    before = client.embed(card.id, ["a lighthouse"]).vectors
+    before = client.embed(["a lighthouse"], model=card.id).vectors
     with client.manager.use(card.id) as model:
         server = model.server  # type: ignore[attr-defined]
     os.kill(server.pid, signal.SIGKILL)
@@ -140,7 +144,7 @@ def test_embeddings_survive_a_crash_too(own_client: Callable[..., Terminus]) -> 
     while server.pid is not None and time.monotonic() < deadline:
         time.sleep(0.05)  # until the host has seen the worker end (not only its main thread)
     assert server.pid is None
-    after = client.embed(card.id, ["a lighthouse"]).vectors  # reloaded on use
+    after = client.embed(["a lighthouse"], model=card.id).vectors  # reloaded on use
     assert after.shape == before.shape and abs(after - before).max() < 1e-5
 
 
@@ -157,7 +161,7 @@ def test_unloading_mid_stream_ends_it_with_an_engine_error(
     client = own_client()
     pid = worker_pid(client)
     with pytest.raises(EngineError, match="unloaded") as raised:
-        for n, _ in enumerate(client.completion(MODEL, STORY, max_tokens=400, **GREEDY)):
+        for n, _ in enumerate(client.completion(STORY, max_tokens=400, **GREEDY, model=MODEL)):
             if n == 3:
                 client.manager.unload_all()
     assert not isinstance(raised.value, WorkerCrashedError)
@@ -193,7 +197,7 @@ def test_a_worker_never_outlives_its_host(smollm2_gguf: Path, real_home: Path) -
 
 def test_a_cancel_stops_llama_cpp_in_the_worker(own_client: Callable[..., Terminus]) -> None:
     client = own_client()
-    stream = client.completion(MODEL, STORY, max_tokens=400, **GREEDY)
+    stream = client.completion(STORY, max_tokens=400, **GREEDY, model=MODEL)
     received = 0
     for event in stream:
         if isinstance(event, ContentDelta):
@@ -231,10 +235,10 @@ def test_the_prompt_cache_is_bounded_counted_and_keeps_memory_flat(
     worker = psutil.Process(worker_pid(client))
     # Each distinct ~80-token prompt leaves ~1.8 MB of KV state in llama.cpp's cache:
     # 30 of them would add ~55 MiB under llama.cpp's own 8 GiB bound.
-    client.completion(MODEL, "Warm up.", max_tokens=1, **GREEDY).text()
+    client.completion("Warm up.", max_tokens=1, **GREEDY, model=MODEL).result()
     start = worker.memory_info().rss
     for i in range(30):
         words = " ".join(f"w{i}x{j}" for j in range(15))
-        client.completion(MODEL, f"Note {i}: {words}.", max_tokens=1, **GREEDY).text()
+        client.completion(f"Note {i}: {words}.", max_tokens=1, **GREEDY, model=MODEL).text
     grown = worker.memory_info().rss - start
     assert grown < (bound + 24) << 20, f"worker RSS grew {grown / 2**20:.0f} MiB"

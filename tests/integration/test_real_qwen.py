@@ -40,7 +40,7 @@ def qwen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminus]:
 
 
 def test_qwen_answers_paris(qwen: Terminus) -> None:
-    result = qwen.completion(QWEN, "What is the capital of France?", max_tokens=32, **GREEDY)
+    result = qwen.completion("What is the capital of France?", model=QWEN, max_tokens=32, **GREEDY)
     completion = result.result()
     assert completion.stop_reason == "stop"
     assert "Paris" in completion.text
@@ -49,8 +49,8 @@ def test_qwen_answers_paris(qwen: Terminus) -> None:
 def test_qwen_calls_the_tool_unforced(qwen: Terminus) -> None:
     """tool_choice="auto" in prompted mode: greedy Qwen writes the JSON call on its own."""
     stream = qwen.completion(
-        QWEN,
         "What is the weather in Paris?",
+        model=QWEN,
         tools=[WEATHER_TOOL],
         tool_choice="auto",
         max_tokens=80,

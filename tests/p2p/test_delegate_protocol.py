@@ -119,7 +119,7 @@ def _raw_request(node: Node, identity: Identity, headers: list[dict[str, object]
 def _chat_header(
     client: Terminus, node: Node, identity: Identity, ttl: float = 30
 ) -> dict[str, object]:
-    request = client.chat_request("fake-chat", "hi")
+    request = client.chat_request("hi", model="fake-chat")
     body = request_body(OPS["chat"], request)
     token = issue_token(identity, node.ref.node_id, "chat", body, ttl)
     return {"op": "chat", "token": token.to_wire(), "body": body.decode()}
@@ -127,8 +127,8 @@ def _chat_header(
 
 def test_same_events_as_local(tmp_path: Path, node: Node, consumer: Identity) -> None:
     with _client(tmp_path, node, consumer) as remote:
-        events = list(remote.completion("fake-chat", "hi"))
-    local = node.client.completion("fake-chat", "hi")
+        events = list(remote.completion("hi", model="fake-chat"))
+    local = node.client.completion("hi", model="fake-chat")
     local_events = list(local)
     strip = lambda evs: [e for e in evs if e.type != "stats"]  # noqa: E731 - timings differ
     assert strip(events) == strip(local_events)
@@ -165,10 +165,10 @@ def test_deny_list_wins_over_allow(tmp_path: Path, consumer: Identity) -> None:
     node = Node(tmp_path, policy)
     try:
         with _client(tmp_path, node, consumer) as client, pytest.raises(PeerRefusedError):
-            client.completion("fake-chat", "hi").text()
+            client.completion("hi", model="fake-chat").result()
         assert node.provider.stats.refused == 1
         with _client(tmp_path, node, Identity.generate()) as other:
-            assert other.completion("fake-chat", "hi").text() == REPLY
+            assert other.completion("hi", model="fake-chat").text == REPLY
     finally:
         node.close()
 
@@ -176,10 +176,10 @@ def test_deny_list_wins_over_allow(tmp_path: Path, consumer: Identity) -> None:
 def test_limits(tmp_path: Path, node: Node, consumer: Identity) -> None:
     with _client(tmp_path, node, consumer) as client:
         with pytest.raises(InvalidParameterError, match="over this provider's 50"):
-            client.completion("fake-chat", "hi", max_tokens=500).text()
+            client.completion("hi", model="fake-chat", max_tokens=500).result()
         with pytest.raises(ModelNotFoundError, match="does not share"):
-            client.completion("not-shared", "hi").text()
-        slow = [client.completion("fake-chat", "hi") for _ in range(3)]
+            client.completion("hi", model="not-shared").result()
+        slow = [client.completion("hi", model="fake-chat") for _ in range(3)]
         firsts = [iter(s) for s in slow[:2]]
         for it in firsts:
             next(it)  # two requests running: the provider's limit
@@ -193,7 +193,7 @@ def test_cancel_propagates_to_provider(tmp_path: Path, consumer: Identity) -> No
     node = Node(tmp_path, ProviderPolicy(allow=frozenset({consumer.node_id})), delay=0.2)
     try:
         with _client(tmp_path, node, consumer) as client:
-            stream = client.completion("fake-chat", "hi")
+            stream = client.completion("hi", model="fake-chat")
             seen = []
             for event in stream:
                 seen.append(event)
@@ -227,7 +227,7 @@ def test_vanished_consumer_is_cleaned_up(tmp_path: Path) -> None:
                           identity=Identity(bytes.fromhex({consumer.seed.hex()!r})))
         client = Terminus(home=home, transport=t)
         client.catalog.register(fake_card(home / "w", replies=["x"]))
-        for event in client.completion("fake-chat", "hi"):
+        for event in client.completion("hi", model="fake-chat"):
             print(event.type, flush=True)
     """)
     try:
@@ -252,16 +252,16 @@ def test_vanished_consumer_is_cleaned_up(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert node.provider.stats.active == 0  # the slot held by the dead consumer is free
         with _client(tmp_path, node, consumer) as client:
-            assert client.completion("fake-chat", "hi").text() == REPLY
+            assert client.completion("hi", model="fake-chat").text == REPLY
     finally:
         node.close()
 
 
 def test_reconnects_after_provider_restart(tmp_path: Path, node: Node, consumer: Identity) -> None:
     with _client(tmp_path, node, consumer) as client:
-        assert client.completion("fake-chat", "hi").text() == REPLY
+        assert client.completion("hi", model="fake-chat").text == REPLY
         node.restart()  # same key, same port: the old connection is dead
-        assert client.completion("fake-chat", "hi").text() == REPLY
+        assert client.completion("hi", model="fake-chat").text == REPLY
         transport = client.transport
         assert isinstance(transport, PeerTransport)
         assert transport.client.reconnects == 1
@@ -270,8 +270,8 @@ def test_reconnects_after_provider_restart(tmp_path: Path, node: Node, consumer:
 def test_embeddings_are_forwarded(tmp_path: Path, node: Node, consumer: Identity) -> None:
     with _client(tmp_path, node, consumer) as client:
         client.catalog.register(fake_card(tmp_path / "cw", "fake-embed", capability="embed"))
-        remote = client.embed("fake-embed", ["a red apple", "a green apple"])
-    local = node.client.embed("fake-embed", ["a red apple", "a green apple"])
+        remote = client.embed(["a red apple", "a green apple"], model="fake-embed")
+    local = node.client.embed(["a red apple", "a green apple"], model="fake-embed")
     assert remote.vectors.dtype == np.float32
     np.testing.assert_array_equal(remote.vectors, local.vectors)
 
@@ -283,7 +283,7 @@ def test_unreachable_provider_falls_back(tmp_path: Path, node: Node, consumer: I
     with _client(
         tmp_path, node, consumer, fallback=local.transport, connect_timeout=1, retries=0
     ) as client:
-        assert client.completion("fake-chat", "hi").text() == "from here"
+        assert client.completion("hi", model="fake-chat").text == "from here"
         assert client.transport.fallbacks == 1  # type: ignore[attr-defined]
 
 
@@ -296,7 +296,7 @@ def test_client_delegate_option_uses_the_home_identity(tmp_path: Path) -> None:
     try:
         with Terminus(home=home, delegate=node.ref.format()) as client:
             client.catalog.register(fake_card(tmp_path / "dw", replies=[REPLY]))
-            assert client.completion("fake-chat", "hi").text() == REPLY
+            assert client.completion("hi", model="fake-chat").text == REPLY
         assert me.node_id in node.provider.stats.consumers
     finally:
         node.close()

@@ -69,7 +69,7 @@ def _local_tokens(home: Path) -> list[str]:
 
 
 def _tokens(client: Terminus) -> list[str]:
-    stream = client.completion(MODEL, PROMPT, max_tokens=24, **GREEDY)
+    stream = client.completion(PROMPT, model=MODEL, max_tokens=24, **GREEDY)
     return [e.text for e in stream if e.type == "content"]
 
 
@@ -78,7 +78,7 @@ def test_delegated_stream_matches_local_greedy(
 ) -> None:
     ref, _ = provider
     with Terminus(home=consumer_home, transport=PeerTransport(ref, home=consumer_home)) as remote:
-        events = list(remote.completion(MODEL, PROMPT, max_tokens=24, **GREEDY))
+        events = list(remote.completion(PROMPT, model=MODEL, max_tokens=24, **GREEDY))
     kinds = [e.type for e in events]
     assert kinds[-1] == "done" and "stats" in kinds
     remote_tokens = [e.text for e in events if e.type == "content"]
@@ -94,7 +94,7 @@ def test_unknown_consumer_key_is_refused(provider: tuple[str, object], tmp_path:
         Terminus(home=tmp_path / "stranger", transport=stranger) as client,
         pytest.raises(PeerRefusedError, match="does not serve key"),
     ):
-        client.completion(MODEL, PROMPT, max_tokens=4).text()
+        client.completion(PROMPT, model=MODEL, max_tokens=4).result()
 
 
 def test_provider_killed_mid_stream(
@@ -103,7 +103,9 @@ def test_provider_killed_mid_stream(
     ref, proc = provider
     with Terminus(home=consumer_home, transport=PeerTransport(ref, home=consumer_home)) as client:
         stream = iter(
-            client.completion(MODEL, "Write a long story about a dragon.", max_tokens=400, **GREEDY)
+            client.completion(
+                "Write a long story about a dragon.", model=MODEL, max_tokens=400, **GREEDY
+            )
         )
         first = next(stream)
         assert first.type == "content"
@@ -120,7 +122,7 @@ def test_provider_killed_mid_stream(
         )
         started = time.monotonic()
         with Terminus(home=consumer_home, transport=fallback) as with_fallback:
-            text = with_fallback.completion(MODEL, PROMPT, max_tokens=8, **GREEDY).text()
+            text = with_fallback.completion(PROMPT, model=MODEL, max_tokens=8, **GREEDY).text
         assert text.strip()
         assert fallback.fallbacks == 1
         assert time.monotonic() - started < 60
@@ -131,4 +133,4 @@ def test_provider_killed_mid_stream(
             Terminus(home=consumer_home, transport=bare) as without,
             pytest.raises(PeerUnavailableError, match="cannot reach provider"),
         ):
-            without.completion(MODEL, PROMPT, max_tokens=4).text()
+            without.completion(PROMPT, model=MODEL, max_tokens=4).result()

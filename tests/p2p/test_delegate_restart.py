@@ -156,10 +156,10 @@ def test_the_first_request_after_a_restart_reconnects(
     provider: ProviderProcess, consumer_home: Path
 ) -> None:
     with _client(consumer_home, provider.ref) as client:
-        assert client.completion("fake-chat", "hi").text() == REPLY
+        assert client.completion("hi", model="fake-chat").text == REPLY
         provider.kill()
         provider.start()
-        assert client.completion("fake-chat", "hi").text() == REPLY
+        assert client.completion("hi", model="fake-chat").text == REPLY
         transport = client.transport
         assert isinstance(transport, PeerTransport)
         assert transport.client.resent == 1
@@ -174,10 +174,10 @@ def test_a_provider_gone_before_the_answer_began_falls_back(
     with _client(
         consumer_home, provider.ref, fallback=local.transport, connect_timeout=1, retries=0
     ) as client:
-        assert client.completion("fake-chat", "hi").text() == REPLY
+        assert client.completion("hi", model="fake-chat").text == REPLY
         provider.kill()  # and not started again: the open connection only looks alive
         started = time.monotonic()
-        assert client.completion("fake-chat", "hi").text() == "from here"
+        assert client.completion("hi", model="fake-chat").text == "from here"
         assert client.transport.fallbacks == 1  # type: ignore[attr-defined]
         assert time.monotonic() - started < 30
 
@@ -186,10 +186,10 @@ def test_without_a_fallback_the_error_says_the_answer_never_began(
     provider: ProviderProcess, consumer_home: Path
 ) -> None:
     with _client(consumer_home, provider.ref, connect_timeout=1, retries=0) as client:
-        assert client.completion("fake-chat", "hi").text() == REPLY
+        assert client.completion("hi", model="fake-chat").text == REPLY
         provider.kill()
         with pytest.raises(PeerUnavailableError, match="cannot reach provider"):
-            client.completion("fake-chat", "hi").text()
+            client.completion("hi", model="fake-chat").result()
 
 
 def test_the_nonce_store_survives_reopening_and_prunes_expired_tokens(tmp_path: Path) -> None:

@@ -23,15 +23,15 @@ class SlowClient:
         self.client, self.home, self.catalog = client, client.home, client.catalog
         self.delay, self.progress, self.calls = delay, progress, 0
 
-    def embed(self, model: Any, texts: Any, **kwargs: Any) -> Any:
-        out = self.client.embed(model, texts, **kwargs)
+    def embed(self, texts: Any, **kwargs: Any) -> Any:
+        out = self.client.embed(texts, **kwargs)
         self.calls += 1
         self.progress.write_text(str(self.calls))
         time.sleep(self.delay)
         return out
 
-    def completion(self, model: Any, messages: Any, **kwargs: Any) -> Any:
-        return self.client.completion(model, messages, **kwargs)
+    def completion(self, messages: Any, **kwargs: Any) -> Any:
+        return self.client.completion(messages, **kwargs)
 
 
 def main() -> None:

@@ -93,7 +93,7 @@ def test_pubmedqa_subset_recall(real_client: Terminus) -> None:
     items = _pubmedqa(SUBSET)
     with Workspace(real_client, "pubmedqa", model=EMBED) as ws:
         ws.ingest([TextDocument(text, source=pmid) for pmid, text, _ in items])
-        vectors = real_client.embed(EMBED, [q for _, _, q in items]).vectors
+        vectors = real_client.embed([q for _, _, q in items], model=EMBED).vectors
         ranks = []
         for (pmid, _, question), vector in zip(items, vectors, strict=True):
             sources = list(

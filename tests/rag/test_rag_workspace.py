@@ -164,14 +164,14 @@ class FailingClient:
         self.client, self.home, self.catalog = client, client.home, client.catalog
         self.calls, self.fail_at = 0, fail_at
 
-    def embed(self, model: Any, texts: Any, **kw: Any) -> Any:
+    def embed(self, texts: Any, **kw: Any) -> Any:
         self.calls += 1
         if self.calls == self.fail_at:
             raise RuntimeError("embedding backend went away")
-        return self.client.embed(model, texts, **kw)
+        return self.client.embed(texts, **kw)
 
-    def completion(self, model: Any, messages: Any, **kw: Any) -> Any:
-        return self.client.completion(model, messages, **kw)
+    def completion(self, messages: Any, **kw: Any) -> Any:
+        return self.client.completion(messages, **kw)
 
 
 def test_an_error_mid_document_rolls_the_document_back(client: Terminus) -> None:
@@ -280,17 +280,19 @@ def test_ask_streams_and_cites(ws: Workspace) -> None:
     assert "".join(e.text for e in events if e.type == "content") == "Apples are red [1]."
     assert [(c.number, c.result.source) for c in answer.citations] == [(1, "fruit.txt")]
     request = FakeEngine.calls[-1]  # what the model saw
-    assert request.messages[0].role == "system" and "[1]" in request.messages[0].content
+    assert request.messages[0].role == "system" and "square brackets" in request.messages[0].content
     user = request.messages[-1].content or ""
     assert f"[1] {' '.join(FRUIT.split())}\n[2] {TAX}" in user
-    assert "Question: What color are apples?" in user
+    assert user.endswith("citing the source number in square brackets): What color are apples?")
+    # No example answer for a small model to copy (it used to echo "Cats purr [1].")
+    assert "for example" not in user.lower() and len(request.messages) == 2
 
 
 def test_answer_result_without_iterating_and_context_budget(ws: Workspace) -> None:
     ws.ingest_text(" ".join(f"apple{i}" for i in range(300)), source="long.txt")
     ws.ingest_text(FRUIT, source="fruit.txt")
     answer = ws.ask("apples", CHAT, top_k=2, context_words=50)
-    assert answer.text() == "Apples are red [1]."
+    assert answer.text == "Apples are red [1]."
     assert len(answer.sources) == 1  # the first source, cut to 50 words; the second did not fit
     assert answer.citations[0].number == 1
 
@@ -311,9 +313,9 @@ class RecordingClient(FailingClient):
         super().__init__(client, fail_at=0)
         self.sizes: list[int] = []
 
-    def embed(self, model: Any, texts: Any, **kw: Any) -> Any:
+    def embed(self, texts: Any, **kw: Any) -> Any:
         self.sizes.append(1 if isinstance(texts, str) else len(texts))
-        return super().embed(model, texts, **kw)
+        return super().embed(texts, **kw)
 
 
 def test_embedding_batches_run_across_documents(client: Terminus) -> None:
@@ -332,6 +334,6 @@ def test_embedding_batches_run_across_documents(client: Terminus) -> None:
         db = sqlite3.connect(ws.store.path)  # type: ignore[attr-defined]
         rows = db.execute("SELECT text, vector FROM chunks ORDER BY id").fetchall()
         db.close()
-        expected = client.embed(EMBED, [text for text, _ in rows]).vectors
+        expected = client.embed([text for text, _ in rows], model=EMBED).vectors
         stored = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
         assert np.array_equal(stored, expected)  # every vector went to its own chunk

@@ -52,4 +52,4 @@ def test_the_python_api_raises_the_typed_error(tmp_path: Path) -> None:
         client.catalog.register(fake_card(tmp_path / "w"))
         tool = Tool(name="lookup", parameters={"type": "object"})
         with pytest.raises(InvalidParameterError, match="'lookup'"):
-            client.completion("fake-chat", "hi", tools=[tool, tool]).text()
+            client.completion("hi", tools=[tool, tool], model="fake-chat").result()

@@ -47,7 +47,7 @@ async def test_float_vectors(api: httpx.AsyncClient, fake_client: Terminus) -> N
     vectors = np.array([d["embedding"] for d in data["data"]], dtype=np.float32)
     assert vectors.shape == (3, 32)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
-    expected = fake_client.embed("fake-embed", TEXTS)
+    expected = fake_client.embed(TEXTS, model="fake-embed")
     assert np.array_equal(vectors, expected.vectors)  # float32 survives JSON exactly
     assert data["usage"] == {"prompt_tokens": 8, "total_tokens": 8}
 

@@ -42,12 +42,14 @@ def _chat(model: str, text: str = "hello over http") -> ChatRequest:
 
 
 def test_a_client_over_http_answers_like_a_local_one(served: str, fake_client: Terminus) -> None:
-    local = fake_client.completion("fake-chat", "hello over http").result()
+    local = fake_client.completion("hello over http", model="fake-chat").result()
     with Terminus(home=fake_client.home, transport=HttpTransport(served)) as remote:
-        result = remote.completion("fake-chat", "hello over http").result()
+        result = remote.completion("hello over http", model="fake-chat").result()
         assert result.text == local.text and result.stop_reason == "stop"
-        vectors = remote.embed("fake-embed", ["a cat", "a dog"]).vectors
-        assert np.allclose(vectors, fake_client.embed("fake-embed", ["a cat", "a dog"]).vectors)
+        vectors = remote.embed(["a cat", "a dog"], model="fake-embed").vectors
+        assert np.allclose(
+            vectors, fake_client.embed(["a cat", "a dog"], model="fake-embed").vectors
+        )
         info = remote.load_model("fake-chat")
         assert info.id == "fake-chat" and info.memory_bytes > 0
         assert "fake-chat" in [m.id for m in remote.loaded_models()]

@@ -157,7 +157,7 @@ async def test_embed_equals_terminus_embed(
 ) -> None:
     texts = ["the cat sat", "tax filings are due"]
     answer = await client.embed("fake-embed", texts)
-    expected = fake_client.embed("fake-embed", texts).vectors
+    expected = fake_client.embed(texts, model="fake-embed").vectors
     assert np.allclose(np.array(answer.embeddings), expected, atol=1e-6)
     assert answer.prompt_eval_count and answer.prompt_eval_count > 0
     legacy = await client.embeddings("fake-embed", "the cat sat")

@@ -36,7 +36,7 @@ async def test_chat_events_are_the_local_ones(
     assert isinstance(events[-1], Done) and events[-1].stop_reason == "stop"
     assert any(isinstance(e, Stats) for e in events)
     served = "".join(e.text for e in events if isinstance(e, ContentDelta))
-    local = fake_client.completion("fake-chat", "hello over http").text()
+    local = fake_client.completion("hello over http", model="fake-chat").text
     assert served == local and "hello over http" in served
 
 
@@ -47,7 +47,7 @@ async def test_embed_result(api: httpx.AsyncClient, fake_client: Terminus) -> No
     )
     assert reply.status_code == 200, reply.text
     result = load_value(OPS["embed"], decode_body(reply.content)["result"], result=True)
-    local = fake_client.embed("fake-embed", ["a cat", "a dog"]).vectors
+    local = fake_client.embed(["a cat", "a dog"], model="fake-embed").vectors
     assert result.vectors.shape == (2, 32) and np.allclose(result.vectors, local)
 
 

@@ -38,4 +38,4 @@ def spoken_sentences(speech_client: Terminus) -> list[bytes]:
     """The twenty test sentences spoken by the Piper voice, as WAV files."""
     from speechkit import SENTENCES
 
-    return [speech_client.speak("en_us-joe-medium", s).wav_bytes() for s in SENTENCES]
+    return [speech_client.speak(s, model="en_us-joe-medium").wav_bytes() for s in SENTENCES]

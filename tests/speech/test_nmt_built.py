@@ -60,7 +60,7 @@ def test_unsupported_pair_and_wrong_model(nmt_client: Terminus) -> None:
             client.translate("bonjour le monde", "en", "fr", model="tiny-nmt-en-fr")
         assert client.translate("hello", "fr", "en", model="tiny-nmt-en-fr").text == "bonjour"
         with pytest.raises(CapabilityError):
-            client.transcribe("tiny-nmt-en-fr", b"RIFF")
+            client.transcribe(b"RIFF", model="tiny-nmt-en-fr")
 
 
 def test_add_a_converted_folder(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def _variant(i: int) -> dict[str, object]:
 def test_character_error_rate(speech_client: Terminus) -> None:
     """Measured CER 0.0% here over the 20 lines (2 fonts, rotated, noisy); the floor is 2%."""
     images = [render_line(line, **_variant(i)) for i, line in enumerate(OCR_LINES)]  # type: ignore[arg-type]
-    read = [speech_client.ocr(OCR, image).text.replace("\n", " ") for image in images]
+    read = [speech_client.ocr(image, model=OCR).text.replace("\n", " ") for image in images]
     cer = char_error_rate(OCR_LINES, read)
     print(f"OCR CER {cer:.3%}")
     assert cer <= 0.02, [(r, h) for r, h in zip(OCR_LINES, read, strict=True) if r != h]
@@ -50,7 +50,7 @@ def test_blocks_in_reading_order_with_boxes(speech_client: Terminus) -> None:
     draw.text((520, 30), "right column", font=face, fill="black")
     draw.text((40, 30), "left column", font=face, fill="black")
     draw.text((40, 100), "second line", font=face, fill="black")
-    result = speech_client.ocr(OCR, image)
+    result = speech_client.ocr(image, model=OCR)
     assert [b.text for b in result.blocks] == [
         "left column",
         "right column",
@@ -73,7 +73,7 @@ def test_inputs_path_bytes_array_pil(speech_client: Terminus, tmp_path) -> None:
     path.write_bytes(png)
     pil = Image.open(io.BytesIO(png))
     texts = {
-        speech_client.ocr(OCR, source).text
+        speech_client.ocr(source, model=OCR).text
         for source in (path, png, pil, np.asarray(pil.convert("RGB")))
     }
     assert texts == {"Same text four ways"}
@@ -82,20 +82,20 @@ def test_inputs_path_bytes_array_pil(speech_client: Terminus, tmp_path) -> None:
 def test_blank_image_has_no_blocks(speech_client: Terminus) -> None:
     from PIL import Image
 
-    result = speech_client.ocr(OCR, Image.new("RGB", (300, 100), "white"))
+    result = speech_client.ocr(Image.new("RGB", (300, 100), "white"), model=OCR)
     assert result.blocks == () and result.text == ""
 
 
 def test_corrupt_and_missing_images(speech_client: Terminus, tmp_path) -> None:  # type: ignore[no-untyped-def]
     png = render_line("truncated", "pillow")
     with pytest.raises(InvalidImageError):
-        speech_client.ocr(OCR, png[: len(png) // 2])
+        speech_client.ocr(png[: len(png) // 2], model=OCR)
     with pytest.raises(InvalidImageError, match="not an image"):
-        speech_client.ocr(OCR, b"definitely not an image")
+        speech_client.ocr(b"definitely not an image", model=OCR)
     with pytest.raises(InvalidImageError, match="empty"):
-        speech_client.ocr(OCR, b"")
+        speech_client.ocr(b"", model=OCR)
     with pytest.raises(InputFileError):
-        speech_client.ocr(OCR, tmp_path / "missing.png")
+        speech_client.ocr(tmp_path / "missing.png", model=OCR)
     with pytest.raises(CapabilityError):
-        speech_client.ocr("whisper-tiny.en", png)
-    assert speech_client.ocr(OCR, render_line("still alive", "pillow")).text == "still alive"
+        speech_client.ocr(png, model="whisper-tiny.en")
+    assert speech_client.ocr(render_line("still alive", "pillow"), model=OCR).text == "still alive"

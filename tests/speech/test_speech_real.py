@@ -31,7 +31,7 @@ def _pcm16(wav_bytes: bytes) -> tuple[np.ndarray, int]:
 
 def test_round_trip_word_error_rate(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
     """Twenty sentences → Piper → Whisper tiny.en: measured WER 6.3% here (woodchuck, seashells); the floor is 10%."""
-    heard = [speech_client.transcribe(STT, wav).text for wav in spoken_sentences]
+    heard = [speech_client.transcribe(wav, model=STT).text for wav in spoken_sentences]
     wer = word_error_rate(SENTENCES, heard)
     print(f"round-trip WER {wer:.3%}")
     assert wer <= 0.10, list(zip(SENTENCES, heard, strict=True))
@@ -40,7 +40,7 @@ def test_round_trip_word_error_rate(speech_client: Terminus, spoken_sentences: l
 def test_segments_words_and_language(
     speech_client: Terminus, spoken_sentences: list[bytes]
 ) -> None:
-    result = speech_client.transcribe(STT, spoken_sentences[0], word_timestamps=True)
+    result = speech_client.transcribe(spoken_sentences[0], model=STT, word_timestamps=True)
     samples, rate = _pcm16(spoken_sentences[0])
     assert result.language == "en"
     assert result.duration_s == pytest.approx(len(samples) / rate, abs=0.01)
@@ -57,7 +57,7 @@ def test_progress_reports_seconds_decoded(
 ) -> None:
     seen: list[tuple[float, float]] = []
     result = speech_client.transcribe(
-        STT, spoken_sentences[7], progress=lambda done, total: seen.append((done, total))
+        spoken_sentences[7], model=STT, progress=lambda done, total: seen.append((done, total))
     )
     assert seen and all(total == result.duration_s for _, total in seen)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
@@ -67,8 +67,10 @@ def test_progress_reports_seconds_decoded(
 def test_raw_pcm_arrays_at_any_rate(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
     """int16 at the voice's 22.05 kHz and float32 resampled to 16 kHz read the same."""
     samples, rate = _pcm16(spoken_sentences[3])
-    as_int = speech_client.transcribe(STT, samples, sample_rate=rate).text
-    as_float = speech_client.transcribe(STT, samples.astype(np.float32) / 32768, sample_rate=rate)
+    as_int = speech_client.transcribe(samples, model=STT, sample_rate=rate).text
+    as_float = speech_client.transcribe(
+        samples.astype(np.float32) / 32768, model=STT, sample_rate=rate
+    )
     assert word_error_rate([SENTENCES[3]], [as_int]) <= 0.2
     assert as_float.text == as_int
 
@@ -82,7 +84,7 @@ def test_compressed_files(
     samples, rate = _pcm16(spoken_sentences[10])
     data = encode_audio(samples, rate, container, codec)
     assert len(data) < len(spoken_sentences[10])  # really compressed, not a WAV in disguise
-    heard = speech_client.transcribe(STT, data).text
+    heard = speech_client.transcribe(data, model=STT).text
     assert word_error_rate([SENTENCES[10]], [heard]) <= 0.15, heard
 
 
@@ -90,7 +92,7 @@ def test_initial_prompt_and_hotwords_are_accepted(
     speech_client: Terminus, spoken_sentences: list[bytes]
 ) -> None:
     result = speech_client.transcribe(
-        STT, spoken_sentences[1], initial_prompt="Stella went shopping.", hotwords="Stella"
+        spoken_sentences[1], model=STT, initial_prompt="Stella went shopping.", hotwords="Stella"
     )
     assert "stella" in result.text.lower()
 
@@ -119,29 +121,31 @@ def test_streaming_session_in_100_ms_chunks(
 
 
 def test_speak_streams_one_chunk_per_sentence(speech_client: Terminus) -> None:
-    chunks = list(speech_client.speak_stream(TTS, "One sentence here. And a second one! A third?"))
+    chunks = list(
+        speech_client.speak_stream("One sentence here. And a second one! A third?", model=TTS)
+    )
     assert [c.index for c in chunks] == [0, 1, 2]
     assert all(c.sample_rate == 22050 and c.duration_s > 0.3 for c in chunks)
 
 
 def test_speed_control(speech_client: Terminus) -> None:
     text = "The museum opens its new exhibition next week."
-    normal = speech_client.speak(TTS, text)
-    fast = speech_client.speak(TTS, text, speed=1.5)
+    normal = speech_client.speak(text, model=TTS)
+    fast = speech_client.speak(text, model=TTS, speed=1.5)
     assert fast.duration_s < normal.duration_s * 0.8
 
 
 def test_text_too_long_for_one_call_is_split(speech_client: Terminus) -> None:
     """A 1,100-character sentence with no full stop is cut into clauses, not refused."""
     text = ", ".join(["the river flows quietly through the valley"] * 25)
-    chunks = list(speech_client.speak_stream(TTS, text))
+    chunks = list(speech_client.speak_stream(text, model=TTS))
     assert len(chunks) >= 3
     assert all(len(c.text) <= 400 for c in chunks)
 
 
 def test_speak_writes_a_wav_file(speech_client: Terminus, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "hello.wav"
-    speech = speech_client.speak(TTS, "Hello there.", output=out)
+    speech = speech_client.speak("Hello there.", model=TTS, output=out)
     samples, rate = _pcm16(out.read_bytes())
     assert rate == speech.sample_rate == 22050 and len(samples) * 2 == len(speech.pcm)
     assert not list(tmp_path.glob(".*part"))  # the temporary file was renamed
@@ -149,8 +153,8 @@ def test_speak_writes_a_wav_file(speech_client: Terminus, tmp_path) -> None:  # 
 
 async def test_async_client(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
     client = AsyncTerminus(speech_client)
-    speech = await client.speak(TTS, "Good morning.")
-    heard = await client.transcribe(STT, speech.wav_bytes())
+    speech = await client.speak("Good morning.", model=TTS)
+    heard = await client.transcribe(speech.wav_bytes(), model=STT)
     assert "good morning" in heard.text.lower()
 
 
@@ -159,7 +163,7 @@ async def test_async_client(speech_client: Terminus, spoken_sentences: list[byte
 
 def test_non_audio_file(speech_client: Terminus) -> None:
     with pytest.raises(InvalidAudioError, match="not an audio file"):
-        speech_client.transcribe(STT, b"this is plain text, not audio at all" * 20)
+        speech_client.transcribe(b"this is plain text, not audio at all" * 20, model=STT)
 
 
 def test_image_is_not_audio(speech_client: Terminus) -> None:
@@ -170,42 +174,44 @@ def test_image_is_not_audio(speech_client: Terminus) -> None:
     png = _io.BytesIO()
     Image.new("RGB", (8, 8)).save(png, format="PNG")
     with pytest.raises(InvalidAudioError):
-        speech_client.transcribe(STT, png.getvalue())
+        speech_client.transcribe(png.getvalue(), model=STT)
 
 
 def test_empty_and_missing_audio(speech_client: Terminus, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidAudioError, match="empty"):
-        speech_client.transcribe(STT, b"")
+        speech_client.transcribe(b"", model=STT)
     with pytest.raises(InvalidAudioError):
-        speech_client.transcribe(STT, np.zeros(0, dtype=np.float32))
+        speech_client.transcribe(np.zeros(0, dtype=np.float32), model=STT)
     with pytest.raises(InputFileError):
-        speech_client.transcribe(STT, tmp_path / "missing.wav")
+        speech_client.transcribe(tmp_path / "missing.wav", model=STT)
 
 
 def test_silence_gives_empty_text(speech_client: Terminus) -> None:
-    result = speech_client.transcribe(STT, np.zeros(16000 * 3, dtype=np.float32))
+    result = speech_client.transcribe(np.zeros(16000 * 3, dtype=np.float32), model=STT)
     assert result.text == "" and result.segments == () and result.duration_s == 3.0
 
 
 def test_english_only_model_refuses_other_languages(speech_client: Terminus) -> None:
     audio = np.zeros(16000, dtype=np.float32)
     with pytest.raises(UnsupportedLanguageError):
-        speech_client.transcribe(STT, audio, language="fr")
+        speech_client.transcribe(audio, model=STT, language="fr")
     with pytest.raises(InvalidParameterError, match="English-only"):
-        speech_client.transcribe(STT, audio, task="translate")
+        speech_client.transcribe(audio, model=STT, task="translate")
 
 
 def test_wrong_capability_and_bad_parameters(speech_client: Terminus) -> None:
     with pytest.raises(CapabilityError):
-        speech_client.transcribe(TTS, np.zeros(1600, dtype=np.float32))
+        speech_client.transcribe(np.zeros(1600, dtype=np.float32), model=TTS)
     with pytest.raises(InvalidParameterError):
-        speech_client.speak(TTS, "")
+        speech_client.speak("", model=TTS)
     with pytest.raises(InvalidParameterError):
-        speech_client.speak(TTS, "Hi.", speed=0)
+        speech_client.speak("Hi.", model=TTS, speed=0)
 
 
 def test_process_survives_bad_input(speech_client: Terminus, spoken_sentences: list[bytes]) -> None:
     for bad in (b"", b"garbage" * 50):
         with pytest.raises(InvalidAudioError):
-            speech_client.transcribe(STT, bad)
-    assert "quick brown fox" in speech_client.transcribe(STT, spoken_sentences[0]).text.lower()
+            speech_client.transcribe(bad, model=STT)
+    assert (
+        "quick brown fox" in speech_client.transcribe(spoken_sentences[0], model=STT).text.lower()
+    )

@@ -26,17 +26,19 @@ def test_character_error_rate(speech_client: Terminus) -> None:
     """The same 20 lines (two fonts); measured CER 0.0% here."""
     fonts = ("pillow", "roboto")
     images = [render_line(line, fonts[i % 2]) for i, line in enumerate(OCR_LINES)]
-    read = [speech_client.ocr("tesseract-eng", image).text.replace("\n", " ") for image in images]
+    read = [
+        speech_client.ocr(image, model="tesseract-eng").text.replace("\n", " ") for image in images
+    ]
     cer = char_error_rate(OCR_LINES, read)
     print(f"tesseract CER {cer:.3%}")
     assert cer <= 0.02, [(r, h) for r, h in zip(OCR_LINES, read, strict=True) if r != h]
 
 
 def test_blocks_boxes_and_bad_input(speech_client: Terminus) -> None:
-    result = speech_client.ocr("tesseract-eng", render_line("Two words", "roboto"))
+    result = speech_client.ocr(render_line("Two words", "roboto"), model="tesseract-eng")
     (block,) = result.blocks
     assert block.text == "Two words" and 0.5 < block.confidence <= 1.0
     xs = [x for x, _ in block.box]
     assert 20 <= min(xs) < max(xs) <= result.width
     with pytest.raises(InvalidImageError):
-        speech_client.ocr("tesseract-eng", b"not an image")
+        speech_client.ocr(b"not an image", model="tesseract-eng")

@@ -59,10 +59,10 @@ def test_whisper_base_from_two_part_package(
     """The multilingual model (model.bin joined from two packages) detects English and
     its translate task keeps English speech English."""
     with Terminus(home=speech_home, allow_download=False, memory_budget="4G") as client:
-        heard = client.transcribe("whisper-base", spoken_sentences[8])
+        heard = client.transcribe(spoken_sentences[8], model="whisper-base")
         assert heard.language == "en" and heard.language_probability > 0.9
         assert word_error_rate([SENTENCES[8]], [heard.text]) <= 0.2, heard.text
-        translated = client.transcribe("whisper-base", spoken_sentences[8], task="translate")
+        translated = client.transcribe(spoken_sentences[8], model="whisper-base", task="translate")
         assert word_error_rate([SENTENCES[8]], [translated.text]) <= 0.2, translated.text
 
 
@@ -73,7 +73,7 @@ async def test_async_translate_stream(qwen_client: Terminus) -> None:
     # "Thank you very much!" → Spanish came back as "¡De nada!": an answer, not a translation.
     text = await client.translate_stream(
         "Good morning! How are you today?", "es", "en", model=QWEN
-    ).text()
+    ).text
     assert "buen" in text.lower() and "cómo" in text.lower(), text
     result = await client.translate("Thank you very much!", "fr", "en", model=QWEN)
     assert "merci" in result.text.lower(), result.text

@@ -66,7 +66,7 @@ def slow_client(fake_client: Terminus, make_fake_card: FakeCardFactory) -> Termi
 
 
 def test_event_order_and_text(fake_client: Terminus) -> None:
-    events = list(fake_client.completion("fake-chat", "the quick brown fox"))
+    events = list(fake_client.completion("the quick brown fox", model="fake-chat"))
     _assert_grammar(events)
     deltas = [e for e in events if isinstance(e, ContentDelta)]
     assert [d.text for d in deltas] == ["the", " quick", " brown", " fox"]
@@ -78,7 +78,7 @@ def test_event_order_and_text(fake_client: Terminus) -> None:
 def test_the_weights_went_through_the_cache(fake_client: Terminus) -> None:
     card = fake_client.catalog.get("fake-chat")
     assert not fake_client.cache.is_cached(card)
-    assert fake_client.completion("fake-chat", "hi").text() == "hi"
+    assert fake_client.completion("hi", model="fake-chat").text == "hi"
     assert fake_client.cache.is_cached(card)
     link = fake_client.home / "models" / "fake-chat" / "weights.bin"
     assert link.is_symlink()
@@ -87,15 +87,15 @@ def test_the_weights_went_through_the_cache(fake_client: Terminus) -> None:
 
 
 def test_result_and_text(fake_client: Terminus) -> None:
-    result = fake_client.completion("fake-chat", "one two three").result()
+    result = fake_client.completion("one two three", model="fake-chat").result()
     assert result.text == "one two three"
     assert result.stop_reason == "stop" and result.error is None
     assert result.stats is not None and result.stats.completion_tokens == 3
-    assert fake_client.completion("fake-chat", "alpha beta").text() == "alpha beta"
+    assert fake_client.completion("alpha beta", model="fake-chat").text == "alpha beta"
 
 
 def test_result_after_iteration_uses_the_same_events(fake_client: Terminus) -> None:
-    stream = fake_client.completion("fake-chat", "a b c")
+    stream = fake_client.completion("a b c", model="fake-chat")
     seen = list(stream)
     assert stream.result().text == "a b c"
     assert len(FakeEngine.calls) == 1  # result() did not run the request again
@@ -106,8 +106,8 @@ def test_result_after_iteration_uses_the_same_events(fake_client: Terminus) -> N
 
 def test_system_prompt_and_dict_messages(fake_client: Terminus) -> None:
     fake_client.completion(
-        "fake-chat",
         [{"role": "system", "content": "old"}, {"role": "user", "content": "hello there"}],
+        model="fake-chat",
         system="be brief",
     ).result()
     messages = FakeEngine.calls[-1].messages
@@ -118,7 +118,7 @@ def test_system_prompt_and_dict_messages(fake_client: Terminus) -> None:
 
 
 def test_max_tokens_gives_length(fake_client: Terminus) -> None:
-    result = fake_client.completion("fake-chat", "a b c d e f g", max_tokens=3).result()
+    result = fake_client.completion("a b c d e f g", model="fake-chat", max_tokens=3).result()
     assert result.text == "a b c"
     assert result.stop_reason == "length"
     assert result.stats is not None and result.stats.completion_tokens == 3
@@ -126,7 +126,7 @@ def test_max_tokens_gives_length(fake_client: Terminus) -> None:
 
 def test_params_reach_the_engine(fake_client: Terminus) -> None:
     fake_client.completion(
-        "fake-chat", "x", temperature=0.5, top_p=0.9, seed=7, stop="END", max_tokens=9
+        "x", model="fake-chat", temperature=0.5, top_p=0.9, seed=7, stop="END", max_tokens=9
     ).result()
     params = FakeEngine.calls[-1].params
     assert (params.temperature, params.top_p, params.seed, params.max_tokens) == (0.5, 0.9, 7, 9)
@@ -139,7 +139,7 @@ def test_default_model_comes_from_env(
     monkeypatch.setenv("TERMINUS_MODEL", "fake-env")
     with Terminus(memory_budget="1G") as client:
         client.catalog.register(make_fake_card("fake-env"))
-        assert client.completion(None, "from env").text() == "from env"
+        assert client.completion("from env").text == "from env"
         assert FakeEngine.calls[-1].model == "fake-env"
 
 
@@ -147,7 +147,7 @@ def test_default_model_comes_from_env(
 
 
 def test_cancel_from_another_thread(slow_client: Terminus) -> None:
-    stream = slow_client.completion("fake-slow", "go")
+    stream = slow_client.completion("go", model="fake-slow")
     first = threading.Event()
     events: list[Any] = []
 
@@ -174,7 +174,7 @@ def test_cancel_from_another_thread(slow_client: Terminus) -> None:
 
 
 def test_leaving_a_with_block_cancels(slow_client: Terminus) -> None:
-    with slow_client.completion("fake-slow", "go") as stream:
+    with slow_client.completion("go", model="fake-slow") as stream:
         events = iter(stream)
         assert isinstance(next(events), ContentDelta)
     assert stream.cancelled
@@ -186,7 +186,7 @@ def test_leaving_a_with_block_cancels(slow_client: Terminus) -> None:
 
 def test_breaking_out_of_the_loop_releases_the_model(slow_client: Terminus) -> None:
     started = time.monotonic()
-    with slow_client.completion("fake-slow", "go") as stream:
+    with slow_client.completion("go", model="fake-slow") as stream:
         for event in stream:
             assert isinstance(event, ContentDelta)
             break
@@ -197,7 +197,7 @@ def test_breaking_out_of_the_loop_releases_the_model(slow_client: Terminus) -> N
 
 
 def test_cancel_before_iterating(slow_client: Terminus) -> None:
-    stream = slow_client.completion("fake-slow", "go")
+    stream = slow_client.completion("go", model="fake-slow")
     stream.cancel()
     result = stream.result()
     assert result.stop_reason == "cancelled"
@@ -216,7 +216,7 @@ def test_concurrent_completions_from_threads(fake_client: Terminus) -> None:
     def ask(i: int) -> None:
         try:
             barrier.wait(timeout=5)
-            answers[i] = fake_client.completion("fake-chat", prompts[i]).text()
+            answers[i] = fake_client.completion(prompts[i], model="fake-chat").text
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -237,16 +237,16 @@ def test_concurrent_completions_from_threads(fake_client: Terminus) -> None:
 
 async def test_async_completion(fake_client: Terminus) -> None:
     aclient = AsyncTerminus(fake_client)
-    events = [event async for event in aclient.completion("fake-chat", "async hello")]
+    events = [event async for event in aclient.completion("async hello", model="fake-chat")]
     _assert_grammar(events)
     assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "async hello"
-    assert await aclient.completion("fake-chat", "x y").text() == "x y"
+    assert await aclient.completion("x y", model="fake-chat").text == "x y"
 
 
 async def test_async_gather(fake_client: Terminus) -> None:
     aclient = AsyncTerminus(fake_client)
     prompts = [f"prompt {i}" for i in range(6)]
-    texts = await asyncio.gather(*(aclient.completion("fake-chat", p).text() for p in prompts))
+    texts = await asyncio.gather(*(aclient.completion(p, model="fake-chat").text for p in prompts))
     assert texts == prompts
     assert FakeEngine.loads == ["fake-chat"]
 
@@ -278,7 +278,7 @@ async def test_cancelling_the_consuming_task_stops_generation(
     slow_client: Terminus, recorded_tokens: list[CancelToken]
 ) -> None:
     aclient = AsyncTerminus(slow_client)
-    stream = aclient.completion("fake-slow", "go")
+    stream = aclient.completion("go", model="fake-slow")
     first = asyncio.Event()
     received: list[Any] = []
 
@@ -305,7 +305,7 @@ async def test_leaving_async_for_early_cancels(
     slow_client: Terminus, recorded_tokens: list[CancelToken]
 ) -> None:
     aclient = AsyncTerminus(slow_client)
-    async for event in aclient.completion("fake-slow", "go"):
+    async for event in aclient.completion("go", model="fake-slow"):
         assert isinstance(event, ContentDelta)
         break
     for _ in range(100):
@@ -321,7 +321,7 @@ async def test_async_errors_are_raised_in_the_consumer(fake_client: Terminus) ->
 
     aclient = AsyncTerminus(fake_client)
     with pytest.raises(ContextLengthExceededError):
-        await aclient.completion("fake-chat", "word " * 100).result()
+        await aclient.completion("word " * 100, model="fake-chat").result()
 
 
 # --- structured output and tools -----------------------------------------------------------
@@ -342,7 +342,7 @@ def test_response_format_shapes_reach_the_engine_alike(fake_client: Terminus) ->
         ResponseFormat(json_schema=schema),
     ]
     results = [
-        fake_client.completion("fake-chat", "a city", response_format=shape).result()
+        fake_client.completion("a city", model="fake-chat", response_format=shape).result()
         for shape in shapes
     ]
     formats = [call.response_format for call in FakeEngine.calls]
@@ -354,7 +354,7 @@ def test_response_format_shapes_reach_the_engine_alike(fake_client: Terminus) ->
 
 
 def test_json_object_response_format(fake_client: Terminus) -> None:
-    fake_client.completion("fake-chat", "x", response_format={"type": "json_object"}).result()
+    fake_client.completion("x", model="fake-chat", response_format={"type": "json_object"}).result()
     assert FakeEngine.calls[-1].response_format == ResponseFormat(type="json_object")
 
 
@@ -374,7 +374,7 @@ CLOCK = {"name": "get_time", "parameters": {"type": "object", "properties": {}}}
 
 
 def test_openai_tools_become_tool_objects(fake_client: Terminus) -> None:
-    fake_client.completion("fake-chat", "hi", tools=[WEATHER, CLOCK]).result()
+    fake_client.completion("hi", model="fake-chat", tools=[WEATHER, CLOCK]).result()
     tools = FakeEngine.calls[-1].tools
     assert tools == (
         Tool(
@@ -388,7 +388,9 @@ def test_openai_tools_become_tool_objects(fake_client: Terminus) -> None:
 
 def test_tool_choice_required_yields_a_tool_call(fake_client: Terminus) -> None:
     events = list(
-        fake_client.completion("fake-chat", "weather?", tools=[WEATHER], tool_choice="required")
+        fake_client.completion(
+            "weather?", model="fake-chat", tools=[WEATHER], tool_choice="required"
+        )
     )
     _assert_grammar(events)
     calls = [e.call for e in events if isinstance(e, ToolCallEvent)]
@@ -401,20 +403,20 @@ def test_tool_choice_required_yields_a_tool_call(fake_client: Terminus) -> None:
 
 def test_named_tool_choice_picks_that_tool(fake_client: Terminus) -> None:
     result = fake_client.completion(
-        "fake-chat", "time?", tools=[WEATHER, CLOCK], tool_choice="get_time"
+        "time?", model="fake-chat", tools=[WEATHER, CLOCK], tool_choice="get_time"
     ).result()
     assert [c.name for c in result.tool_calls] == ["get_time"]
 
 
 def test_tool_choice_auto_answers_in_text(fake_client: Terminus) -> None:
-    result = fake_client.completion("fake-chat", "just talk", tools=[WEATHER]).result()
+    result = fake_client.completion("just talk", model="fake-chat", tools=[WEATHER]).result()
     assert result.text == "just talk" and result.tool_calls == ()
     assert result.stop_reason == "stop"
 
 
 def test_completion_message_round_trips_into_history(fake_client: Terminus) -> None:
     first = fake_client.completion(
-        "fake-chat", "weather in Paris?", tools=[WEATHER], tool_choice="required"
+        "weather in Paris?", model="fake-chat", tools=[WEATHER], tool_choice="required"
     ).result()
     reply = first.message()
     assert reply.role == "assistant" and reply.content is None
@@ -425,7 +427,7 @@ def test_completion_message_round_trips_into_history(fake_client: Terminus) -> N
         reply,
         {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": "sunny"},
     ]
-    second = fake_client.completion("fake-chat", history, tools=[WEATHER]).result()
+    second = fake_client.completion(history, model="fake-chat", tools=[WEATHER]).result()
     sent = FakeEngine.calls[-1].messages
     assert sent[1] == reply
     assert sent[2] == Message(role="tool", tool_call_id=call.id, name=call.name, content="sunny")
@@ -433,7 +435,7 @@ def test_completion_message_round_trips_into_history(fake_client: Terminus) -> N
     assert second.message() == Message(role="assistant", content=second.text)
 
     # The same turn as dicts (model_dump) and in OpenAI's shape parses to the same message.
-    assert fake_client.chat_request("fake-chat", [reply.model_dump()]).messages == (reply,)
+    assert fake_client.chat_request([reply.model_dump()], model="fake-chat").messages == (reply,)
     openai_turn = {
         "role": "assistant",
         "content": None,
@@ -445,7 +447,7 @@ def test_completion_message_round_trips_into_history(fake_client: Terminus) -> N
             }
         ],
     }
-    parsed = fake_client.chat_request("fake-chat", [openai_turn]).messages[0]
+    parsed = fake_client.chat_request([openai_turn], model="fake-chat").messages[0]
     assert parsed.tool_calls == (ToolCall(id=call.id, name=call.name, arguments={"city": "Paris"}),)
 
 

@@ -156,7 +156,7 @@ def test_names_are_case_and_space_insensitive(client: Terminus) -> None:
 
 def test_unknown_model_in_a_completion_loads_nothing(client: Terminus) -> None:
     with pytest.raises(ModelNotFoundError):
-        client.completion("no-such-model", "hi").result()
+        client.completion("hi", model="no-such-model").result()
     assert client.loaded_models() == []
 
 
@@ -186,7 +186,7 @@ def test_unknown_model_in_a_completion_loads_nothing(client: Terminus) -> None:
 )
 def test_invalid_params_fail_before_any_load(fake_client: Terminus, kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidParameterError) as info:
-        fake_client.completion("fake-chat", "hi", **kwargs)
+        fake_client.completion("hi", model="fake-chat", **kwargs)
     assert type(info.value) is InvalidParameterError
     assert FakeEngine.loads == [] and FakeEngine.calls == []
     assert not fake_client.cache.is_cached(fake_client.catalog.get("fake-chat"))
@@ -203,23 +203,23 @@ def test_invalid_params_fail_before_any_load(fake_client: Terminus, kwargs: dict
 )
 def test_invalid_messages(fake_client: Terminus, messages: Any) -> None:
     with pytest.raises(InvalidParameterError):
-        fake_client.completion("fake-chat", messages)
+        fake_client.completion(messages, model="fake-chat")
     assert FakeEngine.loads == []
 
 
 def test_invalid_tool_name(fake_client: Terminus) -> None:
     with pytest.raises(InvalidParameterError):
-        fake_client.completion("fake-chat", "hi", tools=[{"name": "has spaces"}])
+        fake_client.completion("hi", model="fake-chat", tools=[{"name": "has spaces"}])
 
 
 def test_response_format_of_the_wrong_kind(fake_client: Terminus) -> None:
     with pytest.raises(InvalidParameterError):
-        fake_client.completion("fake-chat", "hi", response_format="json")  # type: ignore[arg-type]
+        fake_client.completion("hi", model="fake-chat", response_format="json")  # type: ignore[arg-type]
 
 
 def test_valid_edge_params_are_accepted(fake_client: Terminus) -> None:
     result = fake_client.completion(
-        "fake-chat", "a b", temperature=0, top_p=1, seed=0, max_tokens=1, top_k=0
+        "a b", model="fake-chat", temperature=0, top_p=1, seed=0, max_tokens=1, top_k=0
     ).result()
     assert result.stop_reason == "length"
 
@@ -227,7 +227,7 @@ def test_valid_edge_params_are_accepted(fake_client: Terminus) -> None:
 def test_tool_choice_naming_an_unknown_tool(fake_client: Terminus) -> None:
     tool = {"name": "get_time", "parameters": {"type": "object", "properties": {}}}
     with pytest.raises(InvalidParameterError, match="nope"):
-        fake_client.completion("fake-chat", "hi", tools=[tool], tool_choice="nope").result()
+        fake_client.completion("hi", model="fake-chat", tools=[tool], tool_choice="nope").result()
     assert FakeEngine.loads == []
 
 
@@ -246,7 +246,7 @@ def test_tool_choice_naming_an_unknown_tool(fake_client: Terminus) -> None:
     ids=repr,
 )
 def test_invalid_response_schema(fake_client: Terminus, schema: dict[str, Any]) -> None:
-    stream = fake_client.completion("fake-chat", "hi", response_format=schema)
+    stream = fake_client.completion("hi", model="fake-chat", response_format=schema)
     with pytest.raises(InvalidSchemaError):
         stream.result()
     assert FakeEngine.loads == []  # checked before the model is touched
@@ -255,13 +255,13 @@ def test_invalid_response_schema(fake_client: Terminus, schema: dict[str, Any]) 
 def test_invalid_openai_shaped_schema(fake_client: Terminus) -> None:
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 7}}}
     with pytest.raises(InvalidSchemaError):
-        fake_client.completion("fake-chat", "hi", response_format=fmt).result()
+        fake_client.completion("hi", model="fake-chat", response_format=fmt).result()
 
 
 def test_invalid_tool_schema(fake_client: Terminus) -> None:
     tool = {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "nope"}}}}
     with pytest.raises(InvalidSchemaError):
-        fake_client.completion("fake-chat", "hi", tools=[tool]).result()
+        fake_client.completion("hi", model="fake-chat", tools=[tool]).result()
     assert FakeEngine.loads == []
 
 
@@ -279,21 +279,21 @@ def test_schema_checks_directly() -> None:
 def test_prompt_longer_than_context(fake_client: Terminus) -> None:
     # fake-chat's context holds 64 words
     with pytest.raises(ContextLengthExceededError) as info:
-        fake_client.completion("fake-chat", "word " * 65).result()
+        fake_client.completion("word " * 65, model="fake-chat").result()
     assert isinstance(info.value, ValueError)
-    assert fake_client.completion("fake-chat", "word " * 64, max_tokens=1).text() == "word"
+    assert fake_client.completion("word " * 64, model="fake-chat", max_tokens=1).text == "word"
 
 
 def test_context_length_follows_load_options(fake_client: Terminus) -> None:
     fake_client.load_model("fake-chat", context_length=4)
     with pytest.raises(ContextLengthExceededError):
-        fake_client.completion("fake-chat", "one two three four five").result()
+        fake_client.completion("one two three four five", model="fake-chat").result()
 
 
 def test_chat_on_a_non_chat_card(client: Terminus, make_fake_card: FakeCardFactory) -> None:
     client.catalog.register(make_fake_card("fake-embed", capability="embed"))
     with pytest.raises(CapabilityError) as info:
-        client.completion("fake-embed", "hi").result()
+        client.completion("hi", model="fake-embed").result()
     assert isinstance(info.value, ValueError)
     assert FakeEngine.loads == [] and client.loaded_models() == []
     assert not client.cache.is_cached(client.catalog.get("fake-embed"))  # nothing fetched
@@ -304,7 +304,7 @@ def test_chat_on_a_base_model_points_at_text_completion(
 ) -> None:
     client.catalog.register(make_fake_card("fake-base", capability="completion"))
     with pytest.raises(CapabilityError) as info:
-        client.completion("fake-base", "hi").result()
+        client.completion("hi", model="fake-base").result()
     assert info.value.hint and "text_completion" in info.value.hint
     assert FakeEngine.loads == []
 
@@ -313,6 +313,6 @@ def test_chat_on_a_base_model_points_at_text_completion(
 def test_chat_on_a_builtin_non_chat_model(client: Terminus, model: str) -> None:
     # Refused from the card alone: no engine lookup, no download, no load.
     with pytest.raises(CapabilityError):
-        client.completion(model, "hi").result()
+        client.completion("hi", model=model).result()
     assert not (client.home / "blobs").exists()
     assert client.loaded_models() == []

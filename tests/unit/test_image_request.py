@@ -70,7 +70,7 @@ def test_a_chat_model_cannot_generate_images(
 ) -> None:
     client.catalog.register(make_fake_card("fake-chat"))
     with pytest.raises(CapabilityError, match="not an image model"):
-        client.generate_image("fake-chat", "a cat").result()
+        client.generate_image("a cat", model="fake-chat").result()
 
 
 def test_a_stream_without_a_result_reports_the_cancel(client: Terminus) -> None:

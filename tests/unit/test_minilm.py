@@ -293,7 +293,7 @@ def test_attention_groups_are_runs_of_equal_length_within_the_cache_cap() -> Non
 def test_through_the_client_cache_and_registry(client: Terminus, tiny_folder: Path) -> None:
     assert engine_class("minilm") is MiniLMEngine
     client.catalog.register(tiny_card(tiny_folder))
-    out = client.embed("tiny-bert", ["the cat", "a dog"])
+    out = client.embed(["the cat", "a dog"], model="tiny-bert")
     assert out.vectors.shape == (2, 16) and out.model == "tiny-bert"
     info = client.loaded_models()[0]
     assert info.engine == "minilm" and info.context_length == 32

@@ -133,7 +133,7 @@ class _ScriptedClient:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def transcribe(self, model: str, audio: np.ndarray, **kwargs: object) -> Transcription:
+    def transcribe(self, audio: np.ndarray, *, model: str, **kwargs: object) -> Transcription:
         self.calls.append(audio.size)
         return Transcription(
             model=model, text=f"{audio.size} samples", segments=(), language="en",

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 
 from terminus.engines.tool_prompting import (
+    ANSWER_NUDGE,
     looks_like_call,
     new_call_id,
     parse_calls,
@@ -192,7 +193,7 @@ def test_system_prompt_lists_the_tools() -> None:
 
 
 def test_rewrite_history_turns_tool_traffic_into_plain_turns() -> None:
-    call = ToolCall(id="call_1", name="get_weather", arguments={"city": "Paris"})
+    call = ToolCall(id="call_1", name="get_weather", arguments={"city": "Paris", "days": 2})
     history = (
         Message(role="system", content="sys"),
         Message(role="user", content="weather?"),
@@ -202,18 +203,29 @@ def test_rewrite_history_turns_tool_traffic_into_plain_turns() -> None:
         Message(role="assistant", content="It is sunny."),
     )
     out = rewrite_history(history)
-    assert [m.role for m in out] == ["system", "user", "assistant", "user", "user", "assistant"]
-    assert out[0] == history[0] and out[1] == history[1] and out[5] == history[5]
-    assert json.loads(out[2].content or "") == {
-        "name": "get_weather",
-        "arguments": {"city": "Paris"},
-    }
-    assert not out[2].tool_calls
-    assert out[3].content == "Result of get_weather: sunny, 21C"
-    assert out[4].content == "Result of the function: no name"
+    assert [m.role for m in out] == ["system", "user", "assistant", "user", "assistant"]
+    assert out[0] == history[0] and out[1] == history[1] and out[4] == history[5]
+    # The call reads as a sentence, not JSON: a small model copies JSON from its history.
+    assert out[2].content == "Let me look this up with get_weather (city: Paris, days: 2)."
+    assert not out[2].tool_calls and not parse_calls(out[2].content or "", TOOLS)
+    # Results of one turn are one user message (templates want turns to alternate).
+    assert out[3].content == (
+        "The result of get_weather is: sunny, 21C\nThe result of the function is: no name"
+    )
     assert all(m.tool_call_id is None for m in out)
-    # The rewritten call is in the very dialect parse_calls reads back.
-    assert _named(parse_calls(out[2].content or "", TOOLS)) == [("get_weather", {"city": "Paris"})]
+
+
+def test_a_trailing_tool_result_asks_for_a_plain_answer() -> None:
+    call = ToolCall(id="call_1", name="get_weather", arguments={"city": "Paris"})
+    history = (
+        Message(role="user", content="weather?"),
+        Message(role="assistant", content="Checking.", tool_calls=(call,)),
+        Message(role="tool", tool_call_id="call_1", name="get_weather", content="sunny"),
+    )
+    out = rewrite_history(history)
+    assert out[1].content == "Checking. Let me look this up with get_weather (city: Paris)."
+    assert out[-1].role == "user"
+    assert out[-1].content == f"The result of get_weather is: sunny\n\n{ANSWER_NUDGE}"
 
 
 def test_rewrite_history_with_several_calls_in_one_turn() -> None:
@@ -222,11 +234,7 @@ def test_rewrite_history_with_several_calls_in_one_turn() -> None:
         ToolCall(id="b", name="get_time"),
     )
     [out] = rewrite_history((Message(role="assistant", tool_calls=calls),))
-    assert json.loads(out.content or "") == [
-        {"name": "get_weather", "arguments": {"city": "Rome"}},
-        {"name": "get_time", "arguments": {}},
-    ]
-    assert len(parse_calls(out.content or "", TOOLS)) == 2
+    assert out.content == "Let me look this up with get_weather (city: Rome) and get_time."
 
 
 def test_rewrite_history_leaves_plain_history_alone() -> None:

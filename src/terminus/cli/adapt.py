@@ -78,7 +78,7 @@ def finetune(state: CliState, base: str, dataset: str, **kw: Any) -> None:
     {"text": ...} per line. The adapter (GGUF) goes into the cache with a card
     naming BASE; `terminus run -m ID` then runs BASE with the adapter. Ctrl-C
     saves a checkpoint; --resume continues from it. Needs torch
-    (pip install torch==2.13.0 && pip install 'terminus[train]').
+    (pip install torch==2.13.0 && pip install 'terminus-sdk[train]').
 
     \b
     Example:

@@ -35,7 +35,7 @@ def embed(
       cat lines.txt | terminus embed --json
     """
     inputs = list(texts) or _stdin_lines()
-    result = state.client().embed(model, inputs, normalize=not no_normalize)
+    result = state.client().embed(inputs, model=model, normalize=not no_normalize)
     if as_json:
         click.echo(
             json.dumps(

@@ -129,12 +129,12 @@ def run(
         if kwargs["system"]:
             raise click.UsageError("--system has no meaning for raw text completion")
         make_stream = lambda model_id: client.text_completion(  # noqa: E731
-            model_id, prompt, response_format=_schema(schema), **params
+            prompt, model=model_id, response_format=_schema(schema), **params
         )
     else:
         request_kwargs = dict(system=kwargs["system"], response_format=_schema(schema), **params)
         make_stream = lambda model_id: client.completion(  # noqa: E731
-            model_id, prompt, **request_kwargs
+            prompt, model=model_id, **request_kwargs
         )
     stream = make_stream(card.id)  # validates every flag before the model loads
     _load(state, card.id, kwargs["context_length"])

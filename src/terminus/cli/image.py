@@ -129,8 +129,8 @@ def image(
             raise click.UsageError("--threads needs --model (it applies when the model loads)")
         client.load_model(model, threads=threads)
     stream = client.generate_image(
-        model,
         prompt,
+        model=model,
         negative_prompt=negative,
         width=width,
         height=height,

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from terminus._version import __version__
 from terminus.cli.context import CliState
 from terminus.errors import TerminusError
 
@@ -59,7 +60,7 @@ class TerminusGroup(click.Group):
     "[env TERMINUS_NO_SERVER].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log what Terminus does to stderr.")
-@click.version_option(package_name="terminus", prog_name="terminus")
+@click.version_option(version=__version__, prog_name="terminus")
 @click.pass_context
 def cli(
     ctx: click.Context,

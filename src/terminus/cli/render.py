@@ -46,13 +46,7 @@ def render_events(events: Iterable[Any], *, as_json: bool, show_stats: bool) -> 
 
 
 def format_stats(stats: Stats) -> str:
-    parts = [f"{stats.prompt_tokens} prompt + {stats.completion_tokens} completion tokens"]
-    if stats.time_to_first_token_s is not None:
-        parts.append(f"first token {stats.time_to_first_token_s * 1000:.0f} ms")
-    if stats.tokens_per_second:
-        parts.append(f"{stats.tokens_per_second:.1f} tok/s")
-    parts.append(f"{stats.total_s:.2f} s")
-    return "[" + ", ".join(parts) + "]"
+    return f"[{stats}]"
 
 
 def completion_json(completion: Completion) -> str:

@@ -1,4 +1,4 @@
-"""``terminus serve``: the OpenAI-compatible HTTP server (needs ``terminus[server]``)."""
+"""``terminus serve``: the OpenAI-compatible HTTP server (needs ``terminus-sdk[server]``)."""
 
 from __future__ import annotations
 
@@ -217,7 +217,7 @@ def serve(
     except ImportError as exc:
         raise click.ClickException(
             f"terminus serve needs the server extra ({exc.name} is missing): "
-            "pip install 'terminus[server]'"
+            "pip install 'terminus-sdk[server]'"
         ) from exc
 
     try:

@@ -59,8 +59,8 @@ def transcribe(
     bar = _progress_bar(file.name)
     try:
         result = state.client().transcribe(
-            model,
             file,
+            model=model,
             language=language,
             task="translate" if translate else "transcribe",
             word_timestamps=words,
@@ -159,7 +159,7 @@ def speak(
       cat chapter.txt | terminus speak -o chapter.wav --speed 1.2
     """
     text = text if text is not None else _stdin_text()
-    result = state.client().speak(model, text, speed=speed, speaker=speaker, output=output)
+    result = state.client().speak(text, model=model, speed=speed, speaker=speaker, output=output)
     click.echo(
         f"wrote {output}: {result.duration_s:.1f} s at {result.sample_rate} Hz, "
         f"{result.chunks} sentence chunk(s) in {result.total_s:.2f} s",
@@ -204,7 +204,7 @@ def ocr(
       terminus ocr receipt.jpg
       terminus ocr --json scan.png > blocks.json
     """
-    result = state.client().ocr(model, image, min_confidence=min_confidence)
+    result = state.client().ocr(image, model=model, min_confidence=min_confidence)
     if as_json:
         data = result.model_dump(mode="json")
         data["text"] = result.text

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terminus.client.adapt import AsyncAdaptMixin
 from terminus.client.image import AsyncImageMixin
+from terminus.client.model_arg import model_keyword
 from terminus.client.speech import AsyncSpeechMixin
 from terminus.client.streams import AsyncCompletionStream
 from terminus.client.sync import Terminus
 from terminus.types import Embeddings, LoadedModelInfo
 from terminus.types.chat import MessagesLike
+
+if TYPE_CHECKING:
+    from terminus.client.handle import AsyncModelHandle
 
 
 class AsyncTerminus(AsyncAdaptMixin, AsyncSpeechMixin, AsyncImageMixin):
@@ -31,15 +35,23 @@ class AsyncTerminus(AsyncAdaptMixin, AsyncSpeechMixin, AsyncImageMixin):
     async def loaded_models(self) -> list[LoadedModelInfo]:
         return await asyncio.to_thread(self.sync.loaded_models)
 
+    def model(self, name: str | None = None) -> AsyncModelHandle:
+        """A handle bound to one model: ``await t.model("qwen").completion("Hi").result()``."""
+        from terminus.client.handle import AsyncModelHandle
+
+        return AsyncModelHandle(self, name)
+
+    @model_keyword(1)
     def completion(
-        self, model: str | None, messages: MessagesLike, **kwargs: Any
+        self, messages: MessagesLike, *, model: str | None = None, **kwargs: Any
     ) -> AsyncCompletionStream:
         """Like :meth:`Terminus.completion`; iterate with ``async for``."""
-        request = self.sync.chat_request(model, messages, **kwargs)
+        request = self.sync.chat_request(messages, model=model, **kwargs)
         return AsyncCompletionStream(lambda cancel: self.sync.stream_request(request, cancel))
 
+    @model_keyword(1)
     def text_completion(
-        self, model: str | None, prompt: str, **kwargs: Any
+        self, prompt: str, *, model: str | None = None, **kwargs: Any
     ) -> AsyncCompletionStream:
         """Like :meth:`Terminus.text_completion`; iterate with ``async for``."""
         from terminus.client.requests import build_text_request
@@ -47,10 +59,11 @@ class AsyncTerminus(AsyncAdaptMixin, AsyncSpeechMixin, AsyncImageMixin):
         request = build_text_request(model or self.sync.default_model, prompt, **kwargs)
         return AsyncCompletionStream(lambda cancel: self.sync.stream_request(request, cancel))
 
+    @model_keyword(1)
     async def embed(
-        self, model: str | None, texts: str | list[str], *, normalize: bool = True
+        self, texts: str | list[str], *, model: str | None = None, normalize: bool = True
     ) -> Embeddings:
-        return await asyncio.to_thread(self.sync.embed, model, texts, normalize=normalize)
+        return await asyncio.to_thread(self.sync.embed, texts, model=model, normalize=normalize)
 
     async def doctor(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.doctor)

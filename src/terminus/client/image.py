@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 
+from terminus.client.model_arg import model_keyword
 from terminus.client.streams import AsyncCompletionStream, CompletionStream, EventFactory
 from terminus.errors import GenerationCancelledError, InputFileError, InvalidParameterError
 from terminus.types import CancelToken
@@ -142,7 +143,10 @@ class ImageMixin:
 
     transport: Transport
 
-    def generate_image(self, model: str | None, prompt: str, **params: Any) -> ImageStream:
+    @model_keyword(1)
+    def generate_image(
+        self, prompt: str, *, model: str | None = None, **params: Any
+    ) -> ImageStream:
         """Generate images from a prompt (and optionally an init image).
 
         Keywords: ``negative_prompt``, ``width``, ``height``, ``steps``, ``cfg_scale``,
@@ -150,7 +154,7 @@ class ImageMixin:
         PIL image) and ``strength``; unset ones take the model card's defaults. With no
         model named, ``TERMINUS_IMAGE_MODEL`` is used.
 
-        >>> image = t.generate_image("sdxs-512-dreamshaper", "a lighthouse").result().image
+        >>> image = t.generate_image("a lighthouse", model="sdxs-512-dreamshaper").result().image
         >>> image.save("lighthouse.png")
         """
         request = image_request(model, prompt, **params)
@@ -162,7 +166,10 @@ class AsyncImageMixin:
 
     sync: Any  # the wrapped Terminus
 
-    def generate_image(self, model: str | None, prompt: str, **params: Any) -> AsyncImageStream:
+    @model_keyword(1)
+    def generate_image(
+        self, prompt: str, *, model: str | None = None, **params: Any
+    ) -> AsyncImageStream:
         """Like :meth:`Terminus.generate_image`; iterate with ``async for``."""
         request = image_request(model, prompt, **params)
         return AsyncImageStream(lambda cancel: self.sync.transport.generate_image(request, cancel))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from terminus.client.media import AudioLike, ImageLike, audio_payload, image_payload
+from terminus.client.model_arg import model_keyword
 from terminus.client.streams import AsyncCompletionStream, CompletionStream
 from terminus.engines.speech_base import TranscribeProgress
 from terminus.errors import InvalidParameterError
@@ -66,11 +67,12 @@ class SpeechMixin:
 
     # -- speech to text ------------------------------------------------------------
 
+    @model_keyword(1)
     def transcribe(
         self,
-        model: str | None,
         audio: AudioLike,
         *,
+        model: str | None = None,
         sample_rate: int | None = None,
         language: str | None = None,
         task: Literal["transcribe", "translate"] = "transcribe",
@@ -119,8 +121,14 @@ class SpeechMixin:
 
     # -- text to speech ------------------------------------------------------------
 
+    @model_keyword(1)
     def speak_stream(
-        self, model: str | None, text: str, *, speed: float = 1.0, speaker: int | None = None
+        self,
+        text: str,
+        *,
+        model: str | None = None,
+        speed: float = 1.0,
+        speaker: int | None = None,
     ) -> Iterator[SpeechChunk]:
         """Speech a sentence at a time (int16 mono PCM chunks), so playback can start early."""
         request = _validated(
@@ -136,11 +144,12 @@ class SpeechMixin:
             if close is not None:
                 close()
 
+    @model_keyword(1)
     def speak(
         self,
-        model: str | None,
         text: str,
         *,
+        model: str | None = None,
         speed: float = 1.0,
         speaker: int | None = None,
         output: str | os.PathLike[str] | None = None,
@@ -149,7 +158,7 @@ class SpeechMixin:
         started = time.perf_counter()
         parts: list[bytes] = []
         sample_rate = 0
-        for chunk in self.speak_stream(model, text, speed=speed, speaker=speaker):
+        for chunk in self.speak_stream(text, model=model, speed=speed, speaker=speaker):
             parts.append(chunk.pcm)
             sample_rate = chunk.sample_rate
         if not parts:
@@ -167,8 +176,9 @@ class SpeechMixin:
 
     # -- OCR -------------------------------------------------------------------------
 
+    @model_keyword(1)
     def ocr(
-        self, model: str | None, image: ImageLike, *, min_confidence: float | None = None
+        self, image: ImageLike, *, model: str | None = None, min_confidence: float | None = None
     ) -> OcrResult:
         """Text blocks (text, box, confidence) in reading order; ``.text`` joins them."""
         request = _validated(
@@ -230,7 +240,7 @@ class SpeechMixin:
         stream = CompletionStream(lambda cancel: self.transport.translate(request, cancel))
         return Translation(
             model=request.model,
-            text=stream.text().strip(),
+            text=stream.text.strip(),
             source=request.source or "",
             target=request.target,
             source_detected=source is None,
@@ -256,18 +266,19 @@ class AsyncSpeechMixin:
 
     sync: Any  # the Terminus this client wraps
 
-    async def transcribe(self, model: str | None, audio: AudioLike, **kwargs: Any) -> Transcription:
-        result: Transcription = await asyncio.to_thread(
-            self.sync.transcribe, model, audio, **kwargs
-        )
+    @model_keyword(1)
+    async def transcribe(self, audio: AudioLike, **kwargs: Any) -> Transcription:
+        result: Transcription = await asyncio.to_thread(self.sync.transcribe, audio, **kwargs)
         return result
 
-    async def speak(self, model: str | None, text: str, **kwargs: Any) -> Speech:
-        result: Speech = await asyncio.to_thread(self.sync.speak, model, text, **kwargs)
+    @model_keyword(1)
+    async def speak(self, text: str, **kwargs: Any) -> Speech:
+        result: Speech = await asyncio.to_thread(self.sync.speak, text, **kwargs)
         return result
 
-    async def ocr(self, model: str | None, image: ImageLike, **kwargs: Any) -> OcrResult:
-        result: OcrResult = await asyncio.to_thread(self.sync.ocr, model, image, **kwargs)
+    @model_keyword(1)
+    async def ocr(self, image: ImageLike, **kwargs: Any) -> OcrResult:
+        result: OcrResult = await asyncio.to_thread(self.sync.ocr, image, **kwargs)
         return result
 
     def translate_stream(

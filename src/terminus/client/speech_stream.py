@@ -148,6 +148,10 @@ class TranscriptionSession:
 
         audio = np.concatenate(self._turn)
         result = self.client.transcribe(
-            self.model, audio, sample_rate=self.sample_rate, language=self.language, **self.options
+            audio,
+            model=self.model,
+            sample_rate=self.sample_rate,
+            language=self.language,
+            **self.options,
         )
         return result.text

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from terminus.types import CancelToken, ChatEvent, Completion, collect_completion
+from terminus.types.text_compat import AwaitableText, CallableText
 
 EventFactory = Callable[[CancelToken], Iterator[ChatEvent]]
 _END = object()
@@ -68,8 +69,10 @@ class CompletionStream:
                 pass
         return collect_completion(self._state.events)
 
-    def text(self) -> str:
-        return self.result().text
+    @property
+    def text(self) -> CallableText:
+        """The whole answer's text (drains the stream if not yet consumed)."""
+        return CallableText.of(self.result().text, "CompletionStream")
 
     def __enter__(self) -> CompletionStream:
         return self
@@ -143,5 +146,11 @@ class AsyncCompletionStream:
                 pass
         return collect_completion(self._state.events)
 
-    async def text(self) -> str:
-        return (await self.result()).text
+    @property
+    def text(self) -> AwaitableText:
+        """``await stream.text``: the whole answer's text."""
+
+        async def text() -> str:
+            return (await self.result()).text
+
+        return AwaitableText(text, "AsyncCompletionStream")

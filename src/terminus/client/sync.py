@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from terminus.client.adapt import AdaptMixin
 from terminus.client.image import ImageMixin
+from terminus.client.model_arg import model_keyword
 from terminus.client.models_api import ModelsAPI
 from terminus.client.requests import (
     ResponseFormatLike,
@@ -40,6 +41,9 @@ from terminus.types import (
 )
 from terminus.types.chat import MessagesLike, validation_message
 
+if TYPE_CHECKING:
+    from terminus.client.handle import ModelHandle
+
 DEFAULT_MODEL = "default"
 DEFAULT_EMBED_MODEL = "all-minilm-l6-v2"
 EMBED_MODEL_ENV = "TERMINUS_EMBED_MODEL"
@@ -55,7 +59,9 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
     """Local-first AI: load verified models and run them here, on a peer, or on a server.
 
     >>> with Terminus() as t:
-    ...     print(t.completion(None, "Why is the sky blue?").text())
+    ...     print(t.completion("Why is the sky blue?").text)
+    ...     qwen = t.model("qwen")              # or name the model on every call
+    ...     print(qwen.completion("Bonjour !", temperature=0).text)
     """
 
     def __init__(
@@ -138,11 +144,18 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
 
     # -- inference ------------------------------------------------------------------
 
+    def model(self, name: str | None = None) -> ModelHandle:
+        """A handle bound to one model: ``t.model("qwen").completion("Hi")``."""
+        from terminus.client.handle import ModelHandle
+
+        return ModelHandle(self, name)
+
+    @model_keyword(1)
     def chat_request(
         self,
-        model: str | None,
         messages: MessagesLike,
         *,
+        model: str | None = None,
         system: str | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -180,23 +193,26 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
             lora_scale=lora_scale,
         )
 
+    @model_keyword(1)
     def completion(
-        self, model: str | None, messages: MessagesLike, **kwargs: Any
+        self, messages: MessagesLike, *, model: str | None = None, **kwargs: Any
     ) -> CompletionStream:
         """Stream a chat completion as typed events.
 
-        ``messages`` is a prompt string or a list of messages (dicts or ``Message``).
-        Keyword arguments are those of :meth:`chat_request`. Iterate the result
-        for events, or call ``.result()`` / ``.text()`` for the whole answer.
+        ``messages`` is a prompt string or a list of messages (dicts or ``Message``);
+        ``model`` defaults to the configured default. Keyword arguments are those of
+        :meth:`chat_request`. Iterate the result for events, or read ``.text`` /
+        call ``.result()`` for the whole answer.
         """
-        request = self.chat_request(model, messages, **kwargs)
+        request = self.chat_request(messages, model=model, **kwargs)
         return CompletionStream(lambda cancel: self.stream_request(request, cancel))
 
+    @model_keyword(1)
     def text_completion(
         self,
-        model: str | None,
         prompt: str,
         *,
+        model: str | None = None,
         response_format: ResponseFormatLike | None = None,
         **params: Any,
     ) -> CompletionStream:
@@ -209,8 +225,9 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
         )
         return CompletionStream(lambda cancel: self.stream_request(request, cancel))
 
+    @model_keyword(1)
     def embed(
-        self, model: str | None, texts: str | Sequence[str], *, normalize: bool = True
+        self, texts: str | Sequence[str], *, model: str | None = None, normalize: bool = True
     ) -> Embeddings:
         """Embed one text or a batch; ``vectors[i]`` is the float32 vector of ``texts[i]``.
 

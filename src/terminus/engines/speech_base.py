@@ -30,7 +30,9 @@ def probe_modules(
 
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        return Availability(False, f"missing {', '.join(missing)}; pip install 'terminus[{extra}]'")
+        return Availability(
+            False, f"missing {', '.join(missing)}; pip install 'terminus-sdk[{extra}]'"
+        )
     try:
         version: str | None = md.version(distribution)
     except md.PackageNotFoundError:

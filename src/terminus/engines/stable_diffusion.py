@@ -63,7 +63,7 @@ class StableDiffusionEngine:
     @classmethod
     def probe(cls) -> Availability:
         if importlib.util.find_spec("stable_diffusion_cpp") is None:
-            return Availability(False, f"pip install 'terminus[image]' (needs {DISTRIBUTION})")
+            return Availability(False, f"pip install 'terminus-sdk[image]' (needs {DISTRIBUTION})")
         try:
             version = md.version(DISTRIBUTION)
         except md.PackageNotFoundError:

@@ -51,20 +51,45 @@ def tool_call_schema(tools: tuple[Tool, ...], only: str | None = None) -> dict[s
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
+# After a tool result, small models copy the JSON of their own call turn instead of
+# answering (Qwen2.5-Coder-0.5B and SmolLM2 both did). So the history shows the call as a
+# sentence, the results as one user turn, and a last result ends with this nudge.
+ANSWER_NUDGE = "Now answer my question in a plain sentence, using this result."
+
+
 def rewrite_history(messages: tuple[Message, ...]) -> list[Message]:
     """Tool calls and results as plain assistant/user turns any template can render."""
     out: list[Message] = []
+    results_turn = False  # whether out[-1] is a user turn made of tool results
     for m in messages:
         if m.role == "assistant" and m.tool_calls:
-            calls = [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
-            text = json.dumps(calls[0] if len(calls) == 1 else calls)
-            out.append(Message(role="assistant", content=text))
+            calls = " and ".join(_call_phrase(c) for c in m.tool_calls)
+            said = f"{m.content.strip()} " if m.content and m.content.strip() else ""
+            out.append(
+                Message(role="assistant", content=f"{said}Let me look this up with {calls}.")
+            )
+            results_turn = False
         elif m.role == "tool":
-            label = m.name or "the function"
-            out.append(Message(role="user", content=f"Result of {label}: {m.content or ''}"))
+            line = f"The result of {m.name or 'the function'} is: {m.content or ''}"
+            if results_turn:
+                out[-1] = Message(role="user", content=f"{out[-1].content}\n{line}")
+            else:
+                out.append(Message(role="user", content=line))
+            results_turn = True
         else:
             out.append(m)
+            results_turn = False
+    if results_turn:
+        out[-1] = Message(role="user", content=f"{out[-1].content}\n\n{ANSWER_NUDGE}")
     return out
+
+
+def _call_phrase(call: ToolCall) -> str:
+    arguments = ", ".join(
+        f"{name}: {value if isinstance(value, str) else json.dumps(value)}"
+        for name, value in call.arguments.items()
+    )
+    return f"{call.name} ({arguments})" if arguments else call.name
 
 
 def looks_like_call(text: str) -> bool:

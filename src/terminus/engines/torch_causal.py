@@ -38,7 +38,7 @@ def require_torch() -> Any:
     except ImportError as exc:
         raise EngineUnavailableError(
             f"fine-tuning and importance matrices need torch and transformers ({exc})",
-            hint="pip install torch==2.13.0 && pip install 'terminus[train]'",
+            hint="pip install torch==2.13.0 && pip install 'terminus-sdk[train]'",
         ) from exc
     return torch
 

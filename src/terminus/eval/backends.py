@@ -77,8 +77,8 @@ class ClientBackend:
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, seed: int
     ) -> Generation:
         done = self.client.completion(
-            self.model,
             messages,
+            model=self.model,
             max_tokens=max_tokens,
             temperature=temperature,
             seed=seed,
@@ -97,7 +97,12 @@ class ClientBackend:
 
     def next_token(self, prompt: str, top: int) -> NextToken:
         done = self.client.text_completion(
-            self.model, prompt, max_tokens=1, temperature=0.0, top_logprobs=top, cache_prompt=False
+            prompt,
+            model=self.model,
+            max_tokens=1,
+            temperature=0.0,
+            top_logprobs=top,
+            cache_prompt=False,
         ).result()
         if not done.logprobs:
             raise EngineError(f"{self.model} returned no log-probabilities")

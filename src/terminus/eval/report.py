@@ -227,7 +227,7 @@ def write_reports(runs: list[Run], out_dir: Path, stem: str = "report") -> dict[
     try:
         chart(summaries_, paths["png"])
     except ImportError:
-        log.warning("no PNG chart: matplotlib is missing (pip install 'terminus[eval]')")
+        log.warning("no PNG chart: matplotlib is missing (pip install 'terminus-sdk[eval]')")
         del paths["png"]
     return paths
 

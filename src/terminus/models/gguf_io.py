@@ -45,7 +45,7 @@ def gguf_module() -> Any:
         import gguf
     except ImportError as exc:
         raise EngineUnavailableError(
-            "the gguf package is needed here; pip install 'terminus[train]'"
+            "the gguf package is needed here; pip install 'terminus-sdk[train]'"
         ) from exc
     return gguf
 

@@ -32,7 +32,7 @@ def iroh() -> Any:
         import iroh as module
     except ImportError as exc:
         raise EngineUnavailableError(
-            "delegated inference needs iroh", hint="pip install 'terminus[p2p]'"
+            "delegated inference needs iroh", hint="pip install 'terminus-sdk[p2p]'"
         ) from exc
     return module
 

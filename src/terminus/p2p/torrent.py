@@ -60,7 +60,7 @@ def libtorrent() -> Any:
     except ImportError as exc:
         raise EngineUnavailableError(
             "peer-to-peer model sharing needs libtorrent",
-            hint="pip install 'terminus[p2p]'",
+            hint="pip install 'terminus-sdk[p2p]'",
         ) from exc
     return lt
 

@@ -146,7 +146,7 @@ def plot_scores(scores: Sequence[ModelScore], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise InvalidParameterError(
-            "the PNG needs matplotlib", hint="pip install 'terminus[quantize]'"
+            "the PNG needs matplotlib", hint="pip install 'terminus-sdk[quantize]'"
         ) from exc
     labels = [s.label for s in scores]
     ref = scores[0].perplexity

@@ -12,17 +12,23 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from terminus.rag.types import Citation, SearchResult
+from terminus.types.text_compat import CallableText
 
 if TYPE_CHECKING:
     from terminus.client.streams import CompletionStream
     from terminus.types import ChatEvent, Completion
 
+# No example answer anywhere: with an example sentence closing the user turn ("Cats purr
+# [1]."), Qwen2.5-Coder-0.5B copied it or answered "[1]" alone. The instruction to cite
+# rides on the question itself, where this model follows it (docs/rag.md, "Cited answers").
 SYSTEM_PROMPT = (
-    "You answer questions using only the numbered sources the user gives you. "
-    "Cite the sources you use by their number in square brackets, like [1] or [2]. "
-    "If the sources do not contain the answer, say that you do not know."
+    "Answer the user's question using only the numbered sources. Write one or two sentences. "
+    "End each sentence with the number of the source it comes from, in square brackets. "
+    "If the sources do not contain the answer, say you do not know."
 )
-DEFAULT_CONTEXT_WORDS = 900
+QUESTION_PREFIX = "Question (answer it, citing the source number in square brackets): "
+# A 0.5B model loses the thread in long contexts: about three default chunks.
+DEFAULT_CONTEXT_WORDS = 400
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
@@ -48,13 +54,7 @@ def build_messages(
         sources.append(Citation(number=number, result=result))
         blocks.append(f"[{number}] {' '.join(words)}")
     context = "\n".join(blocks) if blocks else "(no sources found)"
-    # The instruction goes last, with an example: so instructed, Qwen2.5-Coder-0.5B cites
-    # ("Cats hunt mice [1]."); with the system prompt's instruction alone it did not.
-    user = (
-        f"Sources:\n{context}\n\nQuestion: {question}\n\n"
-        "Answer in one or two sentences. After each sentence, write the number of the source "
-        'it comes from in brackets, for example: "Cats purr [1]."'
-    )
+    user = f"Sources:\n{context}\n\n{QUESTION_PREFIX}{question}"
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": user},
@@ -94,8 +94,10 @@ class Answer:
             self._text.append(completion.text)
         return completion
 
-    def text(self) -> str:
-        return self.result().text
+    @property
+    def text(self) -> CallableText:
+        """The answer's text (drains the stream if not yet consumed)."""
+        return CallableText.of(self.result().text, "Answer")
 
     def cancel(self) -> None:
         self._stream.cancel()

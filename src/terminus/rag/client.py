@@ -22,11 +22,11 @@ class RagClient(Protocol):
     home: Path
 
     def embed(
-        self, model: str | None, texts: str | Sequence[str], *, normalize: bool = True
+        self, texts: str | Sequence[str], *, model: str | None = None, normalize: bool = True
     ) -> Embeddings: ...
 
     def completion(
-        self, model: str | None, messages: MessagesLike, **kwargs: Any
+        self, messages: MessagesLike, *, model: str | None = None, **kwargs: Any
     ) -> CompletionStream: ...
 
 

@@ -223,7 +223,7 @@ class Embedder:
         self.progress = progress
 
     def _batch(self, texts: Sequence[str]) -> Any:
-        vectors = self.client.embed(self.model, list(texts)).vectors
+        vectors = self.client.embed(list(texts), model=self.model).vectors
         if vectors.ndim != 2 or vectors.shape[1] != self.dimensions:
             raise DimensionMismatchError(
                 f"{self.model} returned {vectors.shape[-1]}-dimensional vectors;"

@@ -103,7 +103,7 @@ def _pdf(data: bytes, path: Path) -> LoadedDocument:
         import pypdf
     except ImportError as exc:
         raise EngineUnavailableError(
-            "reading PDFs needs pypdf", hint="pip install 'terminus[rag]'"
+            "reading PDFs needs pypdf", hint="pip install 'terminus-sdk[rag]'"
         ) from exc
     import io
     import logging

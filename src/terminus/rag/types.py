@@ -72,6 +72,13 @@ class SearchResult(BaseModel):
             f"{self.source}#{self.position.index}{page} [{self.position.start}:{self.position.end}]"
         )
 
+    def __repr__(self) -> str:
+        # a list of hits prints one short line each, not every field of every chunk
+        return f"SearchResult({self.score:.3f}, {self.label()!r}, {_snippet(self.text)!r})"
+
+    def __str__(self) -> str:
+        return f"{self.score:.3f}  {self.label()}  {_snippet(self.text)}"
+
 
 class Citation(BaseModel):
     """A source as numbered in an answer's prompt: ``[number]`` refers to ``result``."""
@@ -79,6 +86,12 @@ class Citation(BaseModel):
     model_config = _FROZEN
     number: int
     result: SearchResult
+
+    def __repr__(self) -> str:
+        return f"Citation([{self.number}] {self.result.label()!r})"
+
+    def __str__(self) -> str:
+        return f"[{self.number}] {self.result.label()}"
 
 
 class DocumentInfo(BaseModel):
@@ -113,3 +126,8 @@ class WorkspaceInfo(BaseModel):
     documents: int
     chunks: int
     created_at: float
+
+
+def _snippet(text: str, width: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

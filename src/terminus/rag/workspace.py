@@ -115,7 +115,7 @@ class Workspace:
         model = model or canonical_model(
             self.client, os.environ.get(EMBED_MODEL_ENV) or DEFAULT_EMBED_MODEL
         )
-        dimensions = self.client.embed(model, "dimension probe").dimensions
+        dimensions = self.client.embed("dimension probe", model=model).dimensions
         return SqliteStore(self.path, create=StoreConfig(model, dimensions))
 
     # -- properties ------------------------------------------------------------------
@@ -286,7 +286,7 @@ class Workspace:
         dimensions = (
             self.dimensions
             if target == self.model
-            else self.client.embed(target, "dimension probe").dimensions
+            else self.client.embed("dimension probe", model=target).dimensions
         )
         options = (
             ChunkingOptions(chunking or "auto", chunk_size, overlap)
@@ -325,7 +325,7 @@ class Workspace:
         if top_k < 1:
             raise InvalidParameterError(f"top_k must be at least 1, not {top_k}")
         vector = (
-            self.client.embed(self.model, query).vectors[0]
+            self.client.embed(query, model=self.model).vectors[0]
             if query_vector is None
             else query_vector
         )
@@ -364,7 +364,7 @@ class Workspace:
         """
         results = self.search(question, top_k, filter, hybrid=hybrid)
         messages, sources = build_messages(question, results, context_words)
-        stream = self.client.completion(model, messages, **generation)
+        stream = self.client.completion(messages, model=model, **generation)
         return Answer(stream, question, sources)
 
 

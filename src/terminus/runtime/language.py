@@ -46,7 +46,7 @@ def detect_language(text: str) -> tuple[str, float]:
     except ImportError as exc:
         raise EngineUnavailableError(
             "detecting the source language needs py3langid",
-            hint="pip install 'terminus[translate]' or pass the source language",
+            hint="pip install 'terminus-sdk[translate]' or pass the source language",
         ) from exc
     with _identifier_lock:
         if _identifier is None:

@@ -1,4 +1,4 @@
-"""An OpenAI-compatible HTTP server over the Terminus client (``pip install 'terminus[server]'``).
+"""An OpenAI-compatible HTTP server over the Terminus client (``pip install 'terminus-sdk[server]'``).
 
 >>> from terminus import Terminus
 >>> from terminus.server import ServerSettings, create_app

@@ -155,7 +155,7 @@ def add_anthropic_routes(router: APIRouter) -> None:
         messages, kwargs = completion_arguments(body)
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
-        stream = state.aclient.completion(card.id, messages, **kwargs)  # validates: 400s here
+        stream = state.aclient.completion(messages, model=card.id, **kwargs)  # validates: 400s here
         encoder = MessagesEncoder(card.id, thinking=wants_thinking(body.thinking))
         return await respond(
             request,
@@ -184,7 +184,7 @@ def add_anthropic_routes(router: APIRouter) -> None:
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
         stream = state.aclient.completion(
-            card.id, messages, tools=tools, tool_choice=choice, max_tokens=1
+            messages, model=card.id, tools=tools, tool_choice=choice, max_tokens=1
         )
         slot = state.admit()
         try:

@@ -112,8 +112,8 @@ async def _transcribe(request: Request, task: str) -> Response:
         await state.ensure_loaded(card.id)
         result = await asyncio.to_thread(
             state.client.transcribe,
-            card.id,
             audio,
+            model=card.id,
             language=str(language) if language else None,
             task=task,  # type: ignore[arg-type]
             initial_prompt=str(prompt) if prompt else None,
@@ -151,7 +151,7 @@ def add_audio_routes(router: APIRouter) -> None:
         try:
             await state.ensure_loaded(card.id)
             result = await asyncio.to_thread(
-                state.client.speak, card.id, body.input, speed=body.speed
+                state.client.speak, body.input, model=card.id, speed=body.speed
             )
         finally:
             slot.release()

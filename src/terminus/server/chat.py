@@ -164,7 +164,8 @@ def add_chat_routes(router: APIRouter) -> None:
         n = choices(body)
         if n > 1:
             streams = [
-                state.aclient.completion(card.id, messages, **seeded(kwargs, i)) for i in range(n)
+                state.aclient.completion(messages, model=card.id, **seeded(kwargs, i))
+                for i in range(n)
             ]
             if not body.stream:
                 return await respond_choices(request, state, card, streams, encoder, record)
@@ -179,7 +180,7 @@ def add_chat_routes(router: APIRouter) -> None:
                 streaming=True,
                 slots=n,
             )
-        stream = state.aclient.completion(card.id, messages, **kwargs)  # validates: 400s here
+        stream = state.aclient.completion(messages, model=card.id, **kwargs)  # validates: 400s here
         return await respond(
             request, state, card, stream, encoder, record, streaming=bool(body.stream)
         )

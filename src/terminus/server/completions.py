@@ -108,7 +108,7 @@ def add_completion_routes(router: APIRouter) -> None:
         n = choices(body)
         if n > 1:
             streams = [
-                state.aclient.text_completion(card.id, prompt, **seeded(kwargs, i))
+                state.aclient.text_completion(prompt, model=card.id, **seeded(kwargs, i))
                 for i in range(n)
             ]
             if not body.stream:
@@ -124,7 +124,7 @@ def add_completion_routes(router: APIRouter) -> None:
                 streaming=True,
                 slots=n,
             )
-        stream = state.aclient.text_completion(card.id, prompt, **kwargs)  # validates: 400s
+        stream = state.aclient.text_completion(prompt, model=card.id, **kwargs)  # validates: 400s
         return await respond(
             request, state, card, stream, encoder, record, streaming=bool(body.stream)
         )

@@ -90,7 +90,7 @@ def embed(
     dimensions: int | None,
 ) -> tuple[Embeddings, bytes]:
     """Runs in a worker thread: the vectors and the rendered answer."""
-    result = client.embed(card.id, texts)
+    result = client.embed(texts, model=card.id)
     if dimensions is not None and dimensions != result.dimensions:
         raise wrong_dimensions(card, dimensions, result.dimensions)
     return result, response_body(result, card.id, encoding)

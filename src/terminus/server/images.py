@@ -84,7 +84,7 @@ def add_image_routes(router: APIRouter) -> None:
             "count": body.n,
             **parse_size(body.size),
         }
-        stream = state.client.generate_image(card.id, body.prompt, **params)  # validates
+        stream = state.client.generate_image(body.prompt, model=card.id, **params)  # validates
         slot = state.admit()
         try:
             await state.ensure_loaded(card.id)

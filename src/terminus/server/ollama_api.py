@@ -202,9 +202,9 @@ async def _generation(
     load_s = await load_timed(state, card)
     check_num_ctx(body.options, loaded_context(state, card))
     if raw:
-        stream = state.aclient.text_completion(card.id, messages, **kwargs)
+        stream = state.aclient.text_completion(messages, model=card.id, **kwargs)
     else:
-        stream = state.aclient.completion(card.id, messages, **kwargs)
+        stream = state.aclient.completion(messages, model=card.id, **kwargs)
     encoder = OllamaEncoder(
         body.model, chat=chat, thinking=thinking, started=started, load_s=load_s
     )

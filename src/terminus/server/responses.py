@@ -74,7 +74,7 @@ def add_response_routes(router: APIRouter, store: ResponseStore) -> None:
             raise invalid("input", "the conversation has no input for the model")
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
-        stream = state.aclient.completion(card.id, messages, **kwargs)  # validates: 400s here
+        stream = state.aclient.completion(messages, model=card.id, **kwargs)  # validates: 400s here
         run = _Run(state, store, body, context, ResponseBuilder(body, card.id), record, keep_alive)
         return await run.respond(request, stream)
 

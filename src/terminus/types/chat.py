@@ -170,6 +170,16 @@ class Stats(BaseModel):
     tokens_per_second: float | None = None
     total_s: float = 0.0
 
+    def __str__(self) -> str:
+        """The line ``terminus run`` prints: ``12 prompt + 30 completion tokens, … 0.35 s``."""
+        parts = [f"{self.prompt_tokens} prompt + {self.completion_tokens} completion tokens"]
+        if self.time_to_first_token_s is not None:
+            parts.append(f"first token {self.time_to_first_token_s * 1000:.0f} ms")
+        if self.tokens_per_second:
+            parts.append(f"{self.tokens_per_second:.1f} tok/s")
+        parts.append(f"{self.total_s:.2f} s")
+        return ", ".join(parts)
+
 
 class Done(BaseModel):
     model_config = _FROZEN

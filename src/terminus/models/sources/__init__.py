@@ -73,7 +73,7 @@ class _Missing:
     def fetch(self, file: Any, sink: BlobSink, progress: Any) -> None:
         raise SourceUnavailableError(
             f"{self._kind} sources are not available in this installation",
-            hint="pip install 'terminus[p2p]'",
+            hint="pip install 'terminus-sdk[p2p]'",
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import time
 from urllib.parse import urlsplit
@@ -22,11 +21,9 @@ _MAX_RESTARTS = 2
 
 
 def _user_agent() -> str:
-    try:
-        version = md.version("terminus")
-    except md.PackageNotFoundError:
-        version = "dev"
-    return f"terminus/{version}"
+    from terminus._version import __version__
+
+    return f"terminus/{__version__}"
 
 
 def offline_mode() -> bool:
