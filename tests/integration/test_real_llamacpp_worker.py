@@ -239,6 +239,6 @@ def test_the_prompt_cache_is_bounded_counted_and_keeps_memory_flat(
     start = worker.memory_info().rss
     for i in range(30):
         words = " ".join(f"w{i}x{j}" for j in range(15))
-        client.completion(f"Note {i}: {words}.", max_tokens=1, **GREEDY, model=MODEL).text
+        client.completion(f"Note {i}: {words}.", max_tokens=1, **GREEDY, model=MODEL).result()
     grown = worker.memory_info().rss - start
     assert grown < (bound + 24) << 20, f"worker RSS grew {grown / 2**20:.0f} MiB"
