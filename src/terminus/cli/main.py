@@ -110,6 +110,12 @@ def _register() -> None:
     for command in (finetune, quantize, compare):
         cli.add_command(command)
 
+    from terminus.cli.agent import agent
+    from terminus.cli.mcp import mcp
+
+    for command in (agent, mcp):
+        cli.add_command(command)
+
 
 _register()
 
