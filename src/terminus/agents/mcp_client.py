@@ -82,8 +82,7 @@ class McpServer:
         self._closing: asyncio.Event | None = None
         self._failure: BaseException | None = None
         self._stopped = threading.Event()
-        # the server's stderr, kept for the error message when it fails to start
-        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._stderr: Any = None
 
     def __repr__(self) -> str:
         return f"McpServer({self.url or shlex.join(self.command)!r})"
@@ -99,6 +98,8 @@ class McpServer:
         if self._thread is not None:
             self._raise_if_failed()
             return self
+        # the server's stderr, kept for the error message when it fails to start
+        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")  # noqa: SIM115
         self._thread = threading.Thread(target=self._run_loop, name="terminus-mcp", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT_S):
@@ -106,7 +107,11 @@ class McpServer:
             raise ToolServerError(
                 f"MCP server {self.label} did not answer within {START_TIMEOUT_S:g} s"
             )
-        self._raise_if_failed()
+        try:
+            self._raise_if_failed()
+        except ToolServerError:
+            self.close()
+            raise
         return self
 
     def close(self) -> None:
@@ -116,7 +121,8 @@ class McpServer:
                 loop.call_soon_threadsafe(closing.set)
         if self._thread is not None:
             self._thread.join(10)
-        self._stderr.close()
+        if self._stderr is not None:
+            self._stderr.close()
 
     def __enter__(self) -> McpServer:
         return self.start()
@@ -169,6 +175,8 @@ class McpServer:
             )
 
     def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
         try:
             self._stderr.seek(0)
             text = self._stderr.read()

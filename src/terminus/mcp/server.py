@@ -7,11 +7,13 @@ HTTP transport binds to loopback only: the tools read local files.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from terminus.errors import InvalidParameterError, ToolServerError
+from terminus.errors import InvalidParameterError, TerminusError, ToolServerError
 
 if TYPE_CHECKING:
     from terminus.client.sync import Terminus
@@ -37,6 +39,20 @@ def _existing_file(path: str) -> Path:
     return target
 
 
+def _reported(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Terminus errors reach the host with their message (the SDK hides other exceptions)."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TerminusError as exc:
+            raise ToolError(exc.one_line()) from exc
+
+    return wrapper
+
+
 def build_server(client: Terminus, *, chat_model: str | None = None) -> Any:
     """An ``MCPServer`` whose tools call ``client``; run it with :func:`serve`."""
     server = _sdk_server()(
@@ -45,11 +61,13 @@ def build_server(client: Terminus, *, chat_model: str | None = None) -> Any:
     )
 
     @server.tool()
+    @_reported
     def chat(prompt: str, model: str | None = None, max_tokens: int = 256) -> str:
         """Ask a local language model; returns its answer."""
         return client.completion(model or chat_model, prompt, max_tokens=max_tokens).text()
 
     @server.tool()
+    @_reported
     def rag_search(workspace: str, query: str, top_k: int = 5) -> list[dict[str, Any]]:
         """Search a document workspace; returns the best-matching passages with their source."""
         from terminus.rag.workspace import open_workspace
@@ -62,6 +80,7 @@ def build_server(client: Terminus, *, chat_model: str | None = None) -> Any:
         return [{"source": h.label(), "score": round(h.score, 4), "text": h.text} for h in hits]
 
     @server.tool()
+    @_reported
     def rag_ask(workspace: str, question: str, model: str | None = None) -> dict[str, Any]:
         """Answer a question from a document workspace, citing the passages used."""
         from terminus.rag.workspace import open_workspace
@@ -76,12 +95,14 @@ def build_server(client: Terminus, *, chat_model: str | None = None) -> Any:
         return {"answer": text, "sources": sources}
 
     @server.tool()
+    @_reported
     def transcribe(audio_path: str, language: str | None = None) -> dict[str, Any]:
         """Transcribe an audio file on this machine to text."""
         result = client.transcribe(None, _existing_file(audio_path), language=language)
         return {"text": result.text, "language": result.language, "duration_s": result.duration_s}
 
     @server.tool()
+    @_reported
     def speak(text: str, output_path: str, speed: float = 1.0) -> dict[str, Any]:
         """Speak text aloud into a WAV file at output_path."""
         target = Path(output_path).expanduser()
@@ -96,17 +117,20 @@ def build_server(client: Terminus, *, chat_model: str | None = None) -> Any:
         }
 
     @server.tool()
+    @_reported
     def ocr(image_path: str) -> str:
         """Read the text in an image file, in reading order."""
         return client.ocr(None, _existing_file(image_path)).text
 
     @server.tool()
+    @_reported
     def translate(text: str, target: str, source: str | None = None) -> dict[str, Any]:
         """Translate text into the target language (ISO 639-1 code, e.g. 'fr')."""
         result = client.translate(text, target, source)
         return {"text": result.text, "source": result.source, "target": result.target}
 
     @server.tool()
+    @_reported
     def embed(texts: list[str], model: str | None = None) -> dict[str, Any]:
         """Embed texts; returns one vector per text."""
         if not texts:
