@@ -62,9 +62,22 @@ def build_server(client: Terminus, *, chat_model: str | None = None) -> Any:
 
     @server.tool()
     @_reported
-    def chat(prompt: str, model: str | None = None, max_tokens: int = 256) -> str:
+    def chat(
+        prompt: str,
+        model: str | None = None,
+        system: str | None = None,
+        max_tokens: int = 256,
+        temperature: float | None = None,
+    ) -> str:
         """Ask a local language model; returns its answer."""
-        return client.completion(model or chat_model, prompt, max_tokens=max_tokens).text()
+        stream = client.completion(
+            model or chat_model,
+            prompt,
+            system=system,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        return stream.text()
 
     @server.tool()
     @_reported
