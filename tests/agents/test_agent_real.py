@@ -33,7 +33,9 @@ def qwen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminus]:
 
 
 def test_calculator_answer_is_prose_with_the_result(qwen: Terminus) -> None:
-    result = qwen.agent("What is 17.5 times 23?", model=QWEN, tools=[multiply, add], **GREEDY).result()
+    result = qwen.agent(
+        "What is 17.5 times 23?", model=QWEN, tools=[multiply, add], **GREEDY
+    ).result()
     assert result.stop_reason == "answer"
     assert [(c.name, c.arguments) for c in result.tool_calls][0] == (
         "multiply",
@@ -62,9 +64,19 @@ def test_cli_agent_with_a_python_tool(qwen: Terminus) -> None:
     out = CliRunner().invoke(
         cli,
         [
-            "--home", str(qwen.home), "--offline",
-            "agent", "What is 12 times 11?",
-            "--model", QWEN, "--tool", "calctools:multiply", "--temperature", "0", "--seed", "42",
+            "--home",
+            str(qwen.home),
+            "--offline",
+            "agent",
+            "What is 12 times 11?",
+            "--model",
+            QWEN,
+            "--tool",
+            "calctools:multiply",
+            "--temperature",
+            "0",
+            "--seed",
+            "42",
         ],
     )
     assert out.exit_code == 0, out.output

@@ -53,7 +53,9 @@ async def test_tools_are_listed_and_chat_embed_answer(terminus: Terminus) -> Non
         assert len(vectors) == 2 and len(vectors[0]) == 384
 
 
-async def test_bad_input_is_a_tool_error_with_the_message(terminus: Terminus, tmp_path: Path) -> None:
+async def test_bad_input_is_a_tool_error_with_the_message(
+    terminus: Terminus, tmp_path: Path
+) -> None:
     async with Client(build_server(terminus)) as client:
         missing = await client.call_tool("ocr", {"image_path": str(tmp_path / "none.png")})
         assert missing.is_error and "no such file" in missing.content[0].text

@@ -70,9 +70,11 @@ class ToolCatalog:
             if not isinstance(query, str) or not query.strip():
                 raise ToolFailure("bad_arguments", "invalid arguments: query: a non-empty string")
             found = self.search(query)
-            if not found:
-                names = ", ".join(self.tools)
-                return f"No tool matches {query!r}. Tools that exist: {names}."
+            if not found:  # small models search with odd words: show the whole short list
+                listing = [
+                    {"name": t.name, "description": t.description[:80]} for t in self.tools.values()
+                ]
+                return "No close match; every function: " + json.dumps(listing, ensure_ascii=False)
             listing = [{"name": t.name, "description": t.description} for t in found]
             return "You can now call: " + json.dumps(listing, ensure_ascii=False)
 

@@ -202,7 +202,7 @@ class Agent:
                     return
                 calls = [stray]
                 yield ToolCallEvent(call=stray)
-            fresh = [c for c in calls if _call_key(c) not in seen_calls or c.name == TOOL_SEARCH]
+            fresh = [c for c in calls if _call_key(c) not in seen_calls]
             if not fresh:
                 force_answer = True  # the same call again: the model is looping; make it answer
                 continue
