@@ -244,3 +244,26 @@ def test_engine_error_ends_the_run_with_the_error() -> None:
 
     result = run(Agent(failing, "m", [multiply])).result()
     assert result.stop_reason == "error" and result.error == "engine exploded"
+
+
+def test_tool_search_without_a_match_lists_every_tool() -> None:
+    from terminus.agents.deferred import ToolCatalog
+
+    catalog = ToolCatalog([tool(multiply)], deferred=True)
+    search = catalog.get(TOOL_SEARCH)
+    assert search is not None
+    text = search.invoke({"query": "37 times 12"}, 1.0, CancelToken())
+    assert "multiply" in text and "No close match" in text
+    assert search.invoke({"query": "multiply numbers"}, 1.0, CancelToken()).startswith(
+        "You can now call"
+    )
+    assert [t.name for t in catalog.visible()] == ["multiply"]  # found, and nothing left hidden
+
+
+def test_a_repeated_search_leaves_only_the_found_tools() -> None:
+    search = [(TOOL_SEARCH, {"query": "multiply numbers"})]
+    model = ScriptedModel(search, search, [("multiply", {"a": 6, "b": 7})], "It is 42.")
+    result = run(Agent(model, "m", [multiply], deferred=True)).result()
+    assert [t.name for t in model.requests[2].tools] == ["multiply"]
+    assert result.tool_results[-1].content == "42.0"
+    assert result.text == "It is 42."

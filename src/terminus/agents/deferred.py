@@ -35,12 +35,17 @@ class ToolCatalog:
         self.deferred = deferred and bool(tools)
         self.top_k = top_k
         self.active: list[str] = [] if self.deferred else list(self.tools)
+        self.search_open = self.deferred
 
     def visible(self) -> list[AgentTool]:
         shown = [self.tools[name] for name in self.active]
-        if self.deferred and len(self.active) < len(self.tools):
+        if self.search_open and len(self.active) < len(self.tools):
             shown.append(self._search_tool())
         return shown
+
+    def close_search(self) -> None:
+        """Stop offering ``tool_search`` (a model that repeats a search is stuck on it)."""
+        self.search_open = False
 
     def get(self, name: str) -> AgentTool | None:
         if name == TOOL_SEARCH and self.deferred:

@@ -204,7 +204,10 @@ class Agent:
                 yield ToolCallEvent(call=stray)
             fresh = [c for c in calls if _call_key(c) not in seen_calls]
             if not fresh:
-                force_answer = True  # the same call again: the model is looping; make it answer
+                if all(c.name == TOOL_SEARCH for c in calls) and catalog.active:
+                    catalog.close_search()  # searched again: leave it only the tools it found
+                else:
+                    force_answer = True  # the same call again: it is looping; make it answer
                 continue
             history.append(Message(role="assistant", content=None, tool_calls=tuple(fresh)))
             for call in fresh:
