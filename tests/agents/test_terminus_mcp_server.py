@@ -91,3 +91,39 @@ async def test_stdio_server_from_the_command_line(terminus: Terminus) -> None:
         result = await client.call_tool("embed", {"texts": ["hello"]})
         assert not result.is_error
         assert len(json.loads(result.content[0].text)["vectors"][0]) == 384
+
+
+def test_streamable_http_server_from_the_command_line(terminus: Terminus) -> None:
+    import socket
+    import subprocess
+    import time
+
+    from terminus.agents import McpServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": SRC, "TERMINUS_HOME": str(terminus.home)}
+    command = [sys.executable, "-m", "terminus.cli.main", "--offline", "mcp"]
+    process = subprocess.Popen(
+        [*command, "--transport", "http", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with McpServer(f"http://127.0.0.1:{port}/mcp") as server:
+            assert {t.name for t in server.tools()} == TOOLS
+            text = server.call("embed", {"texts": ["hello"]})
+            assert text.startswith('{"model": "all-minilm-l6-v2", "vectors": [[')
+            assert "[cut: " in text  # 384 floats are more than a small model should read
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -277,7 +277,7 @@ def _result_text(result: Any) -> str:
     if result.is_error:
         raise ToolFailure("raised", " ".join(parts) or "the tool reported an error")
     if parts:
-        text = "\n".join(parts)
+        text = _compact("\n".join(parts))
     elif result.structured_content is not None:
         text = json.dumps(result.structured_content, ensure_ascii=False)
     elif others:
@@ -285,6 +285,16 @@ def _result_text(result: Any) -> str:
     else:
         text = ""
     return result_text(text)
+
+
+def _compact(text: str) -> str:
+    """JSON text without its indentation (servers often indent; small contexts pay for it)."""
+    if not text.lstrip().startswith(("{", "[")):
+        return text
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        return text
 
 
 def _describe(exc: BaseException) -> str:
