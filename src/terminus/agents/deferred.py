@@ -75,7 +75,8 @@ class ToolCatalog:
             if not isinstance(query, str) or not query.strip():
                 raise ToolFailure("bad_arguments", "invalid arguments: query: a non-empty string")
             found = self.search(query)
-            if not found:  # small models search with odd words: show the whole short list
+            if not found:  # small models search with odd words: offer every tool instead
+                self.active = list(self.tools)
                 listing = [
                     {"name": t.name, "description": t.description[:80]} for t in self.tools.values()
                 ]
