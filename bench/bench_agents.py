@@ -88,22 +88,22 @@ def interleaved(suite: list[tuple[str, str, list[str]]]) -> list[tuple[str, str,
 
 
 def add(a: float, b: float) -> float:
-    """Add two numbers."""
+    """Add two numbers: a plus b, their sum."""
     return a + b
 
 
 def subtract(a: float, b: float) -> float:
-    """Subtract b from a."""
+    """Subtract: a minus b, their difference."""
     return a - b
 
 
 def multiply(a: float, b: float) -> float:
-    """Multiply two numbers."""
+    """Multiply two numbers: a times b, their product."""
     return a * b
 
 
 def divide(a: float, b: float) -> float:
-    """Divide a by b."""
+    """Divide: a divided by b, their quotient."""
     return a / b
 
 

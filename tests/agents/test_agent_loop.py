@@ -246,15 +246,17 @@ def test_engine_error_ends_the_run_with_the_error() -> None:
     assert result.stop_reason == "error" and result.error == "engine exploded"
 
 
-def test_tool_search_without_a_match_lists_every_tool() -> None:
+def test_tool_search_without_a_match_falls_back_to_the_question() -> None:
     from terminus.agents.deferred import ToolCatalog
 
     catalog = ToolCatalog([tool(multiply)], deferred=True)
     search = catalog.get(TOOL_SEARCH)
     assert search is not None
     text = search.invoke({"query": "37 times 12"}, 1.0, CancelToken())
-    assert "multiply" in text and "No close match" in text
-    assert [t.name for t in catalog.visible()] == ["multiply"]  # all offered, search gone
+    assert text == "No function matches '37 times 12'. Functions: multiply."
+    catalog.context = "Please multiply 37 by 12"  # the question is searched as a fallback
+    assert "You can now call" in search.invoke({"query": "37 times 12"}, 1.0, CancelToken())
+    assert [t.name for t in catalog.visible()] == ["multiply"]
     fresh = ToolCatalog([tool(multiply)], deferred=True)
     found = fresh.search("multiply numbers")
     assert [t.name for t in found] == ["multiply"]

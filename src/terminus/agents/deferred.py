@@ -36,6 +36,8 @@ class ToolCatalog:
         self.top_k = top_k
         self.active: list[str] = [] if self.deferred else list(self.tools)
         self.search_open = self.deferred
+        #: The user's question: searched too when the model's own query matches nothing.
+        self.context = ""
 
     def visible(self) -> list[AgentTool]:
         shown = [self.tools[name] for name in self.active]
@@ -74,13 +76,10 @@ class ToolCatalog:
             query = arguments.get("query")
             if not isinstance(query, str) or not query.strip():
                 raise ToolFailure("bad_arguments", "invalid arguments: query: a non-empty string")
-            found = self.search(query)
-            if not found:  # small models search with odd words: offer every tool instead
-                self.active = list(self.tools)
-                listing = [
-                    {"name": t.name, "description": t.description[:80]} for t in self.tools.values()
-                ]
-                return "No close match; every function: " + json.dumps(listing, ensure_ascii=False)
+            found = self.search(query) or (self.search(self.context) if self.context else [])
+            if not found:  # list the names; a tool named without a search still runs
+                names = [t.name for t in self.tools.values()]
+                return f"No function matches {query!r}. Functions: {', '.join(names)}."
             listing = [{"name": t.name, "description": t.description} for t in found]
             return "You can now call: " + json.dumps(listing, ensure_ascii=False)
 

@@ -140,6 +140,7 @@ class Agent:
         """The run's events; the loop itself (one generator, driven by the consumer)."""
         history = list(parse_messages(messages, self.system or None))
         catalog = ToolCatalog(self.tools, deferred=self.deferred)
+        catalog.context = next((m.content or "" for m in history if m.role == "user"), "")
         seen_calls: set[str] = set()
         force_answer = False
         steps = 0
