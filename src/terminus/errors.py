@@ -60,6 +60,13 @@ class TruncatedModelError(InvalidModelFileError):
     code = "truncated_model"
 
 
+class CorruptTensorDataError(InvalidModelFileError):
+    """A GGUF's header is valid but its tensor data cannot be a model's (NaN scales,
+    blank data). GGUF has no checksum for tensor data: this is a sampled check."""
+
+    code = "corrupt_tensor_data"
+
+
 class ChecksumMismatchError(TerminusError, ValueError):
     """Bytes from a source do not hash to the sha256 the card pins."""
 
@@ -80,6 +87,27 @@ class ModelNotCachedError(SourceUnavailableError):
     """The model is not in the cache and downloading was not allowed."""
 
     code = "model_not_cached"
+
+
+class OfflineError(SourceUnavailableError):
+    """A model must come from the network, but downloads are off or the host is unreachable."""
+
+    code = "offline"
+
+
+class RemoteModelNotFoundError(ModelNotFoundError):
+    """A model hub has no such repository, revision or file (or nothing matching the request)."""
+
+    code = "remote_model_not_found"
+
+
+class GatedModelError(TerminusError, PermissionError):
+    """A model hub refused the files: the repository is gated or private and the token
+    is missing or lacks access."""
+
+    exit_code = 25
+    http_status = 403
+    code = "gated_model"
 
 
 class InsufficientMemoryError(TerminusError, MemoryError):
@@ -182,8 +210,16 @@ class UnsupportedDocumentError(TerminusError, ValueError):
     code = "unsupported_document"
 
 
+class InputFileError(TerminusError, OSError):
+    """A file given as input (audio, image, text) is missing or cannot be read."""
+
+    exit_code = 24
+    http_status = 422
+    code = "input_unreadable"
+
+
 class DocumentReadError(TerminusError, OSError):
-    """A document file is missing or cannot be read."""
+    """A document file (RAG ingest) is missing or cannot be read."""
 
     exit_code = 19
     http_status = 422
@@ -302,11 +338,10 @@ class CheckpointError(TerminusError, ValueError):
     code = "invalid_checkpoint"
 
 
-class WorkerCrashedError(TerminusError, RuntimeError):
+class WorkerCrashedError(EngineError):
     """A worker process running a native engine died; the host survives and the
-    next request starts a fresh worker."""
+    next request starts a fresh worker. An ``EngineError``, with its exit code."""
 
-    exit_code = 50
     http_status = 500
     code = "worker_crashed"
 
@@ -362,6 +397,7 @@ __all__ = [
     "DimensionMismatchError",
     "DocumentNotFoundError",
     "DocumentReadError",
+    "InputFileError",
     "EmptyDocumentError",
     "EngineError",
     "EngineUnavailableError",
@@ -371,11 +407,15 @@ __all__ = [
     "InvalidSchemaError",
     "ModelBusyError",
     "ModelNotCachedError",
+    "OfflineError",
+    "RemoteModelNotFoundError",
+    "GatedModelError",
     "ModelNotFoundError",
     "NotGGUFError",
     "SourceUnavailableError",
     "TerminusError",
     "TruncatedModelError",
+    "CorruptTensorDataError",
     "UnsupportedDocumentError",
     "WorkspaceModelMismatchError",
     "WorkspaceNotFoundError",

@@ -173,3 +173,24 @@ def test_cli_healthbench(tmp_path: Path, examples_file: Path) -> None:
     assert "graded by fake-judge" in out.output and "0.042" in out.output
     report = json.loads((tmp_path / "hb" / "healthbench.json").read_text())
     assert report["overall"]["score"] == pytest.approx(0.125 / 3)
+
+
+def test_cli_healthbench_json(tmp_path: Path, examples_file: Path) -> None:
+    from click.testing import CliRunner
+
+    from terminus.cli.main import cli
+
+    with Terminus(allow_download=False) as client:
+        client.catalog.save_user_card(fake_card(tmp_path / "w", "fake-doctor"))
+        client.catalog.save_user_card(
+            fake_card(tmp_path / "w", "fake-judge", replies=JUDGE_REPLIES)
+        )
+    out = CliRunner().invoke(
+        cli,
+        ["eval", "healthbench", "-m", "fake-doctor", "--judge", "fake-judge", "--file",
+         str(examples_file), "--parallel", "1", "--out", str(tmp_path / "hb"), "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    printed = json.loads(out.stdout)
+    assert printed["run_dir"] == str(tmp_path / "hb")
+    assert printed["overall"]["score"] == pytest.approx(0.125 / 3)

@@ -20,7 +20,16 @@ from fakecards import fake_card as fake_card  # re-exported for the server tests
 from fastapi import FastAPI
 
 from terminus.engines.fake import FakeChatModel
-from terminus.types import CancelToken, ChatEvent, ContentDelta, Done, Stats, TextRequest
+from terminus.types import (
+    CancelToken,
+    ChatEvent,
+    ContentDelta,
+    Done,
+    Stats,
+    TextRequest,
+    TokenLogprob,
+    TokenLogprobs,
+)
 
 LONG_REPLY = " ".join(f"w{i}" for i in range(400))
 
@@ -35,6 +44,9 @@ def fake_complete(
     for word in words[:limit]:
         if cancel.cancelled:
             break
+        if request.params.top_logprobs:
+            top = (TokenLogprob(token=word, logprob=-0.5), TokenLogprob(token=" or", logprob=-1.5))
+            yield TokenLogprobs(token=word, logprob=-0.5, top=top[: request.params.top_logprobs])
         yield ContentDelta(text=word)
         produced += 1
     yield Stats(prompt_tokens=len(request.prompt.split()), completion_tokens=produced)

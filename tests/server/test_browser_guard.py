@@ -14,6 +14,7 @@ import http.server
 import json
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,17 @@ def other_site() -> Iterator[str]:
     site.server_close()
 
 
-def _statuses(server: LiveServer, path: str) -> list[int]:
-    lines = [json.loads(x) for x in server.log_text().splitlines() if x.startswith('{"method"')]
-    return [line["status"] for line in lines if line["path"] == path]
+def _statuses(server: LiveServer, path: str, wait_for: int = 0) -> list[int]:
+    """The statuses logged for ``path``; waits (5 s at most) until ``wait_for`` are in, as
+    the access log line is written after the response went out."""
+    deadline = time.monotonic() + 5
+    while True:
+        text = server.log_text()
+        lines = [json.loads(x) for x in text.splitlines() if x.startswith('{"method"')]
+        statuses = [line["status"] for line in lines if line["path"] == path]
+        if len(statuses) >= wait_for or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.05)
 
 
 CHAT = {"model": "smollm2", "messages": [{"role": "user", "content": "read my notes"}]}
@@ -98,7 +107,7 @@ def test_cross_site_simple_request_is_refused(
         [server.url + path, json.dumps({"query": "salary"})],
     )
     # the browser sent it (no preflight for a simple request), with its Origin: refused
-    assert _statuses(server, path) == [403]
+    assert _statuses(server, path, wait_for=1) == [403]
     # a CORS-mode JSON POST needs a preflight, which is refused too, so nothing is sent
     result = page.evaluate(
         """async ([url, body]) => {

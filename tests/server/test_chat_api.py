@@ -228,8 +228,12 @@ async def test_models_list_and_retrieve(api: httpx.AsyncClient) -> None:
     by_id = {m["id"]: m for m in body["data"]}
     assert {"fake-chat", "fake-slow", "fake-base", "smollm2-135m-instruct"} <= set(by_id)
     assert {"fake-embed", "all-minilm-l6-v2"} <= set(by_id)
-    assert not any(m["capability"] not in ("chat", "completion", "embed") for m in body["data"])
-    assert "whisper-tiny.en" not in by_id  # speech models are not served here
+    # every kind of model is listed, with its kind and where it is served
+    assert by_id["whisper-tiny.en"]["kind"] == "stt"
+    assert "/v1/audio/transcriptions" in by_id["whisper-tiny.en"]["endpoints"]
+    assert by_id["en_us-joe-medium"]["kind"] == "tts"
+    assert by_id["pp-ocrv6-small"]["kind"] == "ocr"
+    assert by_id["fake-chat"]["kind"] == "chat" and "/api/chat" in by_id["fake-chat"]["endpoints"]
     chat = by_id["fake-chat"]
     assert chat["object"] == "model" and chat["owned_by"] == "terminus"
     assert chat["loaded"] is True and chat["cached"] is True

@@ -12,8 +12,9 @@ from serverkit import assert_error, chat_body, running
 from terminus.cli.main import cli
 from terminus.errors import InvalidParameterError
 from terminus.server import ServerSettings, resolve_allowed_hosts
+from terminus.server.error_shapes import reshape
+from terminus.server.errors import error_body
 from terminus.server.guard import HostPolicy, is_json, parse_origin, split_host
-from terminus.server.shapes import shape_for
 
 # --- host names --------------------------------------------------------------------------
 
@@ -183,19 +184,18 @@ async def test_cors_origins_pass_the_origin_check(make_app: Any) -> None:
 
 
 def test_shape_by_path() -> None:
-    assert shape_for("/api/chat")(415, "m", "c") == {"error": "m"}
-    assert shape_for("/api")(403, "m", "c") == {"error": "m"}
-    assert shape_for("/apiary")(403, "m", "c")["error"]["code"] == "c"
-    assert shape_for("/v1/messages")(403, "m", "c") == {
+    def shaped(path: str, status: int) -> dict[str, Any]:
+        return reshape(path, status, error_body("m", status=status, code="c"))
+
+    assert shaped("/api/chat", 415) == {"error": "m"}
+    assert shaped("/api", 403) == {"error": "m"}
+    assert shaped("/apiary", 403)["error"]["code"] == "c"
+    assert shaped("/v1/messages", 403) == {
         "type": "error",
         "error": {"type": "permission_error", "message": "m"},
     }
-    assert shape_for("/v1/messages/count_tokens")(429, "m", "c")["error"]["type"] == (
-        "rate_limit_error"
-    )
-    assert shape_for("/v1/chat/completions")(415, "m", "c")["error"]["type"] == (
-        "invalid_request_error"
-    )
+    assert shaped("/v1/messages/count_tokens", 429)["error"]["type"] == "rate_limit_error"
+    assert shaped("/v1/chat/completions", 415)["error"]["type"] == "invalid_request_error"
 
 
 async def test_middleware_errors_take_the_shape_of_the_path(make_app: Any) -> None:

@@ -399,7 +399,7 @@ def test_errors(server: Server) -> None:
         client.chat.completions.create(model=MODEL, messages=hello, temperature=9)
     _assert_error_shape(bad.value, 400, "invalid_parameter")
     with pytest.raises(openai.BadRequestError) as bad:
-        client.chat.completions.create(model=MODEL, messages=hello, n=2)
+        client.chat.completions.create(model=MODEL, messages=hello, logit_bias={"1": 5})
     _assert_error_shape(bad.value, 400, "unsupported_parameter")
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(

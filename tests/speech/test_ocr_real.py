@@ -13,7 +13,7 @@ import pytest
 from speechkit import OCR_LINES, char_error_rate, render_line
 
 from terminus import Terminus
-from terminus.errors import CapabilityError, DocumentReadError, InvalidImageError
+from terminus.errors import CapabilityError, InputFileError, InvalidImageError
 
 pytestmark = pytest.mark.real
 
@@ -94,7 +94,7 @@ def test_corrupt_and_missing_images(speech_client: Terminus, tmp_path) -> None: 
         speech_client.ocr(OCR, b"definitely not an image")
     with pytest.raises(InvalidImageError, match="empty"):
         speech_client.ocr(OCR, b"")
-    with pytest.raises(DocumentReadError):
+    with pytest.raises(InputFileError):
         speech_client.ocr(OCR, tmp_path / "missing.png")
     with pytest.raises(CapabilityError):
         speech_client.ocr("whisper-tiny.en", png)

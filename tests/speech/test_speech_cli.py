@@ -41,6 +41,16 @@ def test_speak_then_transcribe(run, tmp_path: Path) -> None:  # type: ignore[no-
     assert data["language"] == "en" and data["segments"][0]["words"]
 
 
+def test_speak_json(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wav = tmp_path / "json.wav"
+    result = run("speak", "One sentence. And another.", "-o", str(wav), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["output"] == str(wav) and data["model"] == "en_us-joe-medium"
+    assert data["chunks"] == 2 and data["sample_rate"] == 22050
+    assert data["duration_s"] == pytest.approx((wav.stat().st_size - 44) / 2 / 22050, abs=0.01)
+
+
 def test_speak_reads_stdin(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     wav = tmp_path / "stdin.wav"
     result = run("speak", "-o", str(wav), "--speed", "1.3", input="Read from standard input.")
@@ -62,6 +72,11 @@ def test_translate_with_a_built_nmt_model(run, speech_home: Path, tmp_path: Path
     try:
         result = run("translate", "the red dog eats", "--to", "fr", "--from", "en", "-m", card.id)
         assert result.exit_code == 0 and result.stdout == "le rouge chien mange\n"
+        result = run("translate", "the red dog eats", "--to", "fr", "-m", card.id, "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["text"] == "le rouge chien mange" and data["model"] == card.id
+        assert (data["source"], data["target"], data["source_detected"]) == ("en", "fr", True)
         refused = run("translate", "hallo", "--to", "de", "--from", "en", "-m", card.id)
         assert refused.exit_code == 23 and "does not translate en→de" in refused.stderr
     finally:
@@ -76,4 +91,4 @@ def test_bad_input_exit_codes(run, tmp_path: Path) -> None:  # type: ignore[no-u
     result = run("ocr", str(text_file))
     assert result.exit_code == 22 and "not an image" in result.stderr
     result = run("transcribe", str(tmp_path / "missing.wav"))
-    assert result.exit_code == 19 and "cannot read" in result.stderr
+    assert result.exit_code == 24 and "cannot read" in result.stderr  # not a RAG code

@@ -12,7 +12,7 @@ from speechkit import SENTENCES, encode_audio, word_error_rate
 from terminus import AsyncTerminus, Terminus
 from terminus.errors import (
     CapabilityError,
-    DocumentReadError,
+    InputFileError,
     InvalidAudioError,
     InvalidParameterError,
     UnsupportedLanguageError,
@@ -178,7 +178,7 @@ def test_empty_and_missing_audio(speech_client: Terminus, tmp_path) -> None:  # 
         speech_client.transcribe(STT, b"")
     with pytest.raises(InvalidAudioError):
         speech_client.transcribe(STT, np.zeros(0, dtype=np.float32))
-    with pytest.raises(DocumentReadError):
+    with pytest.raises(InputFileError):
         speech_client.transcribe(STT, tmp_path / "missing.wav")
 
 

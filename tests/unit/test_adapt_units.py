@@ -206,7 +206,7 @@ def test_cli_unsupported_architecture_fails_before_any_fetch(
     data = _write_jsonl(tmp_path / "d.jsonl", [CHAT])
     for args in (
         ["finetune", "gemma-3-270m", str(data)],
-        ["quantize", "gemma-3-270m", "-t", "Q8_0"],
+        ["quantize", "gemma-3-270m", "-q", "Q8_0"],
     ):
         result = CliRunner().invoke(cli, ["--offline", *args])
         assert result.exit_code == 41, result.output

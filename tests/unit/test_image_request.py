@@ -12,8 +12,8 @@ from terminus import Terminus
 from terminus.client.image import IMAGE_MODEL_ENV, image_request
 from terminus.errors import (
     CapabilityError,
-    DocumentReadError,
     GenerationCancelledError,
+    InputFileError,
     InvalidParameterError,
 )
 from terminus.models.card import ModelCard
@@ -59,7 +59,7 @@ def test_init_image_accepts_paths_bytes_and_pil(tmp_path: Path) -> None:
     assert from_path == path.read_bytes()
     assert from_pil is not None and Image.open(io.BytesIO(from_pil)).size == (8, 8)
     assert image_request("m", "x", init_image=b"raw").init_image == b"raw"
-    with pytest.raises(DocumentReadError):
+    with pytest.raises(InputFileError):
         image_request("m", "x", init_image=tmp_path / "missing.png")
     with pytest.raises(InvalidParameterError, match="init_image must be"):
         image_request("m", "x", init_image=3.5)

@@ -14,6 +14,7 @@ from terminus.engines.llamacpp_embed import (
     configure_embedding,
     pooling_of,
 )
+from terminus.engines.llamacpp_params import ParamsRecorder, build_params
 from terminus.errors import (
     ContextLengthExceededError,
     EngineError,
@@ -134,16 +135,17 @@ def test_pooling_comes_from_the_card() -> None:
 
 @pytest.mark.parametrize(("pooling", "value"), [("mean", 1), ("cls", 2), ("last", 3)])
 def test_server_parameters_for_embeddings(pooling: str, value: int) -> None:
-    import xllamacpp
-
-    params = xllamacpp.CommonParams()
-    params.n_batch = 256
-    configure_embedding(params, card(pooling=pooling), 1024)
+    """Recorded in the host, built on a real ``CommonParams`` as the worker builds it."""
+    recorder: Any = ParamsRecorder()
+    recorder.n_batch = 256
+    recorder.n_ubatch = 4096  # a higher setting stays
+    configure_embedding(recorder, card(pooling=pooling), 1024)
+    params = build_params(recorder.assignments)
     assert params.embedding is True
     assert int(params.pooling_type) == value
     assert params.embd_normalize == -1  # normalized by Terminus, per request
     assert params.kv_unified is True  # per-slot caches give wrong batched vectors
-    assert params.n_batch >= 1024 and params.n_ubatch >= 1024  # one input, one batch
+    assert params.n_batch == 1024 and params.n_ubatch == 4096  # one input, one batch
 
 
 def test_engine_advertises_embeddings() -> None:

@@ -145,3 +145,15 @@ def test_cancelled_wins_over_finish_reason() -> None:
 def test_error_chunks_raise_typed_errors(error: dict[str, Any], expected: type) -> None:
     with pytest.raises(expected):
         run([{"error": error}])
+
+
+def test_context_overflow_names_the_context_asked_for() -> None:
+    from terminus.engines.llamacpp import _map_error_chunk
+
+    error = {"type": "exceed_context_size_error", "n_prompt_tokens": 321, "n_ctx": 256}
+    exc = _map_error_chunk(error, (64, 4))
+    assert isinstance(exc, ContextLengthExceededError)
+    assert (
+        str(exc)
+        == "prompt is 321 tokens; the context is 64 tokens per request (256 shared by 4 slots)"
+    )

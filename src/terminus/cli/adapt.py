@@ -160,13 +160,14 @@ def finetune(state: CliState, base: str, dataset: str, **kw: Any) -> None:
 @click.command()
 @click.argument("model", metavar="MODEL")
 @click.option(
-    "-t",
+    "-q",
     "--type",
     "qtype",
-    required=True,
     metavar="TYPE",
     help="Q4_K_M, Q5_K_M, Q4_K_S, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16 or F32.",
 )
+@click.option("-t", "old_qtype", hidden=True, metavar="TYPE")  # before -t meant --temperature
+@click.option("--json", "as_json", is_flag=True, help="Print the new model as JSON.")
 @click.option(
     "--imatrix",
     type=click.Path(exists=True, dir_okay=False),
@@ -187,7 +188,9 @@ def finetune(state: CliState, base: str, dataset: str, **kw: Any) -> None:
 def quantize(
     state: CliState,
     model: str,
-    qtype: str,
+    qtype: str | None,
+    old_qtype: str | None,
+    as_json: bool,
     imatrix: str | None,
     calibrate: str | None,
     save_imatrix: str | None,
@@ -202,8 +205,17 @@ def quantize(
     \b
     Examples:
       terminus quantize smollm2-f32 --type Q8_0
-      terminus quantize smollm2-f32 --type Q4_K_M --calibrate wiki.txt --save-imatrix smol.imatrix
+      terminus quantize smollm2-f32 -q Q4_K_M --calibrate wiki.txt --save-imatrix smol.imatrix
     """
+    from terminus.models.progress import terminal_progress
+
+    if old_qtype is not None:
+        if qtype is not None:
+            raise click.UsageError("give the type once, with --type (or -q)")
+        click.echo("note: -t is now -q (or --type); -t is --temperature elsewhere", err=True)
+    qtype = qtype or old_qtype
+    if qtype is None:
+        raise click.UsageError("Missing option '-q' / '--type'.")
     card = state.client().quantize(
         model,
         qtype,
@@ -213,7 +225,19 @@ def quantize(
         model_id=model_id,
         threads=threads,
         on_step=lambda text: click.echo(text + "…", err=True),
+        progress=terminal_progress(),
     )
+    if as_json:
+        data = {
+            "id": card.id,
+            "name": card.name,
+            "base_model": card.base_model,
+            "type": qtype.upper(),
+            "size": card.size,
+            "sha256": card.main_file.sha256,
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
     click.echo(f"{card.id}: {card.name}, {card.size / 1e6:.1f} MB")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from terminus.cli.context import CliState, pass_state
+from terminus.eval.prompts import DEFAULT_TOP_LOGPROBS
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -29,10 +30,23 @@ def eval_group() -> None:
 
 
 @eval_group.command(name="list")
-def list_benchmarks() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the benchmarks as JSON.")
+def list_benchmarks(as_json: bool) -> None:
     """The benchmarks, and the file names --data-dir is searched for."""
     from terminus.eval.datasets import BENCHMARKS
 
+    if as_json:
+        rows = [
+            {
+                "name": spec.name,
+                "title": spec.title,
+                "files": list(spec.files),
+                "url": spec.published.url if spec.published else None,
+            }
+            for spec in BENCHMARKS.values()
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
     for spec in BENCHMARKS.values():
         fetch = "fetchable" if spec.published else "--data-dir only"
         click.echo(f"{spec.name:<16} {spec.title:<30} {fetch:<16} {', '.join(spec.files)}")
@@ -90,9 +104,10 @@ def list_benchmarks() -> None:
 @click.option(
     "--top-logprobs",
     type=click.IntRange(min=2, max=1000),
-    default=20,
+    default=DEFAULT_TOP_LOGPROBS,
     show_default=True,
-    help="Alternatives read per item (loglikelihood).",
+    help="Alternatives read per item (loglikelihood); endpoints that cap it (vLLM: 20) "
+    "need a lower value.",
 )
 @click.option(
     "--base-url", metavar="URL", help="Evaluate a model behind an OpenAI-compatible API instead."
@@ -102,6 +117,7 @@ def list_benchmarks() -> None:
     envvar="TERMINUS_EVAL_API_KEY",
     help="Key for --base-url [env TERMINUS_EVAL_API_KEY].",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (report.json) instead.")
 @pass_state
 def run(
     state: CliState,
@@ -118,6 +134,7 @@ def run(
     top_logprobs: int,
     base_url: str | None,
     api_key: str | None,
+    as_json: bool,
 ) -> None:
     """Score MODEL on the benchmarks; writes report.json, report.md and report.png.
 
@@ -153,6 +170,9 @@ def run(
         backend=backend,
         progress=sys.stderr.isatty(),
     )
+    if as_json:
+        click.echo(json.dumps({**summary, "run_dir": str(folder)}, indent=2))
+        return
     click.echo(markdown([summary]))
     click.echo(f"run: {folder}")
 
@@ -187,14 +207,19 @@ def _benchmark_names(value: str, data_dir: Path | None) -> tuple[str, ...]:
     type=_DIR,
     help="Where to write report.{json,md,png} [default: the first run's folder].",
 )
-def report(runs: tuple[Path, ...], out_dir: Path | None) -> None:
-    """Summarize one or more RUNS side by side: JSON, a Markdown table, and a PNG chart."""
-    from terminus.eval.report import load_run, markdown, summarize, write_reports
+@click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
+def report(runs: tuple[Path, ...], out_dir: Path | None, as_json: bool) -> None:
+    """Summarize one or more RUNS side by side: JSON, one Markdown table with a column per
+    run, and a PNG chart."""
+    from terminus.eval.report import load_run, markdown, summaries, write_reports
 
     loaded = [load_run(path) for path in runs]
     target = out_dir or loaded[0].path
     paths = write_reports(loaded, target, stem="report" if len(loaded) == 1 else "comparison")
-    click.echo(markdown([summarize(r) for r in loaded]))
+    if as_json:
+        click.echo(json.dumps(summaries(loaded), indent=2))
+        return
+    click.echo(markdown(summaries(loaded)))
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -241,6 +266,7 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
 @click.option("--base-url", metavar="URL", help="OpenAI-compatible endpoint for the model.")
 @click.option("--judge-base-url", metavar="URL", help="OpenAI-compatible endpoint for the judge.")
 @click.option("--api-key", envvar="TERMINUS_EVAL_API_KEY", help="Key for the endpoints.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_state
 def healthbench(
     state: CliState,
@@ -256,6 +282,7 @@ def healthbench(
     base_url: str | None,
     judge_base_url: str | None,
     api_key: str | None,
+    as_json: bool,
 ) -> None:
     """Grade MODEL's answers to HealthBench conversations with a JUDGE model, as simple-evals does."""
     from terminus.eval.api import backend_for
@@ -285,5 +312,8 @@ def healthbench(
         data_source=str(data_file),
         progress=sys.stderr.isatty(),
     )
+    if as_json:
+        click.echo(json.dumps({**result, "run_dir": str(folder)}, indent=2))
+        return
     click.echo(healthbench_markdown(result))
     click.echo(f"run: {folder}")

@@ -1,4 +1,4 @@
-"""``terminus run`` and ``terminus chat``: stream completions from a model."""
+"""``terminus run``: stream a completion from a model (and the flags ``chat`` shares)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import click
 from terminus.cli.context import CliState, pass_state
 from terminus.cli.render import render_events
 from terminus.errors import InvalidSchemaError
-from terminus.types import Message
 from terminus.types.common import Capability
 
 
@@ -146,49 +145,3 @@ def run(
         raise
     if done is not None and done.stop_reason == "error":
         sys.exit(1)
-
-
-@click.command()
-@generation_options
-@pass_state
-def chat(state: CliState, **kwargs: Any) -> None:
-    """Talk to a model interactively; the conversation history is kept.
-
-    Type /reset to start over, /exit or Ctrl-D to leave. Ctrl-C stops the
-    answer being written and returns to the prompt.
-    """
-    client = state.client()
-    params = _params(kwargs)
-    client.chat_request(kwargs["model"], "check", **params)  # reject bad flags before loading
-    model_id = _load(state, kwargs["model"], kwargs["context_length"])
-    history: list[Message] = []
-    if kwargs["system"]:
-        history.append(Message(role="system", content=kwargs["system"]))
-    click.secho(f"chatting with {model_id} — /reset to clear, /exit to leave", err=True, dim=True)
-    while True:
-        try:
-            line = click.prompt(">>>", prompt_suffix=" ", default="", show_default=False)
-        except (EOFError, click.Abort):
-            click.echo(err=True)
-            return
-        text = line.strip()
-        if not text:
-            continue
-        if text in ("/exit", "/quit", "/bye"):
-            return
-        if text == "/reset":
-            history = history[:1] if kwargs["system"] else []
-            click.secho("history cleared", err=True, dim=True)
-            continue
-        history.append(Message(role="user", content=text))
-        stream = client.completion(model_id, list(history), **params)
-        try:
-            render_events(stream, as_json=False, show_stats=kwargs["stats"])
-        except KeyboardInterrupt:
-            stream.cancel()
-            click.secho("\n[stopped]", err=True, dim=True)
-        answer = stream.result()
-        if answer.text:
-            history.append(answer.message())
-        else:
-            history.pop()

@@ -11,12 +11,41 @@ from typing import Any
 import click
 
 from terminus.cli.context import CliState, pass_state
+from terminus.errors import ModelNotFoundError
 from terminus.types.image import SAMPLERS, SCHEDULERS, ImageProgress, ImageResult, RGBImage
 
 IMAGE_SUFFIXES = {"", ".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
-@click.command()
+class ImageCommand(click.Command):
+    """Says where image models come from when the one asked for is not added yet."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModelNotFoundError as exc:
+            raise _not_added(ctx.params.get("model"), exc) from exc
+
+
+def _not_added(model: str | None, exc: ModelNotFoundError) -> ModelNotFoundError:
+    """Point at ``image-models``: no image model comes with Terminus, each is added by hand."""
+    from terminus.client.image_models import PRESETS
+
+    preset = next(
+        (p for p in PRESETS.values() if model is not None and model in (p.id, *p.aliases)), None
+    )
+    if preset is not None:
+        return ModelNotFoundError(
+            f"{model} is a known image model that is not added yet",
+            hint=f"download it from {preset.url}, then `terminus image-models add PATH "
+            f"--preset {preset.id}` (see `terminus image-models list`)",
+        )
+    return ModelNotFoundError(
+        exc.message, hint="see `terminus image-models list` for image models to add"
+    )
+
+
+@click.command(cls=ImageCommand)
 @click.argument("prompt")
 @click.option(
     "-m",
@@ -93,6 +122,8 @@ def image(
             f"write {', '.join(sorted(IMAGE_SUFFIXES - {''}))} files", param_hint="-o"
         )
     client = state.client()
+    if model is None and not os.environ.get("TERMINUS_IMAGE_MODEL"):
+        model = _installed_image_model(client)
     if threads is not None:
         if not model:
             raise click.UsageError("--threads needs --model (it applies when the model loads)")
@@ -143,6 +174,19 @@ def image(
     )
 
 
+def _installed_image_model(client: Any) -> str:
+    """The image model to use when none is named: the first one in the cache."""
+    from terminus.errors import ModelNotCachedError
+
+    for status in client.models.list():
+        if status.card.capability == "image" and status.cached:
+            return str(status.card.id)
+    raise ModelNotCachedError(
+        "no image model is installed",
+        hint="get one with `terminus image-models pull sdxs` (~1.8 GB) or `sd-turbo`",
+    )
+
+
 def _output_paths(output: Path, count: int) -> list[Path]:
     if count == 1:
         return [output]
@@ -168,27 +212,57 @@ def _write_atomically(picture: RGBImage, path: Path) -> None:
 
 @click.group("image-models")
 def image_models() -> None:
-    """Image models you download yourself, then add (no registry carries their weights).
+    """Image models: pull one from the Hugging Face Hub, or add files you downloaded.
 
     \b
-    1. terminus image-models list              presets and where to download them
-    2. download the files from the address shown
-    3. terminus image-models add PATH --preset sdxs-512-dreamshaper
+    terminus image-models pull sdxs               fetched and verified (sd-turbo too)
+    terminus image-models list                    presets and where to download them
+    terminus image-models add PATH --preset sdxs  hash a downloaded copy into the cache
     """
 
 
 @image_models.command("list")
-def list_presets() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the presets as JSON.")
+def list_presets(as_json: bool) -> None:
     """Known image models, their download address and defaults."""
     from terminus.client.image_models import PRESETS, TAESD_URL
 
-    for preset in PRESETS.values():
-        aliases = f" ({', '.join(preset.aliases)})" if preset.aliases else ""
-        click.echo(f"{preset.id}{aliases}: {preset.name}")
-        size = f", {preset.size}" if preset.size else ""
-        click.echo(f"    {preset.layout}{size}, licence: {preset.license}")
-        click.echo(f"    {preset.url}")
-        click.echo(f"    defaults: {preset.defaults}" + (f"; {preset.note}" if preset.note else ""))
+    if as_json:
+        rows = [
+            {
+                "id": p.id,
+                "aliases": list(p.aliases),
+                "name": p.name,
+                "layout": p.layout,
+                "size": p.size,
+                "license": p.license,
+                "url": p.url,
+                "defaults": p.defaults,
+                "note": p.note,
+            }
+            for p in PRESETS.values()
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = [
+        (
+            p.id,
+            ", ".join(p.aliases) or "-",
+            p.size or "-",
+            " ".join(f"{k}={v}" for k, v in p.defaults.items()) or "-",
+        )
+        for p in PRESETS.values()
+    ]
+    header = ("PRESET", "ALIASES", "SIZE", "DEFAULTS")
+    widths = [max(len(row[i]) for row in (header, *table)) for i in range(len(header) - 1)]
+    for row in (header, *table):
+        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, row[-1]]))
+    click.echo()
+    for p in PRESETS.values():
+        note = f" ({p.note})" if p.note else ""
+        click.echo(f"{p.id}: {p.name}, {p.layout}, licence: {p.license}{note}")
+        click.echo(f"    {p.url}")
     click.echo(f"taesd (fast decoder for SD1/SD2, pass with --taesd): {TAESD_URL}")
 
 

@@ -51,6 +51,13 @@ class TerminusGroup(click.Group):
     envvar="TERMINUS_MEMORY_BUDGET",
     help="Memory all loaded models may use, e.g. 4G [default 75% of RAM].",
 )
+@click.option(
+    "--no-server",
+    is_flag=True,
+    envvar="TERMINUS_NO_SERVER",
+    help="Run in this process even when a resident server (serve --detach) is running "
+    "[env TERMINUS_NO_SERVER].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log what Terminus does to stderr.")
 @click.version_option(package_name="terminus", prog_name="terminus")
 @click.pass_context
@@ -60,6 +67,7 @@ def cli(
     offline: bool,
     memory_policy: str | None,
     memory_budget: str | None,
+    no_server: bool,
     verbose: bool,
 ) -> None:
     """Terminus: run verified AI models on your own machine.
@@ -67,7 +75,8 @@ def cli(
     \b
     Quick start:
       terminus run "Why is the sky blue?"      stream an answer from the default model
-      terminus chat --model qwen               talk to a model, history kept
+      terminus chat --model qwen               talk to a model; /help lists the commands
+      terminus pull qwen                       fetch a model into the verified cache
       terminus models list                     what is available and what is cached
       terminus doctor                          what this machine can run, and why not
     """
@@ -77,7 +86,11 @@ def cli(
         stream=sys.stderr,
     )
     state = CliState(
-        home=home, offline=offline, memory_policy=memory_policy, memory_budget=memory_budget
+        home=home,
+        offline=offline,
+        memory_policy=memory_policy,
+        memory_budget=memory_budget,
+        no_server=no_server,
     )
     ctx.obj = state
     ctx.call_on_close(state.close)
@@ -85,10 +98,11 @@ def cli(
 
 def _register() -> None:
     from terminus.cli.adapt import compare, finetune, quantize
+    from terminus.cli.chat import chat
     from terminus.cli.doctor import doctor
     from terminus.cli.embed import embed
     from terminus.cli.eval import eval_group
-    from terminus.cli.generate import chat, run
+    from terminus.cli.generate import run
     from terminus.cli.image import image, image_models
     from terminus.cli.models import models
     from terminus.cli.rag import rag
@@ -115,6 +129,19 @@ def _register() -> None:
 
     for command in (agent, mcp):
         cli.add_command(command)
+
+    from terminus.cli.lifecycle import ps, stop
+
+    for command in (ps, stop):
+        cli.add_command(command)
+
+    from terminus.cli.create import create
+    from terminus.cli.hub import pull_image_model, search, show
+
+    cli.add_command(create)
+    models.add_command(search)
+    models.add_command(show)
+    image_models.add_command(pull_image_model)
 
 
 _register()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -62,6 +63,7 @@ def _node_options(command: Any) -> Any:
 
 def _serve(state: CliState, **opts: Any) -> None:
     from terminus.p2p.identity import load_or_create_identity
+    from terminus.p2p.nonces import PersistentNonceStore
     from terminus.p2p.provider import Provider, ProviderPolicy
 
     if opts["models"] and not (opts["allow"] or opts["allow_any"]):
@@ -87,6 +89,7 @@ def _serve(state: CliState, **opts: Any) -> None:
         listen=opts["listen"],
         advertise=opts["advertise"],
         relay=opts["relay"],
+        nonces=PersistentNonceStore(client.home / "p2p" / "nonces.sqlite"),
     )
     ref = provider.start().format()
     if opts["ref_file"]:
@@ -153,12 +156,16 @@ def peers(ctx: click.Context) -> None:
 
 
 @peers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the peers as JSON.")
 @pass_state
-def list_peers(state: CliState) -> None:
+def list_peers(state: CliState, as_json: bool) -> None:
     """List known peers with their last addresses."""
     from terminus.p2p.peers import PeerBook
 
     rows = PeerBook(state.client().home).all()
+    if as_json:
+        click.echo(json.dumps([{"node_id": k, **v} for k, v in sorted(rows.items())], indent=2))
+        return
     if not rows:
         click.echo("no known peers (add one with `terminus peers add REF`)")
         return

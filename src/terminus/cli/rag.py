@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,35 @@ def _workspace(state: CliState, name: str, model: str | None = None, create: boo
     from terminus.rag import Workspace
 
     return Workspace(state.client(), name, model=model, create=create)
+
+
+class _LogLines:
+    """Progress for a stderr that is not a terminal (a log file, a pipe): one line per
+    stage once it has run for ``first_s``, then one every ``every_s``; quick work prints
+    nothing."""
+
+    first_s = 5.0
+    every_s = 30.0
+
+    def __init__(self) -> None:
+        self._stage = ""
+        self._started = self._last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if stage != self._stage:
+            self._stage, self._started, self._last = stage, now, 0.0
+            return
+        if now - self._started < self.first_s or now - self._last < self.every_s:
+            return
+        self._last = now
+        of = f" of {total:,} ({100 * done / total:.0f} %)" if total else ""
+        click.echo(f"{stage}: {done:,}{of}, {now - self._started:.0f} s", err=True)
+
+
+def _progress() -> Any:
+    """A bar on a terminal, log lines otherwise."""
+    return True if sys.stderr.isatty() else _LogLines()
 
 
 chunking_option = click.option(
@@ -88,7 +118,7 @@ def ingest(
             chunking=chunking,
             chunk_size=chunk_size,
             overlap=overlap,
-            progress=sys.stderr.isatty(),
+            progress=_progress(),
         )
         info = ws.info()
     if as_json:
@@ -268,6 +298,6 @@ def reindex(
             chunking=chunking if changed else None,
             chunk_size=chunk_size,
             overlap=overlap,
-            progress=sys.stderr.isatty(),
+            progress=_progress(),
         )
     click.echo(f"{info.name}: {info.documents} documents, {info.chunks} chunks ({info.model})")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
+from typing import Any
 
 import click
 
@@ -35,9 +37,26 @@ def _access_logger(enabled: bool) -> None:
         logger.addHandler(handler)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (an IPv6 address in brackets or not)."""
+    name = host.strip("[]")
+    family = socket.AF_INET6 if ":" in name else socket.AF_INET
+    try:
+        return socket.create_server((name, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--ollama-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Also listen on PORT (Ollama's is 11434), so apps configured for Ollama find "
+    "this server; both ports serve every API.",
+)
 @click.option(
     "-m",
     "--model",
@@ -109,11 +128,27 @@ def _access_logger(enabled: bool) -> None:
     help="A file of API keys, one a line [env TERMINUS_API_KEYS_FILE].",
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
+@click.option(
+    "--keep-alive",
+    default="5m",
+    show_default=True,
+    metavar="DURATION",
+    help="Unload a model idle this long (300, 5m, 1h; 0: after each request; -1: never).",
+)
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Run in the background as this home's resident server (log and pid in "
+    "TERMINUS_HOME/server); `terminus run`, `chat`, `embed`… then use its warm models.",
+)
+@click.option("--stop", "stop_resident", is_flag=True, help="Stop the resident server.")
+@click.option("--resident", is_flag=True, hidden=True)
 @pass_state
 def serve(
     state: CliState,
     host: str,
     port: int,
+    ollama_port: int | None,
     models: tuple[str, ...],
     context_length: int | None,
     parallel: int | None,
@@ -126,20 +161,48 @@ def serve(
     api_keys: tuple[str, ...],
     api_keys_file: str | None,
     no_access_log: bool,
+    keep_alive: str,
+    detach: bool,
+    stop_resident: bool,
+    resident: bool,
 ) -> None:
     """Serve models over an OpenAI-compatible HTTP API.
 
     \b
-    Point any OpenAI client at http://HOST:PORT/v1:
-      terminus serve -m smollm2
+    Point any OpenAI client at http://HOST:PORT/v1, Anthropic clients at
+    http://HOST:PORT, Ollama clients at http://HOST:PORT (or --ollama-port):
+      terminus serve -m smollm2 --ollama-port 11434
       curl localhost:8080/v1/chat/completions --json '{"model": "smollm2",
+           "messages": [{"role": "user", "content": "Hi"}]}'
+      curl localhost:11434/api/chat --json '{"model": "smollm2",
            "messages": [{"role": "user", "content": "Hi"}]}'
       curl localhost:8080/v1/embeddings --json '{"model": "minilm", "input": "Hi"}'
 
     Listening on anything but loopback needs an API key. Bodies must be JSON
     (Content-Type: application/json); requests for unknown host names and from
     other web origins are refused (see --allowed-host, --cors-origin).
+
+    \b
+    A resident server the CLI reuses:
+      terminus serve --detach -m smollm2      start it in the background
+      terminus run "Hi"                       answered by its warm model
+      terminus ps                             what it has loaded
+      terminus serve --stop                   stop it
     """
+    from terminus.paths import terminus_home
+    from terminus.runtime.keepalive import parse_keep_alive
+
+    home = terminus_home(state.home)
+    if stop_resident:
+        from terminus.cli.resident import stop_server
+
+        stopped = stop_server(home)
+        click.echo(f"stopped the resident server (pid {stopped.pid}, {stopped.url})", err=True)
+        return
+    try:
+        keep_alive_s = parse_keep_alive(keep_alive)
+    except InvalidParameterError as exc:
+        raise click.BadParameter(exc.one_line(), param_hint="--keep-alive") from exc
     try:
         import uvicorn
 
@@ -172,20 +235,34 @@ def serve(
             parallel=parallel,
             threads=threads,
             access_log=not no_access_log,
+            keep_alive_s=keep_alive_s,
+            resident=resident,
         )
         check_exposure(settings)
     except InvalidParameterError as exc:
         raise click.UsageError(exc.one_line()) from exc
-    client = state.client()
+    if detach:
+        _detach(state, settings)
+        return
+    client = state.local_client()
     for name in models:  # unknown names fail now (exit 3), not in the background
         card = client.models.get(name)
         if card.capability not in ("chat", "completion", "embed"):
             raise click.UsageError(f"{card.id} is a {card.capability} model; it cannot be served")
+    sockets = [listen(host, port)]
+    if ollama_port is not None and ollama_port != port:
+        try:
+            sockets.append(listen(host, ollama_port))
+        except click.ClickException:
+            sockets[0].close()
+            raise
     _access_logger(settings.access_log)
     app = create_app(client, settings)
     shown = f"[{host}]" if ":" in host else host
+    bound = [sock.getsockname()[1] for sock in sockets]
     click.echo(
-        f"terminus serve: OpenAI-compatible API on http://{shown}:{port}/v1"
+        f"terminus serve: OpenAI-compatible API on http://{shown}:{bound[0]}/v1"
+        + (f", Ollama API on http://{shown}:{bound[1]}" if len(bound) > 1 else "")
         + (f" (loading {', '.join(models)})" if models else "")
         + (" - API key required" if settings.api_keys else ""),
         err=True,
@@ -198,4 +275,32 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=5,
     )
-    DrainingServer(config, app.state.terminus).run()
+    DrainingServer(config, app.state.terminus).run(sockets=sockets)  # one app on every listener
+
+
+def _detach(state: CliState, settings: Any) -> None:
+    import os
+
+    from terminus.cli.resident import detach
+    from terminus.paths import terminus_home
+
+    env = dict(os.environ)
+    if settings.api_keys:  # through the environment: a command line is visible to all users
+        env["TERMINUS_API_KEYS"] = ",".join(sorted(settings.api_keys))
+    if state.offline:
+        env["TERMINUS_OFFLINE"] = "1"
+    for name, value in (
+        ("TERMINUS_MEMORY_POLICY", state.memory_policy),
+        ("TERMINUS_MEMORY_BUDGET", state.memory_budget),
+    ):
+        if value:
+            env[name] = value
+    params = click.get_current_context().params
+    home = terminus_home(state.home)
+    resident = detach(home, params, env)
+    click.echo(
+        f"terminus serve: resident server running in the background (pid {resident.pid}) on "
+        f"{resident.url}/v1\n  log: {home / 'server' / 'server.log'}\n"
+        "  `terminus run`, `chat`, `embed`... now use it; stop it with `terminus serve --stop`",
+        err=True,
+    )

@@ -1,7 +1,9 @@
-"""``terminus share`` and ``terminus pull``: models between peers over BitTorrent v2."""
+"""``terminus share`` and ``terminus pull``: fetch models, from the catalog or from peers
+(BitTorrent v2)."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -59,13 +61,13 @@ def share(
     Only verified blobs are served; peers check every piece against its SHA-256 Merkle
     tree and the whole file against the card before using it. Runs until Ctrl-C.
     """
-    from terminus.models.progress import TqdmProgress
+    from terminus.models.progress import terminal_progress
     from terminus.p2p.share import Seeder
 
     client = state.client()
     card = client.catalog.get(model)
     seeder = Seeder(client.cache, listen=listen, advertise=advertise or None, public=public)
-    ref = seeder.share(card, web_seeds=web_seed, progress=TqdmProgress())
+    ref = seeder.share(card, web_seeds=web_seed, progress=terminal_progress())
     text = ref.format()
     if ref_file:
         Path(ref_file).write_text(text + "\n", encoding="utf-8")
@@ -90,7 +92,7 @@ def share(
 
 
 @click.command()
-@click.argument("model", required=False)
+@click.argument("models", nargs=-1, metavar="[MODEL...]")
 @click.option(
     "--from-peer",
     "reference",
@@ -103,22 +105,35 @@ def share(
     envvar="TERMINUS_P2P_PUBLIC",
     help="Also find peers on the DHT (internet) [env TERMINUS_P2P_PUBLIC].",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
 @pass_state
-def pull(state: CliState, model: str | None, reference: str | None, public: bool) -> None:
-    """Fetch MODEL into the verified cache, from peers when --from-peer is given.
+def pull(
+    state: CliState, models: tuple[str, ...], reference: str | None, public: bool, as_json: bool
+) -> None:
+    """Fetch MODELs into the verified cache: from the catalog's sources (as `terminus
+    models pull` does), or from peers when --from-peer is given.
+
+    \b
+    Examples:
+      terminus pull qwen                                  from the catalog
+      terminus pull qwen --from-peer terminus:model/…     from a peer running `terminus share`
 
     Peer downloads resume after an interruption (run the same command again); a peer
     that sends bad data is banned and the download goes on from the others. A model
     not in the catalog gets a card from the reference.
     """
-    client = state.client()
     if reference is None:
-        if model is None:
+        if not models:
             raise click.UsageError("name a MODEL or give --from-peer REF")
-        client.models.pull(model)
-        click.echo(f"{client.catalog.get(model).id} is cached")
+        from terminus.cli.models import pull_from_catalog
+
+        pull_from_catalog(state, models, as_json=as_json)
         return
-    from terminus.models.progress import TqdmProgress
+    if len(models) > 1:
+        raise click.UsageError("--from-peer fetches one model; name at most one")
+    model = models[0] if models else None
+    client = state.client()
+    from terminus.models.progress import terminal_progress
     from terminus.p2p.pull import pull_from_peers
 
     started = time.monotonic()
@@ -127,10 +142,22 @@ def pull(state: CliState, model: str | None, reference: str | None, public: bool
         client.cache,
         reference,
         model=model,
-        progress=TqdmProgress(),
+        progress=terminal_progress(),
         public=public,
     )
     report = source.last_report
+    if as_json:
+        row = {
+            "id": card.id,
+            "files": {name: str(path) for name, path in files.paths.items()},
+            "size": card.size,
+            "seconds": round(time.monotonic() - started, 3),
+            "resumed_bytes": report.resumed_bytes if report else 0,
+            "bad_pieces": report.hash_failures if report else 0,
+            "banned_peers": list(report.banned_peers) if report else [],
+        }
+        click.echo(json.dumps([row], indent=2))
+        return
     detail = ""
     if report is not None:
         detail = f" in {time.monotonic() - started:.1f}s"

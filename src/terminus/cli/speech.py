@@ -140,6 +140,7 @@ def _progress_bar(name: str) -> _SecondsBar | None:
 @click.option(
     "--speaker", type=click.IntRange(min=0), help="Speaker number (multi-speaker voices)."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @pass_state
 def speak(
     state: CliState,
@@ -148,6 +149,7 @@ def speak(
     model: str | None,
     speed: float,
     speaker: int | None,
+    as_json: bool,
 ) -> None:
     """Say TEXT (or stdin) with a local voice and write it to a WAV file.
 
@@ -163,6 +165,16 @@ def speak(
         f"{result.chunks} sentence chunk(s) in {result.total_s:.2f} s",
         err=True,
     )
+    if as_json:
+        data = {
+            "model": result.model,
+            "output": str(output),
+            "duration_s": round(result.duration_s, 3),
+            "sample_rate": result.sample_rate,
+            "chunks": result.chunks,
+            "total_s": round(result.total_s, 3),
+        }
+        click.echo(json.dumps(data, indent=2))
 
 
 @click.command()
@@ -219,6 +231,9 @@ def ocr(
     help="Translation or chat model [default: qwen, env TERMINUS_TRANSLATE_MODEL].",
 )
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Longest translation, in tokens.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the whole translation as JSON (no streaming)."
+)
 @pass_state
 def translate(
     state: CliState,
@@ -227,6 +242,7 @@ def translate(
     source: str | None,
     model: str | None,
     max_tokens: int | None,
+    as_json: bool,
 ) -> None:
     """Translate TEXT (or stdin) and stream the result.
 
@@ -240,6 +256,12 @@ def translate(
 
     text = text if text is not None else _stdin_text()
     client = state.client()
+    if as_json:
+        result = client.translate(
+            text, target=target, source=source, model=model, max_tokens=max_tokens
+        )
+        click.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
     stream = client.translate_stream(text, target, source, model=model, max_tokens=max_tokens)
     done = render_events(stream, as_json=False, show_stats=False)
     if done is not None and done.stop_reason == "error":
@@ -261,13 +283,39 @@ def translate_models() -> None:
 
 
 @translate_models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the models as JSON.")
 @pass_state
-def translate_models_list(state: CliState) -> None:
+def translate_models_list(state: CliState, as_json: bool) -> None:
     """Published OPUS-MT models (convert them once) and the translation models cached here."""
     from terminus.client.nmt_models import online_nmt_models
 
     client = state.client()
     installed = {c.id for c in client.catalog.all() if c.capability == "translate"}
+    if as_json:
+        online = {m.id for m in online_nmt_models()}
+        rows = [
+            {
+                "id": m.id,
+                "source": m.source,
+                "targets": list(m.targets),
+                "added": m.id in installed,
+                "page": m.page,
+            }
+            for m in online_nmt_models()
+        ]
+        for card_id in sorted(installed - online):
+            card = client.catalog.get(card_id)
+            rows.append(
+                {
+                    "id": card_id,
+                    "source": card.defaults.get("source"),
+                    "targets": list(card.defaults.get("targets", [])),
+                    "added": True,
+                    "page": None,
+                }
+            )
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
     for model in online_nmt_models():
         mark = "added" if model.id in installed else "online"
         click.echo(

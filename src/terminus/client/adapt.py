@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from terminus.models.cache import ModelCache
     from terminus.models.card import ModelCard
     from terminus.models.catalog import Catalog
+    from terminus.models.progress import Progress
     from terminus.quantize.compare import ModelScore
     from terminus.runtime.manager import ModelManager
 
@@ -80,8 +81,11 @@ class AdaptMixin:
         model_id: str | None = None,
         threads: int | None = None,
         on_step: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
     ) -> ModelCard:
-        """Quantize a cached model to ``type`` (Q8_0, Q4_K_M, …); returns the new model's card."""
+        """Quantize a cached model to ``type`` (Q8_0, Q4_K_M, …); returns the new model's card.
+
+        ``progress`` follows the tensors being written, then the import into the cache."""
         from terminus.quantize.api import quantize_to_cache
         from terminus.quantize.rules import scheme
 
@@ -101,6 +105,7 @@ class AdaptMixin:
             model_id=model_id,
             threads=threads,
             on_step=on_step,
+            progress=progress,
         )
 
     def compare(

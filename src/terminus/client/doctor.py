@@ -7,7 +7,7 @@ import platform
 import sys
 from typing import TYPE_CHECKING, Any
 
-from terminus.engines.registry import probe_all
+from terminus.engines.registry import TEST_ONLY_ENGINES, probe_all
 from terminus.runtime.memory import system_memory
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ def doctor_report(client: Terminus) -> dict[str, Any]:
     engines = {
         name: {"available": a.ok, "detail": a.detail, "version": a.version}
         for name, a in probe_all().items()
+        if name not in TEST_ONLY_ENGINES
     }
     cache_bytes = (
         sum(p.stat().st_size for p in client.cache.blobs.glob("*") if p.is_file())

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import ValidationError
 
 from terminus.client.streams import AsyncCompletionStream, CompletionStream, EventFactory
-from terminus.errors import DocumentReadError, GenerationCancelledError, InvalidParameterError
+from terminus.errors import GenerationCancelledError, InputFileError, InvalidParameterError
 from terminus.types import CancelToken
 from terminus.types.chat import validation_message
 from terminus.types.image import ImageEvent, ImageRequest, ImageResult
@@ -48,7 +48,7 @@ def _image_bytes(image: InitImageLike) -> bytes:
         try:
             return Path(image).expanduser().read_bytes()
         except OSError as exc:
-            raise DocumentReadError(f"cannot read {os.fspath(image)}: {exc}") from exc
+            raise InputFileError(f"cannot read {os.fspath(image)}: {exc}") from exc
     if hasattr(image, "save"):  # a PIL image
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from terminus.errors import DocumentReadError, InvalidAudioError, InvalidImageError
+from terminus.errors import InputFileError, InvalidAudioError, InvalidImageError
 from terminus.types.speech import AudioFormat
 
 AudioLike = str | os.PathLike[str] | bytes | Any  # Any: a numpy array
@@ -22,7 +22,7 @@ def _read(path: str | os.PathLike[str]) -> bytes:
     try:
         return Path(path).expanduser().read_bytes()
     except OSError as exc:
-        raise DocumentReadError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from exc
+        raise InputFileError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from exc
 
 
 def audio_payload(

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from terminus.errors import InvalidParameterError
+from terminus.errors import InvalidParameterError, ModelNotFoundError
 from terminus.models.cache import ModelCache, ModelFiles, VerifyResult
 from terminus.models.card import LocalSource, ModelCard
 from terminus.models.catalog import Catalog
 from terminus.models.gguf import validate_gguf
+from terminus.models.gguf_sanity import check_tensor_data
+from terminus.models.hub_catalog import HubEntry, search_entries
 from terminus.models.progress import Progress
 from terminus.runtime.manager import ModelManager
 from terminus.types.common import Capability
@@ -55,10 +57,62 @@ class ModelsAPI:
             for card in sorted(self._catalog.all(), key=lambda c: c.id)
         ]
 
-    def pull(self, name: str, progress: Progress | None = None) -> ModelFiles:
-        """Fetch and verify every file of a model into the cache (no-op when cached)."""
-        card = self._catalog.get(name)
+    def pull(
+        self, name: str, progress: Progress | None = None, *, kind: str | None = None
+    ) -> ModelFiles:
+        """Fetch and verify every file of a model into the cache (no-op when cached).
+
+        ``name`` may also be ``hf://OWNER/REPO[:QUANT|/FILE.gguf]`` or a Hub catalog name
+        (``qwen3:1.7b``): the first pull pins the Hub's sha256 into a new card
+        (docs/models.md). ``kind`` says what a non-GGUF repository holds (``stt``,
+        ``tts``, ``image``, ``embed-st``).
+        """
+        from terminus.client.model_library import ModelLibrary, is_library_name
+
+        try:
+            card = self._catalog.get(name)
+        except ModelNotFoundError:
+            if not is_library_name(name):
+                raise
+            library = ModelLibrary(
+                self._catalog, self._cache, self._manager, self._progress_factory
+            )
+            return library.pull(name, kind=kind, progress=progress)[1]
         return self._manager.ensure_files(card, progress or self._progress_factory())
+
+    def search(self, word: str = "", *, kind: str | None = None) -> builtins.list[HubEntry]:
+        """Well-known Hub models whose name, repository or description match ``word``."""
+        return search_entries(word, kind)
+
+    def create(
+        self,
+        name: str,
+        recipe: str | Path | dict[str, Any],
+        progress: Progress | None = None,
+    ) -> ModelCard:
+        """A new model from a recipe file (or mapping): base, system prompt, parameters,
+        chat template and LoRA adapter (docs/models.md). A Hub base is pulled first."""
+        from terminus.client.recipes import create_model, read_recipe
+
+        parsed = read_recipe(recipe)
+        try:
+            base = self._catalog.get(parsed.base)
+        except ModelNotFoundError:
+            from terminus.client.model_library import ModelLibrary, is_library_name
+
+            if not is_library_name(parsed.base):
+                raise
+            library = ModelLibrary(
+                self._catalog, self._cache, self._manager, self._progress_factory
+            )
+            base = library.pull(parsed.base, progress=progress)[0]
+        return create_model(self._catalog, self._cache, name, parsed, base, progress)
+
+    def recipe(self, name: str) -> str:
+        """The recipe a model was created from (or one that recreates it), as TOML."""
+        from terminus.client.recipes import recipe_text
+
+        return recipe_text(self._cache, self._catalog.get(name))
 
     def remove(self, name: str, *, forget: bool = False) -> int:
         """Delete a model's files from the cache (unloading it first); returns bytes freed.
@@ -69,7 +123,10 @@ class ModelsAPI:
         self._manager.unload(card.id)
         freed = self._cache.remove(card, keep_shared_with=self._catalog.all())
         if forget and card.user_added:
+            from terminus.client.recipes import forget_recipe
+
             self._catalog.delete_user_card(card.id)
+            forget_recipe(self._cache, card.id)
         return freed
 
     def verify(self, name: str | None = None) -> dict[str, builtins.list[VerifyResult]]:
@@ -107,12 +164,15 @@ class ModelsAPI:
     ) -> ModelCard:
         """Add your own GGUF: validate it, hash it into the cache and write a card for it.
 
-        Nothing is written if the file is not a complete GGUF.
+        Nothing is written if the file is not a complete GGUF, or if sampled tensor
+        data cannot be a model's (NaN or infinite scales, blank data): GGUF has no
+        checksum for its tensor data, so this sampled look is the only check there is.
         """
         source = Path(path).expanduser().resolve()
         if not source.is_file():
             raise InvalidParameterError(f"{source} is not a file")
         header = validate_gguf(source)  # NotGGUFError / TruncatedModelError before any write
+        check_tensor_data(source, header)  # GGUF has no tensor checksum: a sampled look
         card_id = model_id or _id_from_filename(source.name)
         self._catalog.check_new_id(card_id)
         entry = self._cache.import_path(source, progress or self._progress_factory())

@@ -1,24 +1,28 @@
-"""llama.cpp through the prebuilt ``xllamacpp`` wheel.
+"""llama.cpp through the prebuilt ``xllamacpp`` wheel, in a supervised worker process.
 
 One ``xllamacpp.Server`` per loaded model runs ``parallel`` slots with
-continuous batching; each request runs in its own thread and streams chunks
-through a queue, and the chunk callback's return value is llama.cpp's own
-cancellation hook, so a cancel stops generation within a token or two.
-Embedding cards (capability "embed") load here too; their model is in
-``llamacpp_embed``.
+continuous batching. It lives in a worker process (``llamacpp_worker``, driven
+through ``llamacpp_proxy``): this module builds the same request bodies and load
+settings as in one process, and the worker streams llama.cpp's chunks back. A
+cancel still reaches llama.cpp's own stop hook within a token or two; a crash
+inside llama.cpp fails the requests in flight with ``WorkerCrashedError`` and the
+next request loads the model again. Embedding cards (capability "embed") load
+here too; their model is in ``llamacpp_embed``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib.metadata
+import importlib.util
 import os
 import queue
-import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
+from terminus.engines.llamacpp_params import ParamsRecorder
+from terminus.engines.llamacpp_proxy import END, WorkerServer
 from terminus.engines.tool_prompting import (
     looks_like_call,
     new_call_id,
@@ -32,8 +36,10 @@ from terminus.errors import (
     ContextLengthExceededError,
     EngineError,
     EngineUnavailableError,
+    InvalidModelFileError,
     InvalidParameterError,
     InvalidSchemaError,
+    TerminusError,
 )
 from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
@@ -56,14 +62,20 @@ from terminus.types import (
     ToolCall,
     ToolCallEvent,
 )
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 if TYPE_CHECKING:
     from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
 
 DEFAULT_CONTEXT = 2048
 DEFAULT_PARALLEL = 4
-_END = object()
+# llama.cpp keeps the KV state of past prompts in RAM to reuse them (its server's
+# --cache-ram). Its own default, 8 GiB per model, lets memory grow ~1 MB per distinct
+# prompt far past any budget; this bound is counted in the model's memory instead.
+DEFAULT_PROMPT_CACHE_MIB = 256
+PROMPT_CACHE_KEY = "prompt_cache_mib"
+MIB = 1 << 20
+_END = END
 _FINISH: dict[str, StopReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
@@ -89,6 +101,21 @@ def default_threads() -> int:
     return max(1, min(n for n in (physical, usable, os.cpu_count()) if n))
 
 
+def prompt_cache_mib(card: ModelCard, options: LoadOptions) -> int:
+    """MiB of past prompts' KV state llama.cpp may keep: load option, else card, else default.
+
+    0 turns the cache off (a repeated prompt is then processed again in full).
+    """
+    value = options.extra.get(PROMPT_CACHE_KEY, card.defaults.get(PROMPT_CACHE_KEY))
+    if value is None:
+        return DEFAULT_PROMPT_CACHE_MIB
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise InvalidParameterError(
+            f"{PROMPT_CACHE_KEY} must be a whole number of MiB (0 turns it off), not {value!r}"
+        )
+    return int(value)
+
+
 class LlamaCppEngine:
     name: ClassVar[str] = "llamacpp"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -97,13 +124,14 @@ class LlamaCppEngine:
 
     @classmethod
     def probe(cls) -> Availability:
+        # Found, not imported: the host never needs xllamacpp itself (the worker does).
+        if importlib.util.find_spec("xllamacpp") is None:
+            return Availability(False, "xllamacpp is not installed; pip install xllamacpp")
         try:
-            import xllamacpp
-        except ImportError as exc:
-            return Availability(False, f"xllamacpp is not installed ({exc}); pip install xllamacpp")
-        return Availability(
-            True, "llama.cpp via xllamacpp", getattr(xllamacpp, "__version__", None)
-        )
+            version: str | None = importlib.metadata.version("xllamacpp")
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        return Availability(True, "llama.cpp via xllamacpp (runs in a worker process)", version)
 
     def resolve(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> tuple[int, int]:
         """(context per slot, slots) after defaults and the model's trained context."""
@@ -119,24 +147,25 @@ class LlamaCppEngine:
         return context, parallel
 
     def estimate_memory(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> int:
+        """Weights and KV cache, plus the prompt cache's bound (it fills up as prompts vary)."""
         context, parallel = self.resolve(card, files, options)
-        return estimate_load_bytes(validate_gguf(files.main), context * parallel).total_bytes
+        kv_and_weights = estimate_load_bytes(validate_gguf(files.main), context * parallel)
+        return kv_and_weights.total_bytes + prompt_cache_mib(card, options) * MIB
 
     def load(
         self, card: ModelCard, files: ModelFiles, options: LoadOptions
     ) -> LlamaCppChatModel | LlamaCppEmbedModel:
         if card.capability not in self.capabilities:
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; "
+                f"{card.id} is {model_kind(card.capability)}; "
                 "llama.cpp runs chat, completion and embedding models"
             )
-        try:
-            import xllamacpp
-        except ImportError as exc:
-            raise EngineUnavailableError(f"xllamacpp is not installed: {exc}") from exc
+        available = self.probe()
+        if not available.ok:
+            raise EngineUnavailableError(available.detail)
         context, parallel = self.resolve(card, files, options)
         threads = options.threads or default_threads()
-        params = xllamacpp.CommonParams()
+        params: Any = ParamsRecorder()  # written here, built by the worker process
         params.model.path = str(files.main)
         params.n_ctx = context * parallel
         params.n_parallel = parallel
@@ -145,6 +174,7 @@ class LlamaCppEngine:
         if options.batch_size:
             params.n_batch = options.batch_size
         params.verbosity = -1
+        params.cache_ram_mib = prompt_cache_mib(card, options)
         embedding = card.capability == Capability.EMBED
         if embedding:
             from terminus.engines.llamacpp_embed import configure_embedding
@@ -159,19 +189,29 @@ class LlamaCppEngine:
             template = options.chat_template or card.chat_template
             if template:
                 params.chat_template = template
-        try:
-            server = xllamacpp.Server(params)
-        except (RuntimeError, ValueError) as exc:
-            raise EngineError(f"llama.cpp could not load {card.id}: {exc}") from exc
+            projector = card.defaults.get("mmproj")
+            if projector:  # a vision model's image encoder, pulled with it from the Hub
+                if projector not in files.paths:
+                    raise InvalidModelFileError(
+                        f"{card.id}: mmproj {projector!r} is not one of its files"
+                    )
+                params.mmproj.path = str(files.paths[projector])
+        server = WorkerServer(params.assignments, card.id)
+        server.start()  # loads now, so a bad file fails the load, not the first request
         header = validate_gguf(files.main)
         memory = estimate_load_bytes(header, context * parallel).total_bytes
-        if embedding:
-            from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
+        memory += params.cache_ram_mib * MIB
+        try:
+            if embedding:
+                from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
 
-            return LlamaCppEmbedModel(
-                card, server, context, parallel, memory, header.embedding_length
-            )
-        return LlamaCppChatModel(card, server, context, parallel, memory)
+                return LlamaCppEmbedModel(
+                    card, server, context, parallel, memory, header.embedding_length
+                )
+            return LlamaCppChatModel(card, server, context, parallel, memory)
+        except BaseException:
+            server.close()
+            raise
 
 
 class LlamaCppChatModel:
@@ -186,12 +226,19 @@ class LlamaCppChatModel:
         self._tool_mode = str(card.defaults.get("tool_mode", "prompted"))
 
     def close(self) -> None:
-        self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
 
     @property
-    def server(self) -> Any:
-        """The raw ``xllamacpp.Server`` (benchmarks compare against it)."""
+    def server(self) -> WorkerServer | None:
+        """The worker-backed stand-in for ``xllamacpp.Server`` (same ``handle_*`` calls)."""
         return self._server
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id while one runs (tests and diagnostics)."""
+        return None if self._server is None else self._server.pid
 
     # -- request building ------------------------------------------------------
 
@@ -241,6 +288,11 @@ class LlamaCppChatModel:
 
     # -- streaming ---------------------------------------------------------------
 
+    @property
+    def _slots(self) -> tuple[int, int]:
+        """(context per request, slots), to name in a context overflow."""
+        return self.context_length, self.parallel
+
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         body, tool_plan = self.build_body(request)
         return self._stream("handle_chat_completions", body, request.tools, tool_plan, cancel)
@@ -269,33 +321,14 @@ class LlamaCppChatModel:
         server = self._server
         if server is None:
             raise EngineError(f"{self.card.id} was unloaded")
-        handler = getattr(server, method)
         started = time.perf_counter()
-        chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-        def on_chunk(chunk: Any) -> bool:
-            chunks.put(chunk)
-            return cancel.cancelled
-
-        def run() -> None:
-            try:
-                handler(body, on_chunk)
-            except Exception as exc:  # surfaced in the consumer's thread
-                chunks.put(exc)
-            finally:
-                chunks.put(_END)
-
-        worker = threading.Thread(target=run, name=f"terminus-llamacpp-{self.card.id}", daemon=True)
-        worker.start()
+        process, call = server.open(method, body, streamed=True, stop=lambda: cancel.cancelled)
         try:
-            yield from _translate(chunks, tools, tool_plan, cancel, started)
+            yield from _translate(call.queue, tools, tool_plan, cancel, started, self._slots)
         finally:
-            if worker.is_alive():
+            if not call.finished:  # the consumer left early: stop llama.cpp too
                 cancel.cancel()
-                while worker.is_alive():  # drain so llama.cpp never blocks on us
-                    with contextlib.suppress(queue.Empty):
-                        chunks.get(timeout=0.05)
-                worker.join()
+                process.cancel(call)
 
 
 def _translate(
@@ -304,6 +337,7 @@ def _translate(
     tool_plan: str,
     cancel: CancelToken,
     started: float,
+    slots: tuple[int, int] | None = None,
 ) -> Iterator[ChatEvent]:
     held: list[str] = []  # content held back while it may be a prompted tool call
     holding = tool_plan in ("auto", "required")
@@ -316,10 +350,12 @@ def _translate(
         item = chunks.get()
         if item is _END:
             break
+        if isinstance(item, TerminusError):
+            raise item  # the worker crashed
         if isinstance(item, Exception):
             raise _map_engine_exception(item)
         if "error" in item:
-            raise _map_error_chunk(item["error"])
+            raise _map_error_chunk(item["error"], slots)
         usage = item.get("usage") or usage
         timings = item.get("timings") or timings
         for choice in item.get("choices") or ():
@@ -418,12 +454,23 @@ def _native_call(slot: dict[str, str]) -> ToolCall:
     return ToolCall(id=slot["id"] or new_call_id(), name=slot["name"], arguments=arguments)
 
 
-def _map_error_chunk(error: dict[str, Any]) -> Exception:
+def _map_error_chunk(error: dict[str, Any], slots: tuple[int, int] | None = None) -> Exception:
+    """A typed error for an error chunk. ``slots`` is (context per request, slots) as the
+    model was loaded: llama.cpp reports only its total over every slot, a number no user
+    asked for."""
     message = str(error.get("message", "llama.cpp error"))
     if error.get("type") == "exceed_context_size_error":
+        holds = f"the context holds {error.get('n_ctx')}"
+        if slots is not None:
+            context, parallel = slots
+            holds = (
+                f"the context is {context} tokens per request "
+                f"({error.get('n_ctx')} shared by {parallel} slots)"
+            )
         return ContextLengthExceededError(
-            f"prompt is {error.get('n_prompt_tokens')} tokens; the context holds {error.get('n_ctx')}",
-            hint="shorten the prompt or load the model with a larger context_length",
+            f"prompt is {error.get('n_prompt_tokens')} tokens; {holds}",
+            hint="shorten the prompt or load the model with a larger context_length "
+            "(--context-length)",
         )
     if error.get("code") == 400:
         return InvalidParameterError(message)

@@ -22,7 +22,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from terminus.engines.llamacpp import _map_engine_exception, _map_error_chunk
-from terminus.errors import ContextLengthExceededError, EngineError, InvalidParameterError
+from terminus.engines.llamacpp_params import AtLeast, Native
+from terminus.errors import (
+    ContextLengthExceededError,
+    EngineError,
+    InvalidParameterError,
+    TerminusError,
+)
 from terminus.models.card import ModelCard
 from terminus.types import Embeddings, EmbedRequest
 
@@ -47,15 +53,13 @@ def pooling_of(card: ModelCard) -> str:
 
 
 def configure_embedding(params: Any, card: ModelCard, context: int) -> None:
-    """Turn ``xllamacpp.CommonParams`` into an embedding server's."""
-    import xllamacpp
-
+    """Make load settings (a ``ParamsRecorder``) an embedding server's."""
     params.embedding = True
-    params.pooling_type = getattr(xllamacpp.llama_pooling_type, POOLING[pooling_of(card)])
+    params.pooling_type = Native(f"llama_pooling_type.{POOLING[pooling_of(card)]}")
     params.embd_normalize = NO_NORMALIZATION
     params.kv_unified = True
-    params.n_batch = max(int(params.n_batch), context)
-    params.n_ubatch = max(int(params.n_ubatch), context)
+    params.n_batch = AtLeast(context)
+    params.n_ubatch = AtLeast(context)
 
 
 class LlamaCppEmbedModel:
@@ -77,12 +81,20 @@ class LlamaCppEmbedModel:
         self.dimensions = dimensions or int(self._raw(["dimensions"])[0].shape[1])
 
     def close(self) -> None:
-        self._server = None
+        server, self._server = self._server, None
+        close = getattr(server, "close", None)
+        if close is not None:
+            close()
 
     @property
     def server(self) -> Any:
-        """The raw ``xllamacpp.Server`` (benchmarks compare against it)."""
+        """The worker-backed stand-in for ``xllamacpp.Server`` (same ``handle_*`` calls)."""
         return self._server
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id while one runs (tests and diagnostics)."""
+        return getattr(self._server, "pid", None)
 
     def embed(self, request: EmbedRequest) -> Embeddings:
         import numpy as np
@@ -103,6 +115,8 @@ class LlamaCppEmbedModel:
             raise EngineError(f"{self.card.id} was unloaded")
         try:
             response = server.handle_embeddings({"input": inputs})
+        except TerminusError:
+            raise  # the worker crashed
         except Exception as exc:
             raise _map_engine_exception(exc) from exc
         if "error" in response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from terminus.engines.llamacpp_params import Native
 from terminus.errors import AdapterMismatchError, InvalidModelFileError
 from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
@@ -46,7 +47,6 @@ def check_adapter(card: ModelCard, files: ModelFiles) -> str:
 
 
 def attach_adapter(params: Any, card: ModelCard, files: ModelFiles) -> None:
-    import xllamacpp
-
+    """Add the checked adapter to load settings (a ``ParamsRecorder``)."""
     path = check_adapter(card, files)
-    params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(path, 1.0)]
+    params.lora_adapters = [Native("CommonAdapterLoraInfo", (path, 1.0))]

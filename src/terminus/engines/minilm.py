@@ -37,7 +37,7 @@ from terminus.errors import (
 from terminus.models.cache import ModelFiles
 from terminus.models.card import ModelCard
 from terminus.types import Embeddings, EmbedRequest
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,7 +95,7 @@ class MiniLMEngine:
 
     def load(self, card: ModelCard, files: ModelFiles, options: LoadOptions) -> MiniLMModel:
         if card.capability != Capability.EMBED:
-            raise CapabilityError(f"{card.id} is a {card.capability} model; minilm only embeds")
+            raise CapabilityError(f"{card.id} is {model_kind(card.capability)}; minilm only embeds")
         availability = self.probe()
         if not availability.ok:
             raise EngineUnavailableError(f"the minilm engine cannot run: {availability.detail}")

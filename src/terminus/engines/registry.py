@@ -24,6 +24,9 @@ BUILTIN_ENGINES = {
     "tesseract": "terminus.engines.tesseract:TesseractEngine",
 }
 
+#: Engines that exist for the test suite; nothing a user installs runs on them.
+TEST_ONLY_ENGINES = frozenset({"fake"})
+
 
 def engine_targets() -> dict[str, str]:
     targets = dict(BUILTIN_ENGINES)

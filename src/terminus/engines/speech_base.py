@@ -9,7 +9,7 @@ from terminus.engines.base import Availability, LoadedModel
 from terminus.errors import CapabilityError, EngineUnavailableError
 from terminus.models.card import ModelCard
 from terminus.types import CancelToken, ChatEvent
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 from terminus.types.speech import (
     OcrRequest,
     OcrResult,
@@ -44,7 +44,7 @@ def check_loadable(
     """Refuse before any work: a card of another capability, or an engine that cannot run."""
     if card.capability != capability:
         raise CapabilityError(
-            f"{card.id} is a {card.capability} model; the {engine} engine runs {capability} models"
+            f"{card.id} is {model_kind(card.capability)}; the {engine} engine runs {capability} models"
         )
     if not availability.ok:
         raise EngineUnavailableError(f"{engine} cannot run: {availability.detail}")

@@ -40,9 +40,40 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             if isinstance(data, dict):  # {id: record}
                 return [{"id": key, **value} for key, value in data.items()]
             return list(data)
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return _json_lines(text, path)
+    except BenchmarkDataError:
+        raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise BenchmarkDataError(f"{path.name} is not valid JSON/CSV: {exc}") from exc
+
+
+def _json_lines(text: str, path: Path) -> list[dict[str, Any]]:
+    """One JSON object per line; an error names the file, its line and which record."""
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name}, line {number} (record {len(records)})"
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            detail = (
+                f"{exc.msg} at column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else str(exc)
+            )
+            raise BenchmarkDataError(
+                f"{where} is not valid JSON: {detail}: {_excerpt(line)}"
+            ) from exc
+        if not isinstance(record, dict):
+            raise BenchmarkDataError(f"{where} is not a JSON object: {_excerpt(line)}")
+        records.append(record)
+    return records
+
+
+def _excerpt(line: str, width: int = 80) -> str:
+    line = line.strip()
+    return repr(line if len(line) <= width else line[: width - 1] + "…")
 
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:
@@ -72,8 +103,10 @@ def items_from_records(
         try:
             item = _convert(record, benchmark, index, cop_base)
         except (KeyError, ValueError, TypeError, IndexError) as exc:
+            named = f" (id {record['id']!r})" if isinstance(record, dict) and "id" in record else ""
             raise BenchmarkDataError(
-                f"{benchmark}: record {index} has an unexpected shape ({type(exc).__name__}: {exc})"
+                f"{benchmark}: record {index}{named} has an unexpected shape"
+                f" ({type(exc).__name__}: {exc})"
             ) from exc
         items.append(item)
     ids = [item.id for item in items]

@@ -11,6 +11,10 @@ from terminus.eval.items import McqItem
 
 PROMPT_VERSION = "medbench-v2"
 
+#: Next-token alternatives asked for per log-likelihood item: enough that the option letters
+#: are almost always among them (llama.cpp computes the whole softmax anyway).
+DEFAULT_TOP_LOGPROBS = 100
+
 GENERATIVE_SYSTEM = (
     "You are a medical expert answering exam questions. Think briefly if you need to, "
     "then finish with a last line that reads 'Answer: ' followed by your choice."

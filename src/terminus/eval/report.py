@@ -46,7 +46,23 @@ def load_run(path: Path) -> Run:
     return Run(run_dir, meta, rows)
 
 
-def summarize(run: Run) -> dict[str, Any]:
+def run_labels(runs: list[Run]) -> list[str]:
+    """A distinct name per run: the model (and quantization), then its folder if two share it."""
+    names = [run.name for run in runs]
+    if len(set(names)) < len(names):
+        names = [f"{run.name} [{run.path.name}]" for run in runs]
+    if len(set(names)) < len(names):
+        names = [f"{run.name} [{run.path}]" for run in runs]
+    return names
+
+
+def summaries(runs: list[Run]) -> list[dict[str, Any]]:
+    """Summaries of several runs, each named so that no two read the same."""
+    return [summarize(run, label) for run, label in zip(runs, run_labels(runs), strict=True)]
+
+
+def summarize(run: Run, display: str | None = None) -> dict[str, Any]:
+    """``display`` is how reports name the run [default: the model and its quantization]."""
     benchmarks: dict[str, Any] = {}
     for name, results in run.rows.items():
         values = list(results.values())
@@ -74,6 +90,7 @@ def summarize(run: Run) -> dict[str, Any]:
     return {
         "model": run.meta["model"],
         "label": run.meta["label"],
+        "run": display or run.name,
         "mode": config["mode"],
         "seed": config["seed"],
         "limit": config["limit"],
@@ -88,6 +105,9 @@ def summarize(run: Run) -> dict[str, Any]:
 
 
 def markdown(summaries: list[dict[str, Any]]) -> str:
+    """One run: its settings and a row per benchmark. Several: one table, a column per run."""
+    if len(summaries) > 1:
+        return side_by_side(summaries)
     lines = []
     for s in summaries:
         model = s["model"]
@@ -121,8 +141,48 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(summaries: list[dict[str, Any]], path: Path) -> None:
-    """Grouped bars (one group per benchmark, one bar per run) with 95 % CI whiskers."""
+def side_by_side(summaries: list[dict[str, Any]]) -> str:
+    """A row per setting and per benchmark, a column per run: accuracy (95% CI), n, unparsed."""
+    names = list(dict.fromkeys(n for s in summaries for n in s["benchmarks"]))
+    header = "| | " + " | ".join(_run_name(s) for s in summaries) + " |"
+    lines = [header, "|---|" + "---|" * len(summaries)]
+
+    def row(label: str, cells: list[str]) -> None:
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    row("mode", [s["mode"] for s in summaries])
+    row("seed · limit", [f"{s['seed']} · {s['limit']}" for s in summaries])
+    row("prompts", [s["prompt_version"] for s in summaries])
+    row("engine", [str(s["model"].get("engine", s["model"].get("backend"))) for s in summaries])
+    row("quantization", [s["model"].get("quantization") or "n/a" for s in summaries])
+    for name in names:
+        row(name, [_cell(s["benchmarks"].get(name)) for s in summaries])
+    row(
+        "**mean**",
+        [
+            f"**{s['mean_accuracy']:.3f}** ({s['benchmarks_in_mean']} benchmarks)"
+            if s["mean_accuracy"] is not None
+            else "-"
+            for s in summaries
+        ],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _run_name(summary: dict[str, Any]) -> str:
+    return str(summary.get("run") or summary["label"]).replace("|", "\\|")
+
+
+def _cell(b: dict[str, Any] | None) -> str:
+    if not b or not b["n"]:
+        return "-"
+    text = f"{b['accuracy']:.3f} ({b['ci95'][0]:.3f}–{b['ci95'][1]:.3f}), n {b['n']}"
+    return text + (f", {b['unparsed']} unparsed" if b["unparsed"] else "")
+
+
+def chart(summaries: list[dict[str, Any]], path: Path) -> list[str]:
+    """Grouped bars (one group per benchmark, one bar per run) with 95 % CI whiskers;
+    returns the legend's labels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,30 +201,31 @@ def chart(summaries: list[dict[str, Any]], path: Path) -> None:
             heights.append(b["accuracy"])
             low.append(b["accuracy"] - b["ci95"][0])
             high.append(b["ci95"][1] - b["accuracy"])
-        axes.bar(xs, heights, width, yerr=[low, high], capsize=3, label=s["label"])
+        axes.bar(xs, heights, width, yerr=[low, high], capsize=3, label=_run_name(s))
     axes.set_xticks(range(len(names)), names, rotation=20, ha="right")
     axes.set_ylim(0, 1)
     axes.set_ylabel("accuracy (95% CI)")
-    axes.legend(fontsize="small")
+    legend = axes.legend(fontsize="small")
     figure.tight_layout()
     temporary = path.with_name(path.stem + ".tmp.png")
     figure.savefig(temporary, dpi=110)
     plt.close(figure)
     temporary.replace(path)
+    return [text.get_text() for text in legend.get_texts()]
 
 
 def write_reports(runs: list[Run], out_dir: Path, stem: str = "report") -> dict[str, Path]:
-    summaries = [summarize(run) for run in runs]
+    summaries_ = summaries(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": out_dir / f"{stem}.json",
         "markdown": out_dir / f"{stem}.md",
         "png": out_dir / f"{stem}.png",
     }
-    write_json(paths["json"], summaries[0] if len(summaries) == 1 else summaries)
-    paths["markdown"].write_text(markdown(summaries), encoding="utf-8")
+    write_json(paths["json"], summaries_[0] if len(summaries_) == 1 else summaries_)
+    paths["markdown"].write_text(markdown(summaries_), encoding="utf-8")
     try:
-        chart(summaries, paths["png"])
+        chart(summaries_, paths["png"])
     except ImportError:
         log.warning("no PNG chart: matplotlib is missing (pip install 'terminus[eval]')")
         del paths["png"]
@@ -173,7 +234,8 @@ def write_reports(runs: list[Run], out_dir: Path, stem: str = "report") -> dict[
 
 def compare(a: Run, b: Run) -> dict[str, Any]:
     """Per benchmark, accuracy of B minus A on the items both scored, with a paired 95 % CI."""
-    out: dict[str, Any] = {"a": a.name, "b": b.name, "benchmarks": {}}
+    name_a, name_b = run_labels([a, b])
+    out: dict[str, Any] = {"a": name_a, "b": name_b, "benchmarks": {}}
     for name in a.rows.keys() & b.rows.keys():
         shared = sorted(a.rows[name].keys() & b.rows[name].keys())
         if not shared:
@@ -199,6 +261,18 @@ def compare(a: Run, b: Run) -> dict[str, Any]:
 
 
 def compare_markdown(result: dict[str, Any]) -> str:
+    """A row per benchmark; runs that agree on every item say so instead of a zero interval."""
+    comparisons = result["benchmarks"].values()
+    if all(c["b_right_a_wrong"] == c["a_right_b_wrong"] == 0 for c in comparisons):
+        n = sum(c["n"] for c in comparisons)
+        per = ", ".join(
+            f"{name} {c['accuracy_a']:.3f} (n {c['n']})"
+            for name, c in sorted(result["benchmarks"].items())
+        )
+        return (
+            f"A = {result['a']} and B = {result['b']} are identical on {n} items: every item "
+            f"right or wrong in both ({per}).\n"
+        )
     lines = [
         f"B − A, where A = {result['a']} and B = {result['b']} (paired, same items)\n",
         "| benchmark | n | A | B | B − A | 95% CI | B right, A wrong | A right, B wrong |",
@@ -207,6 +281,12 @@ def compare_markdown(result: dict[str, Any]) -> str:
     for name, c in sorted(result["benchmarks"].items()):
         lines.append(
             f"| {name} | {c['n']} | {c['accuracy_a']:.3f} | {c['accuracy_b']:.3f} | {c['difference']:+.3f}"
-            f" | {c['ci95'][0]:+.3f} to {c['ci95'][1]:+.3f} | {c['b_right_a_wrong']} | {c['a_right_b_wrong']} |"
+            f" | {_interval(c)} | {c['b_right_a_wrong']} | {c['a_right_b_wrong']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _interval(c: dict[str, Any]) -> str:
+    if c["b_right_a_wrong"] == c["a_right_b_wrong"] == 0:
+        return f"identical on {c['n']} items"
+    return f"{c['ci95'][0]:+.3f} to {c['ci95'][1]:+.3f}"

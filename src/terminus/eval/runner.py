@@ -17,6 +17,7 @@ from terminus.eval.datasets import LoadedBenchmark
 from terminus.eval.extract import extract_answer
 from terminus.eval.items import McqItem, sample
 from terminus.eval.prompts import (
+    DEFAULT_TOP_LOGPROBS,
     GENERATIVE_SYSTEM,
     PROMPT_VERSION,
     continuations,
@@ -38,7 +39,7 @@ class RunConfig:
     seed: int = 0
     max_tokens: int = 512
     temperature: float = 0.0
-    top_logprobs: int = 100
+    top_logprobs: int = DEFAULT_TOP_LOGPROBS
     prompt_version: str = PROMPT_VERSION
 
     def __post_init__(self) -> None:

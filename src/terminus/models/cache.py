@@ -3,18 +3,23 @@
 Layout under the Terminus home::
 
     blobs/<sha256>              verified bytes, read-only
+    stamps/<sha256>             the blob's stat right after its hash last matched
     blobs/<sha256>.incomplete   bytes being fetched (resumable); never used for inference
     locks/<sha256>.lock         one fetcher per blob across processes
     models/<id>/<file name>     relative symlinks into blobs/, so multi-file models
                                 (whisper folders, voices) see their usual file names
 
 A blob appears under its hash only by ``os.replace`` after the hash matched, so
-nothing unverified is ever visible, whatever kills the process and when.
+nothing unverified is ever visible, whatever kills the process and when. Before a
+cached blob is used, its stat is compared with its verification stamp; a blob that
+changed since (or has no stamp) is hashed again, and one that no longer matches is
+removed and reported, never loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -34,8 +39,11 @@ from terminus.errors import (
 from terminus.models.card import ModelCard, ModelFile
 from terminus.models.progress import NullProgress, Progress
 from terminus.models.sources.base import CHUNK, BlobSink, Source
+from terminus.models.stamps import Stamp, StampStore
 
 LOCK_TIMEOUT_S = 3600.0
+
+log = logging.getLogger("terminus.models")
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class ModelCache:
         self.blobs = root / "blobs"
         self.locks = root / "locks"
         self.models = root / "models"
+        self.stamps = StampStore(root / "stamps")
         self._lock_timeout = lock_timeout
 
     # -- queries -------------------------------------------------------------
@@ -89,12 +98,52 @@ class ModelCache:
                 total += partial.stat().st_size
         return total
 
-    def files(self, card: ModelCard) -> ModelFiles:
+    def files(self, card: ModelCard, progress: Progress | None = None) -> ModelFiles:
+        """A cached model's files, each checked against its sha256 before it is handed out.
+
+        Raises ``ChecksumMismatchError`` (after removing the blob) when a file's bytes
+        changed since they were verified.
+        """
         if not self.is_cached(card):
             raise ModelNotCachedError(
                 f"model {card.id} is not in the cache", hint=f"terminus models pull {card.id}"
             )
+        for file in card.files:
+            self.check_file(file, progress, model_id=card.id)
         return self._link_model(card)
+
+    def check_file(
+        self, file: ModelFile, progress: Progress | None = None, *, model_id: str = ""
+    ) -> None:
+        """Make sure a cached blob still holds the bytes its sha256 names.
+
+        The stat matching the blob's stamp is enough (microseconds); otherwise the blob is
+        hashed again (seconds for a large model) and the stamp renewed. A blob that fails
+        is removed, so nothing can load it, and ``ChecksumMismatchError`` is raised.
+        """
+        path = self.blob_path(file.sha256)
+        if self.stamps.matches(file.sha256, path):
+            return
+        with self._lock(file.sha256):
+            if self.stamps.matches(file.sha256, path):  # another process verified it meanwhile
+                return
+            if not path.is_file():
+                raise ModelNotCachedError(
+                    f"{file.name} is not in the cache",
+                    hint=f"terminus models pull {model_id}" if model_id else None,
+                )
+            before = Stamp.of(path)
+            digest, size = _hash_file_progress(path, progress or NullProgress(), file.name)
+            if digest == file.sha256 and (file.size is None or size == file.size):
+                if Stamp.of(path) == before:  # unchanged while it was being hashed
+                    self.stamps.record(file.sha256, before)
+                return
+            self._discard_blob(file.sha256)
+        raise ChecksumMismatchError(
+            f"cached {file.name} is corrupt: got sha256 {digest[:16]}… ({size} bytes), "
+            f"expected {file.sha256[:16]}…; the blob was removed and is never loaded",
+            hint=f"terminus models pull {model_id}" if model_id else None,
+        )
 
     # -- fetching ------------------------------------------------------------
 
@@ -105,8 +154,14 @@ class ModelCache:
         progress = progress or NullProgress()
         source_list = list(sources)
         for file in card.files:
-            if not self.has_file(file):
-                self.fetch_file(file, source_list, progress)
+            if self.has_file(file):
+                try:
+                    self.check_file(file, progress, model_id=card.id)
+                    continue
+                except ChecksumMismatchError as exc:
+                    # Sources are at hand: fetch verified bytes again instead of failing.
+                    log.warning("%s; fetching it again", exc.message)
+            self.fetch_file(file, source_list, progress)
         return self._link_model(card)
 
     def fetch_file(self, file: ModelFile, sources: list[Source], progress: Progress) -> Path:
@@ -173,6 +228,7 @@ class ModelCache:
         partial.chmod(0o444)
         os.replace(partial, self.blob_path(file.sha256))
         _fsync_dir(self.blobs)
+        self._stamp_verified(file.sha256)
         return self.blob_path(file.sha256)
 
     def _adopt(self, staged: Path, file: ModelFile, source: Source, progress: Progress) -> Path:
@@ -205,6 +261,7 @@ class ModelCache:
             os.replace(copy, self.blob_path(file.sha256))
             staged.unlink(missing_ok=True)
         _fsync_dir(self.blobs)
+        self._stamp_verified(file.sha256)
         return self.blob_path(file.sha256)
 
     def import_path(
@@ -221,7 +278,7 @@ class ModelCache:
         # and two threads may import the same name at once.
         staging = self.blobs / f"import-{os.getpid()}-{uuid.uuid4().hex}.incomplete"
         sink = BlobSink(staging, resume=False)
-        progress.start(path.name, path.stat().st_size)
+        progress.start(f"importing {path.name}", path.stat().st_size)
         try:
             with path.open("rb") as fh:
                 while block := fh.read(CHUNK):
@@ -241,6 +298,7 @@ class ModelCache:
             else:
                 staging.chmod(0o444)
                 os.replace(staging, self.blob_path(entry.sha256))
+                self._stamp_verified(entry.sha256)
         return entry
 
     # -- maintenance ---------------------------------------------------------
@@ -253,12 +311,14 @@ class ModelCache:
             if not path.is_file():
                 results.append(VerifyResult(file.name, file.sha256, False, "missing"))
                 continue
+            before = Stamp.of(path)
             digest = _hash_file(path)
             if digest == file.sha256:
+                if Stamp.of(path) == before:
+                    self.stamps.record(file.sha256, before)
                 results.append(VerifyResult(file.name, file.sha256, True, "ok"))
             else:
-                path.chmod(0o644)
-                path.unlink()
+                self._discard_blob(file.sha256)
                 results.append(
                     VerifyResult(
                         file.name, file.sha256, False, f"corrupt (sha256 {digest[:16]}…), removed"
@@ -284,10 +344,25 @@ class ModelCache:
                     freed += candidate.stat().st_size
                     candidate.chmod(0o644)
                     candidate.unlink()
+            if file.sha256 not in still_used:
+                self.stamps.forget(file.sha256)
         shutil.rmtree(self.models / card.id, ignore_errors=True)
         return freed
 
     # -- internals -----------------------------------------------------------
+
+    def _stamp_verified(self, sha256: str) -> None:
+        """Record the stat of a blob whose hash was just checked (called after its rename)."""
+        self.stamps.record(sha256, Stamp.of(self.blob_path(sha256)))
+
+    def _discard_blob(self, sha256: str) -> None:
+        self.stamps.forget(sha256)
+        path = self.blob_path(sha256)
+        try:
+            path.chmod(0o644)
+            path.unlink()
+        except FileNotFoundError:
+            pass
 
     def _sweep_stale_staging(self, sha256: str) -> None:
         """Drop private staging files left by fetchers that were killed (we hold the lock)."""
@@ -366,11 +441,22 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _hash_file(path: Path) -> str:
+    return _hash_file_progress(path, NullProgress(), path.name)[0]
+
+
+def _hash_file_progress(path: Path, progress: Progress, name: str) -> tuple[str, int]:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+    size = 0
+    progress.start(f"verifying {name}", path.stat().st_size)
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(CHUNK):
+                digest.update(block)
+                size += len(block)
+                progress.advance(len(block))
+    finally:
+        progress.finish()
+    return digest.hexdigest(), size
 
 
 def _summarize(file: ModelFile, failures: list[TerminusError]) -> TerminusError:

@@ -56,6 +56,18 @@ class HttpSource(BaseModel):
     urls: dict[str, str]
 
 
+class HubSource(BaseModel):
+    """Files in a Hugging Face Hub repository at a pinned commit; ``files`` maps each card
+    file name to its path in the repository. The endpoint (``HF_ENDPOINT``) and token
+    (``HF_TOKEN``) are read when fetching, so mirrors work without editing the card."""
+
+    model_config = _FROZEN
+    type: Literal["hf"] = "hf"
+    repo: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+    revision: str = "main"
+    files: dict[str, str]
+
+
 class PeerSource(BaseModel):
     """Peers sharing the model (``terminus share`` references); needs the p2p extra."""
 
@@ -65,7 +77,8 @@ class PeerSource(BaseModel):
 
 
 SourceSpec = Annotated[
-    PackageSource | LocalSource | HttpSource | PeerSource, Field(discriminator="type")
+    PackageSource | LocalSource | HttpSource | HubSource | PeerSource,
+    Field(discriminator="type"),
 ]
 
 
@@ -112,11 +125,13 @@ def card_from_mapping(data: dict[str, Any], origin: str = "<card>") -> ModelCard
     for source in card.sources:
         if isinstance(source, PeerSource):
             continue  # a reference pins its files by sha256; checked when it is used
-        mapping = (
-            source.files
-            if isinstance(source, PackageSource)
-            else (source.paths if isinstance(source, LocalSource) else source.urls)
-        )
+        mapping: dict[str, object]
+        if isinstance(source, PackageSource | HubSource):
+            mapping = dict(source.files)
+        elif isinstance(source, LocalSource):
+            mapping = dict(source.paths)
+        else:
+            mapping = dict(source.urls)
         unknown = set(mapping) - file_names
         if unknown:
             raise InvalidParameterError(

@@ -47,6 +47,11 @@ class Catalog:
         names = [n for c in cards for n in c.names()]
         close = difflib.get_close_matches(wanted, names, n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "see `terminus models list`"
+        from terminus.models.hub_catalog import find_entry
+        from terminus.models.hub_ref import is_hub_ref
+
+        if is_hub_ref(name) or find_entry(name) is not None:
+            hint = f"pull it first: terminus models pull {name.strip()}"
         raise ModelNotFoundError(f"unknown model {name!r}", hint=hint)
 
     def register(self, card: ModelCard) -> None:

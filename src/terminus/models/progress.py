@@ -54,3 +54,40 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class LineProgress:
+    """One line on stderr as each phase starts, for logs and pipes where a bar would be noise.
+
+    A download started by ``terminus run`` in a script still says what it is doing.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream or sys.stderr
+
+    def start(self, description: str, total: int | None, initial: int = 0) -> None:
+        if " " not in description:  # a bare file name: an HTTP download
+            description = f"downloading {description}"
+        size = f" ({_size(total)})" if total else ""
+        resumed = f", resuming at {_size(initial)}" if initial else ""
+        print(f"{description}{size}{resumed}…", file=self._stream, flush=True)
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def terminal_progress() -> Progress:
+    """A bar on a terminal, one line per phase otherwise."""
+    return TqdmProgress() if sys.stderr.isatty() else LineProgress()
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"

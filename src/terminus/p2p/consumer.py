@@ -1,7 +1,10 @@
 """A consumer: sends signed requests to one provider and yields its events as they arrive.
 
 The connection is made on first use and made again when it dropped (a provider
-restart, a network change); a stream that breaks after its first event raises
+restart, a network change). A request whose answer never started (the connection was
+found dead only once the request was sent, as after a provider was killed and started
+again) is sent once more on a fresh connection, with a fresh token: nothing reached the
+caller, so nothing can be duplicated. A stream that breaks after its first event raises
 ``PeerUnavailableError`` instead of silently starting over.
 """
 
@@ -57,21 +60,27 @@ class PeerClient:
         self._endpoint: Any = None
         self._connection: Any = None
         self.reconnects = 0
+        self.resent = 0
 
     # -- public --------------------------------------------------------------------
 
     def stream(self, op_name: str, request: Any, cancel: CancelToken) -> Iterator[Any]:
+        """The provider's events; reaching it is checked now, so a caller can fall back."""
         op = OPS[op_name]
         send, recv = self._open(op, request)
-        return self._events(op, send, recv, cancel)
+        return self._events(op, request, send, recv, cancel)
 
     def call(self, op_name: str, request: Any) -> Any:
         op = OPS[op_name]
         send, recv = self._open(op, request)
         frame = self._read(recv, None)
-        with contextlib.suppress(Exception):
-            self._run(send.finish(), 2)
+        self._finish(send)
         if frame is None:
+            send, recv = self._resend(op, request)
+            frame = self._read(recv, None)
+            self._finish(send)
+        if frame is None:
+            self._connection = None
             raise PeerUnavailableError(f"provider {self.ref.node_id[:12]}… closed the stream")
         if "error" in frame:
             raise error_from_message(frame["error"], self.ref.node_id)
@@ -162,25 +171,53 @@ class PeerClient:
             last_heard = time.monotonic()
             future = self._loop.submit(read_frame(recv))
 
-    def _events(self, op: Op, send: Any, recv: Any, cancel: CancelToken) -> Iterator[Any]:
+    def _resend(self, op: Op, request: Any) -> tuple[Any, Any]:
+        """Drop a connection that lost a request before its answer began; send it again."""
+        log.info("provider %s… did not answer; reconnecting", self.ref.node_id[:12])
+        self._drop_connection()
+        self.reconnects += 1
+        self.resent += 1
+        return self._open(op, request)
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close(0, b"lost")
+        self._connection = None
+
+    def _finish(self, send: Any) -> None:
+        with contextlib.suppress(Exception):
+            self._run(send.finish(), 2)
+
+    def _events(
+        self, op: Op, request: Any, send: Any, recv: Any, cancel: CancelToken
+    ) -> Iterator[Any]:
+        started = False
+        resent = False
         try:
             while True:
                 frame = self._read(recv, cancel, send)
+                if frame is None and not started and not resent and not cancel.cancelled:
+                    resent = True
+                    self._finish(send)
+                    send, recv = self._resend(op, request)
+                    continue
                 if frame is None:
-                    self._connection = None
+                    self._drop_connection()
                     raise PeerUnavailableError(
-                        f"the connection to provider {self.ref.node_id[:12]}… was lost mid-stream",
+                        f"the connection to provider {self.ref.node_id[:12]}… was lost "
+                        + ("mid-stream" if started else "before its answer began"),
                         hint="the provider stopped or the network dropped; try again",
                     )
                 if "error" in frame:
                     raise error_from_message(frame["error"], self.ref.node_id)
                 if frame.get("end"):
                     return
+                started = True
                 yield load_value(op, frame.get("event"), result=True)
         finally:
             # Leaving early (break, close) tells the provider to stop generating.
-            with contextlib.suppress(Exception):
-                self._run(send.finish(), 2)
+            self._finish(send)
 
 
 def _describe(error: BaseException | None) -> str:

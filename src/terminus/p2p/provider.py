@@ -38,7 +38,7 @@ from terminus.p2p.node import (
     write_frame,
 )
 from terminus.p2p.ops import OPS, Op, dump_value, parse_request, run_op
-from terminus.p2p.tokens import NonceCache, Token, check_token
+from terminus.p2p.tokens import NonceCache, NonceStore, Token, check_token
 from terminus.p2p.wire import error_message
 from terminus.types import CancelToken
 
@@ -85,14 +85,17 @@ class Provider:
         listen: str = "0.0.0.0:0",
         advertise: tuple[str, ...] = (),
         relay: bool = False,
+        nonces: NonceStore | None = None,
     ) -> None:
+        """``nonces`` remembers accepted tokens; pass a persistent store (as ``terminus
+        provide`` does) so that a restart does not accept a still-valid token twice."""
         self.transport = transport
         self.identity = identity
         self.catalog = catalog
         self.models = frozenset(catalog.get(m).id for m in models)
         self.policy = policy
         self.stats = ProviderStats()
-        self._nonces = NonceCache()
+        self._nonces: NonceStore = nonces if nonces is not None else NonceCache()
         self._slots = threading.BoundedSemaphore(max(1, policy.max_concurrent))
         self._listen = listen
         self._advertise = advertise

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from terminus.errors import PeerRefusedError
 from terminus.p2p.identity import Identity, verify_signature
@@ -91,8 +91,18 @@ def issue_token(
     return Token(**{**unsigned.__dict__, "signature": signature})
 
 
+class NonceStore(Protocol):
+    def claim(self, nonce: str, expires: float) -> bool:
+        """True the first time ``nonce`` is seen, False for a replay."""
+        ...
+
+
 class NonceCache:
-    """Nonces seen and not yet expired; a second use of one is a replay."""
+    """Nonces seen and not yet expired, in memory; a second use of one is a replay.
+
+    Forgotten when the process ends: a provider that restarts uses
+    ``terminus.p2p.nonces.PersistentNonceStore`` instead.
+    """
 
     def __init__(self) -> None:
         self._seen: dict[str, float] = {}
@@ -116,7 +126,7 @@ def check_token(
     provider: str,
     op: str,
     body: bytes,
-    nonces: NonceCache,
+    nonces: NonceStore,
 ) -> None:
     """Raise ``PeerRefusedError`` unless ``token`` is ``peer``'s fresh, unused token for this body."""
     now = time.time()

@@ -63,7 +63,7 @@ def quantize_to_cache(
     try:
         target = staging / f"{card_id}.gguf"
         say(f"writing {plan.name}")
-        quantize_file(source, target, plan, imatrix=matrix)
+        quantize_file(source, target, plan, imatrix=matrix, progress=progress)
         entry = cache.import_path(target, progress or NullProgress(), name=target.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -18,6 +18,7 @@ from terminus.models.gguf_io import (
     string_field,
     tensor_f32,
 )
+from terminus.models.progress import NullProgress, Progress
 from terminus.quantize.rules import Scheme, tensor_type
 
 QUANTIZABLE_ARCHITECTURES = ("llama", "qwen2")
@@ -30,8 +31,11 @@ def quantize_file(
     *,
     imatrix: dict[str, np.ndarray] | None = None,
     on_tensor: Callable[[str, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, str]:
-    """Write ``source`` re-encoded as ``plan`` to ``target``; returns tensor → ggml type."""
+    """Write ``source`` re-encoded as ``plan`` to ``target``; returns tensor → ggml type.
+
+    ``progress`` advances by each tensor's bytes in the source file."""
     gguf = gguf_module()
     reader = open_reader(source)
     arch = string_field(reader, "general.architecture") or "?"
@@ -43,6 +47,8 @@ def quantize_file(
     names = {t.name for t in reader.tensors}
     has_output = "output.weight" in names
     chosen: dict[str, str] = {}
+    progress = progress or NullProgress()
+    progress.start(f"quantizing to {plan.name}", sum(int(t.n_bytes) for t in reader.tensors))
     with atomic_writer(target, arch) as writer:
         copy_metadata(reader, writer, skip={"general.file_type", "general.quantization_version"})
         writer.add_file_type(plan.file_type)
@@ -53,6 +59,7 @@ def quantize_file(
             chosen[tensor.name] = kind
             if on_tensor is not None:
                 on_tensor(tensor.name, kind)
+            progress.advance(int(tensor.n_bytes))
             if kind == "F32":
                 writer.add_tensor(tensor.name, values)
                 continue
@@ -70,4 +77,5 @@ def quantize_file(
                 raw.reshape(*values.shape[:-1], raw.shape[-1]),
                 raw_dtype=gguf.GGMLQuantizationType[kind],
             )
+    progress.finish()
     return chosen

@@ -11,12 +11,15 @@ English prose; sizes default well under all-MiniLM-L6-v2's 256-token window):
   as context (embedded, shown in results, not part of the chunk's character span).
 
 ``auto`` picks ``markdown`` for Markdown and HTML documents and ``sentences`` otherwise.
-Every chunk's ``text`` is exactly ``document[start:end]``.
+Every chunk's ``text`` is exactly ``document[start:end]``. ``iter_chunks`` yields chunks
+as it finds them and holds only the chunk being built, so a document of any size is
+chunked in memory proportional to one chunk (plus the document's own text).
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,6 +44,7 @@ Span = tuple[int, int]
 
 class Chunker(Protocol):
     def chunk(self, text: str) -> list[Chunk]: ...
+    def iter_chunks(self, text: str) -> Iterator[Chunk]: ...
     def config(self) -> dict[str, Any]: ...
 
 
@@ -60,16 +64,19 @@ def _check(size: int, overlap: int) -> None:
         )
 
 
-def _windows(text: str, start: int, end: int, size: int, overlap: int) -> list[Span]:
-    words = [m.span() for m in _WORD.finditer(text, start, end)]
-    spans: list[Span] = []
+def _windows(text: str, start: int, end: int, size: int, overlap: int) -> Iterator[Span]:
+    """Windows of ``size`` words, each starting ``size - overlap`` words after the last;
+    the last window ends at the last word. Holds one window of word spans at a time."""
     step = size - overlap
-    for i in range(0, len(words), step):
-        window = words[i : i + size]
-        spans.append((window[0][0], window[-1][1]))
-        if i + size >= len(words):
-            break
-    return spans
+    window: deque[Span] = deque()
+    for match in _WORD.finditer(text, start, end):
+        if len(window) == size:  # full, and more words follow: emit it and move on
+            yield window[0][0], window[-1][1]
+            for _ in range(step):
+                window.popleft()
+        window.append(match.span())
+    if window:
+        yield window[0][0], window[-1][1]
 
 
 def _trimmed(text: str, start: int, end: int) -> Span | None:
@@ -115,30 +122,30 @@ class _Unit:
     paragraph: int
 
 
-def _pack(text: str, start: int, end: int, size: int, overlap: int) -> list[Span]:
+def _units(text: str, start: int, end: int) -> Iterator[_Unit]:
+    for p, (ps, pe) in enumerate(_paragraphs(text, start, end)):
+        for s, e in _sentences(text, ps, pe):
+            yield _Unit(s, e, _count_words(text, s, e), p)
+
+
+def _count_words(text: str, start: int, end: int) -> int:
+    return sum(1 for _ in _WORD.finditer(text, start, end))
+
+
+def _pack(text: str, start: int, end: int, size: int, overlap: int) -> Iterator[Span]:
     """Sentences of ``text[start:end]`` packed into spans of at most ``size`` words."""
-    units = [
-        _Unit(s, e, len(text[s:e].split()), p)
-        for p, (ps, pe) in enumerate(_paragraphs(text, start, end))
-        for s, e in _sentences(text, ps, pe)
-    ]
-    spans: list[Span] = []
     current: list[_Unit] = []
     words = 0
-
-    def flush() -> None:
-        if current:
-            spans.append((current[0].start, current[-1].end))
-
-    for unit in units:
+    for unit in _units(text, start, end):
         if unit.words > size:  # one very long sentence: fall back to word windows
-            flush()
+            if current:
+                yield current[0].start, current[-1].end
             current, words = [], 0
-            spans.extend(_windows(text, unit.start, unit.end, size, overlap))
+            yield from _windows(text, unit.start, unit.end, size, overlap)
             continue
         new_paragraph = bool(current) and unit.paragraph != current[-1].paragraph
         if current and (words + unit.words > size or (new_paragraph and words >= size // 2)):
-            flush()
+            yield current[0].start, current[-1].end
             carried: list[_Unit] = []
             carried_words = 0
             for previous in reversed(current):
@@ -151,44 +158,68 @@ def _pack(text: str, start: int, end: int, size: int, overlap: int) -> list[Span
             current, words = carried, carried_words
         current.append(unit)
         words += unit.words
-    flush()
-    return spans
+    if current:
+        yield current[0].start, current[-1].end
 
 
-def _chunks(text: str, spans: list[tuple[int, int, str]]) -> list[Chunk]:
-    return [Chunk(i, s, e, text[s:e], context) for i, (s, e, context) in enumerate(spans)]
+def _chunks(text: str, spans: Iterator[tuple[int, int, str]]) -> Iterator[Chunk]:
+    return (Chunk(i, s, e, text[s:e], context) for i, (s, e, context) in enumerate(spans))
+
+
+class _ChunkList:
+    """``chunk`` as the list of ``iter_chunks`` (shared by the three chunkers)."""
+
+    def iter_chunks(self, text: str) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def chunk(self, text: str) -> list[Chunk]:
+        return list(self.iter_chunks(text))
 
 
 @dataclass(frozen=True)
-class TokenWindowChunker:
+class TokenWindowChunker(_ChunkList):
     size: int = DEFAULT_SIZE
     overlap: int = -1  # a fifth of size
 
     def __post_init__(self) -> None:
         _resolve(self)
 
-    def chunk(self, text: str) -> list[Chunk]:
+    def iter_chunks(self, text: str) -> Iterator[Chunk]:
         spans = _windows(text, 0, len(text), self.size, self.overlap)
-        return _chunks(text, [(s, e, "") for s, e in spans])
+        return _chunks(text, ((s, e, "") for s, e in spans))
 
     def config(self) -> dict[str, Any]:
         return {"strategy": "tokens", "size": self.size, "overlap": self.overlap}
 
 
 @dataclass(frozen=True)
-class SentenceChunker:
+class SentenceChunker(_ChunkList):
     size: int = DEFAULT_SIZE
     overlap: int = -1  # a fifth of size
 
     def __post_init__(self) -> None:
         _resolve(self)
 
-    def chunk(self, text: str) -> list[Chunk]:
+    def iter_chunks(self, text: str) -> Iterator[Chunk]:
         spans = _pack(text, 0, len(text), self.size, self.overlap)
-        return _chunks(text, [(s, e, "") for s, e in spans])
+        return _chunks(text, ((s, e, "") for s, e in spans))
 
     def config(self) -> dict[str, Any]:
         return {"strategy": "sentences", "size": self.size, "overlap": self.overlap}
+
+
+#: The line boundaries ``str.splitlines`` uses, so offsets match it exactly.
+_LINE_END = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """``text.splitlines(keepends=True)``, one line at a time."""
+    pos = 0
+    for match in _LINE_END.finditer(text):
+        yield text[pos : match.end()]
+        pos = match.end()
+    if pos < len(text):
+        yield text[pos:]
 
 
 def markdown_sections(text: str) -> list[tuple[tuple[str, ...], int, int]]:
@@ -197,13 +228,17 @@ def markdown_sections(text: str) -> list[tuple[tuple[str, ...], int, int]]:
     ATX (``## Title``) and setext (``Title`` over ``===``/``---``) headings count;
     lines inside fenced code blocks never do.
     """
-    sections: list[tuple[tuple[str, ...], int, int]] = []
+    return list(iter_markdown_sections(text))
+
+
+def iter_markdown_sections(text: str) -> Iterator[tuple[tuple[str, ...], int, int]]:
+    """``markdown_sections``, one section at a time."""
     path: list[tuple[int, str]] = []
     body_start = 0
     fence: str | None = None
     offset = 0
     previous: tuple[int, int, str] | None = None  # (line start, line end, text) of a text line
-    for line in text.splitlines(keepends=True):
+    for line in _lines(text):
         line_start, offset = offset, offset + len(line)
         stripped = line.rstrip("\r\n")
         fenced = _FENCE.match(stripped)
@@ -226,32 +261,37 @@ def markdown_sections(text: str) -> list[tuple[tuple[str, ...], int, int]]:
             previous = (line_start, offset, stripped) if stripped.strip() else None
             continue
         level, title, starts_at = heading
-        sections.append((tuple(t for _, t in path), body_start, starts_at))
+        if _has_text(text, body_start, starts_at):
+            yield tuple(t for _, t in path), body_start, starts_at
         while path and path[-1][0] >= level:
             path.pop()
         path.append((level, title))
         body_start = offset
         previous = None
-    sections.append((tuple(t for _, t in path), body_start, len(text)))
-    return [(p, s, e) for p, s, e in sections if text[s:e].strip()]
+    if _has_text(text, body_start, len(text)):
+        yield tuple(t for _, t in path), body_start, len(text)
+
+
+def _has_text(text: str, start: int, end: int) -> bool:
+    return _WORD.search(text, start, end) is not None
 
 
 @dataclass(frozen=True)
-class MarkdownChunker:
+class MarkdownChunker(_ChunkList):
     size: int = DEFAULT_SIZE
     overlap: int = -1  # a fifth of size
 
     def __post_init__(self) -> None:
         _resolve(self)
 
-    def chunk(self, text: str) -> list[Chunk]:
-        spans: list[tuple[int, int, str]] = []
-        for path, start, end in markdown_sections(text):
+    def iter_chunks(self, text: str) -> Iterator[Chunk]:
+        return _chunks(text, self._spans(text))
+
+    def _spans(self, text: str) -> Iterator[tuple[int, int, str]]:
+        for path, start, end in iter_markdown_sections(text):
             context = " > ".join(path)
-            spans.extend(
-                (s, e, context) for s, e in _pack(text, start, end, self.size, self.overlap)
-            )
-        return _chunks(text, spans)
+            for s, e in _pack(text, start, end, self.size, self.overlap):
+                yield s, e, context
 
     def config(self) -> dict[str, Any]:
         return {"strategy": "markdown", "size": self.size, "overlap": self.overlap}

@@ -6,6 +6,11 @@ Then chunks are embedded in batches that span small documents, so ingesting many
 documents runs as fast as one big ``embed`` call, and each document is written in its
 own transaction as soon as its vectors are ready. A document bigger than a batch
 streams its batches into one open transaction instead of holding them all in memory.
+
+A large document (``LARGE_TEXT`` characters or more) is never held as a list of chunks:
+preparing counts its chunks in one streaming pass (for the progress total), writing
+chunks it again as its batches are embedded. A large file's text is not even kept
+between the two: it is read again when its turn comes, and must still hash the same.
 """
 
 from __future__ import annotations
@@ -13,22 +18,26 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from terminus.errors import DimensionMismatchError
+from terminus.errors import DimensionMismatchError, DocumentReadError
 from terminus.models.progress import Progress
 from terminus.rag.chunking import Chunker, make_chunker
 from terminus.rag.client import RagClient
-from terminus.rag.loaders import KINDS, check_not_empty, load_file
+from terminus.rag.loaders import KINDS, LoadedDocument, check_not_empty, load_file
 from terminus.rag.store import Batch
 from terminus.rag.types import Chunk, DocumentRecord, Metadata
 
 DEFAULT_BATCH = 32
+#: Documents with at least this many characters are chunked as a stream (see above).
+LARGE_TEXT = 1_000_000
+_HASH_SLICE = 1 << 20
+_PROGRESS_CHARS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -53,28 +62,72 @@ class ChunkingOptions:
 
 @dataclass(frozen=True)
 class Prepared:
+    """A document ready to embed: its record and chunker, its chunk count, and either
+    its chunks (small documents) or nothing (large ones are chunked again as written)."""
+
     record: DocumentRecord
-    chunks: list[Chunk]
+    chunker: Chunker
+    count: int
+    listed: list[Chunk] | None = None
+    #: Reads a large file's text again when it is written (its record holds no text).
+    reload: Callable[[], str] | None = None
+
+    def with_text(self) -> Prepared:
+        if self.reload is None:
+            return self
+        return replace(self, record=replace(self.record, text=self.reload()), reload=None)
+
+    def chunks(self) -> Iterator[Chunk]:
+        if self.listed is not None:
+            return iter(self.listed)
+        if self.reload is not None:
+            raise RuntimeError("with_text() first: the text of this document was not kept")
+        return self.chunker.iter_chunks(self.record.text)
 
 
 def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of the UTF-8 text, encoded a slice at a time (no second copy of a big text)."""
+    digest = hashlib.sha256()
+    for i in range(0, len(text), _HASH_SLICE):
+        digest.update(text[i : i + _HASH_SLICE].encode("utf-8"))
+    return digest.hexdigest()
 
 
-def prepare_text(document: TextDocument, chunking: ChunkingOptions) -> Prepared:
+def prepare_text(
+    document: TextDocument, chunking: ChunkingOptions, progress: Progress | None = None
+) -> Prepared:
     digest = content_hash(document.text)
     source = document.source or f"text:{digest[:12]}"
     check_not_empty(document.text, source)
     return _prepared(
-        document.text, source, document.kind, document.metadata, None, digest, chunking
+        document.text, source, document.kind, document.metadata, None, digest, chunking, progress
     )
 
 
-def prepare_file(path: Path, metadata: Metadata, chunking: ChunkingOptions) -> Prepared:
+def prepare_file(
+    path: Path, metadata: Metadata, chunking: ChunkingOptions, progress: Progress | None = None
+) -> Prepared:
     loaded = load_file(path)
     source = str(path.resolve())
     digest = content_hash(loaded.text)
-    return _prepared(loaded.text, source, loaded.kind, metadata, loaded.pages, digest, chunking)
+    prepared = _prepared(
+        loaded.text, source, loaded.kind, metadata, loaded.pages, digest, chunking, progress
+    )
+    if prepared.listed is not None:
+        return prepared
+    del loaded  # the text is read again when this document's turn comes
+    return replace(
+        prepared,
+        record=replace(prepared.record, text=""),
+        reload=lambda: _reload(path, digest),
+    )
+
+
+def _reload(path: Path, digest: str) -> str:
+    loaded: LoadedDocument = load_file(path)
+    if content_hash(loaded.text) != digest:
+        raise DocumentReadError(f"{path}: the file changed while it was being ingested")
+    return loaded.text
 
 
 def _prepared(
@@ -85,6 +138,7 @@ def _prepared(
     pages: tuple[int, ...] | None,
     digest: str,
     chunking: ChunkingOptions,
+    progress: Progress | None = None,
 ) -> Prepared:
     chunker = chunking.chunker(kind)
     record = DocumentRecord(
@@ -98,10 +152,35 @@ def _prepared(
         pages=pages,
         added_at=time.time(),
     )
-    return Prepared(record, chunker.chunk(text))
+    return _chunked(record, chunker, progress)
 
 
-def rechunk(record: DocumentRecord, chunking: ChunkingOptions | None) -> Prepared:
+def _chunked(record: DocumentRecord, chunker: Chunker, progress: Progress | None) -> Prepared:
+    text = record.text
+    if len(text) < LARGE_TEXT:
+        listed = chunker.chunk(text)
+        return Prepared(record, chunker, len(listed), listed)
+    count = 0
+    done = 0
+    if progress is not None:
+        progress.start(f"chunking {os.path.basename(record.source)}", len(text))
+    try:
+        for chunk in chunker.iter_chunks(text):
+            count += 1
+            if progress is not None and chunk.end - done >= _PROGRESS_CHARS:
+                progress.advance(chunk.end - done)
+                done = chunk.end
+        if progress is not None and done < len(text):
+            progress.advance(len(text) - done)
+    finally:
+        if progress is not None:
+            progress.finish()
+    return Prepared(record, chunker, count)
+
+
+def rechunk(
+    record: DocumentRecord, chunking: ChunkingOptions | None, progress: Progress | None = None
+) -> Prepared:
     """A stored document chunked again (by its own recorded options unless given new ones)."""
     options = chunking or ChunkingOptions(
         record.chunking.get("strategy", "auto"),
@@ -109,7 +188,7 @@ def rechunk(record: DocumentRecord, chunking: ChunkingOptions | None) -> Prepare
         record.chunking.get("overlap"),
     )
     chunker = options.chunker(record.kind)
-    return Prepared(replace(record, chunking=chunker.config()), chunker.chunk(record.text))
+    return _chunked(replace(record, chunking=chunker.config()), chunker, progress)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -155,10 +234,15 @@ class Embedder:
             self.progress.advance(len(texts))
         return vectors
 
-    def stream(self, chunks: Sequence[Chunk]) -> Iterator[Batch]:
+    def stream(self, chunks: Iterable[Chunk]) -> Iterator[Batch]:
         """``(chunks, vectors)`` one batch at a time (embedded lazily, as consumed)."""
-        for i in range(0, len(chunks), self.batch_size):
-            part = chunks[i : i + self.batch_size]
+        part: list[Chunk] = []
+        for chunk in chunks:
+            part.append(chunk)
+            if len(part) == self.batch_size:
+                yield part, self._batch([c.embed_text() for c in part])
+                part = []
+        if part:
             yield part, self._batch([c.embed_text() for c in part])
 
     def plan(self, documents: Sequence[Prepared]) -> Iterator[tuple[Prepared, Iterable[Batch]]]:
@@ -167,17 +251,24 @@ class Embedder:
         Chunks are embedded in exact batches of ``batch_size`` that run across documents
         (the same calls as embedding the flat list of chunk texts), and a document is
         yielded as soon as all its vectors are in. A big document met with nothing pending
-        streams its batches instead, embedded as its transaction consumes them.
+        streams its batches instead, embedded as its transaction consumes them; a large
+        one (not held as a list) first flushes what is pending, then streams.
         """
         queue: list[Prepared] = []  # documents not yet handed out, in order
         texts: list[str] = []  # their chunk texts not yet embedded
         ready: list[Any] = []  # vectors embedded but not yet handed out, in order
         for document in documents:
-            if not queue and len(document.chunks) >= self.batch_size:
-                yield document, self.stream(document.chunks)
+            if document.listed is None and queue:
+                if texts:
+                    ready.append(self._batch(texts))
+                    texts = []
+                ready = yield from self._complete(queue, ready)
+            if not queue and (document.listed is None or document.count >= self.batch_size):
+                document = document.with_text()
+                yield document, self.stream(document.chunks())
                 continue
             queue.append(document)
-            texts.extend(c.embed_text() for c in document.chunks)
+            texts.extend(c.embed_text() for c in document.chunks())
             while len(texts) >= self.batch_size:
                 ready.append(self._batch(texts[: self.batch_size]))
                 del texts[: self.batch_size]
@@ -195,12 +286,41 @@ class Embedder:
             return ready
         vectors = np.concatenate(ready) if len(ready) > 1 else ready[0]
         offset = 0
-        while queue and offset + len(queue[0].chunks) <= len(vectors):
+        while queue and offset + queue[0].count <= len(vectors):
             document = queue.pop(0)
-            count = len(document.chunks)
-            yield document, [(document.chunks, vectors[offset : offset + count])]
+            count = document.count
+            yield document, [(document.listed or [], vectors[offset : offset + count])]
             offset += count
         return [vectors[offset:]] if offset < len(vectors) else []
+
+
+ProgressCallback = Callable[[str, int, int | None], object]
+
+
+class CallbackProgress:
+    """Reports long work to a function ``callback(stage, done, total)``.
+
+    ``stage`` says what is running ("chunking big.txt", "embedding into notes"),
+    ``done`` counts its units so far (characters while chunking, chunks while
+    embedding) out of ``total`` (None when unknown). Called at each step.
+    """
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self._callback = callback
+        self._stage = ""
+        self._done = 0
+        self._total: int | None = None
+
+    def start(self, description: str, total: int | None, initial: int = 0) -> None:
+        self._stage, self._done, self._total = description, initial, total
+        self._callback(self._stage, self._done, self._total)
+
+    def advance(self, n: int) -> None:
+        self._done += n
+        self._callback(self._stage, self._done, self._total)
+
+    def finish(self) -> None:
+        pass
 
 
 class ChunkProgress:
@@ -213,7 +333,15 @@ class ChunkProgress:
         from tqdm import tqdm
 
         self.finish()
-        self._bar = tqdm(total=total, initial=initial, desc=description, unit="chunk", leave=False)
+        chars = description.startswith("chunking")  # the pass that counts a large file's chunks
+        self._bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=description,
+            unit="char" if chars else "chunk",
+            unit_scale=chars,
+            leave=False,
+        )
 
     def advance(self, n: int) -> None:
         if self._bar is not None:

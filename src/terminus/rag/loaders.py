@@ -78,8 +78,11 @@ def load_file(path: str | os.PathLike[str]) -> LoadedDocument:
     return document
 
 
+_NON_SPACE = re.compile(r"\S")
+
+
 def check_not_empty(text: str, source: str, *, pdf: bool = False) -> None:
-    if not text.strip():
+    if _NON_SPACE.search(text) is None:  # (no .strip(): that copies a large text)
         hint = "the PDF has no text layer (scanned?); OCR it first" if pdf else None
         raise EmptyDocumentError(f"{source}: the document has no text", hint=hint)
 

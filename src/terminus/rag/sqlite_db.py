@@ -46,6 +46,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5 (
 """
 
 
+#: Large document texts, apart from their row: a value in the middle of a row is built
+#: whole in memory (twice) when written, while the last column of a row can be written
+#: in slices through SQLite's blob I/O. ``documents.text`` is then ''.
+LARGE_TEXTS = """CREATE TABLE IF NOT EXISTS document_texts (
+    doc_seq INTEGER PRIMARY KEY,
+    characters INTEGER NOT NULL,
+    text BLOB NOT NULL
+)"""
+
+
 def is_workspace(directory: Path) -> bool:
     """Whether ``directory`` holds a created workspace (a file whose creation committed)."""
     path = directory / FILENAME
@@ -99,6 +109,7 @@ def create(db: sqlite3.Connection, config: StoreConfig) -> None:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 db.execute(statement)
+        db.execute(LARGE_TEXTS)
         db.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", values.items())
         db.execute("COMMIT")
     except BaseException:

@@ -49,6 +49,11 @@ class SearchIndex:
     def memory_bytes(self) -> int:
         return self._matrix.nbytes
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a snapshot is in memory (else a write need not keep its vectors for it)."""
+        return self._generation != -1
+
     # -- keeping the snapshot current ------------------------------------------------------
 
     def refresh(self) -> None:
@@ -104,6 +109,13 @@ class SearchIndex:
                 if len(ids):
                     self._matrix.append(ids, np.full(len(ids), seq, dtype=np.int64), vectors)
             self._generation = generation + 1
+
+    def reload_later(self) -> None:
+        """Drop the snapshot: the next search loads it from the file."""
+        with self.lock:
+            self._matrix = VectorMatrix(self.config.dimensions)
+            self._docs = {}
+            self._generation = -1
 
     def invalidate(self, config: StoreConfig) -> None:
         with self.lock:

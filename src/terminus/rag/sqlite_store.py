@@ -12,6 +12,7 @@ same transaction, and a search that finds the counter moved under it reloads the
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +28,16 @@ from terminus.rag.sqlite_db import FILENAME, WriteTransaction, connect, read_con
 from terminus.rag.sqlite_index import SearchIndex
 from terminus.rag.store import Batch, Filter, StoreConfig
 from terminus.rag.types import DocumentInfo, DocumentRecord, SearchResult
+
+#: Document texts this long (characters) are written in slices, as a UTF-8 blob.
+LARGE_TEXT = 1_000_000
+_TEXT_SLICE = 1 << 20
+
+
+def _utf8_length(text: str) -> int:
+    return sum(
+        len(text[i : i + _TEXT_SLICE].encode("utf-8")) for i in range(0, len(text), _TEXT_SLICE)
+    )
 
 
 class SqliteStore:
@@ -71,6 +82,10 @@ class SqliteStore:
     ) -> int:
         ids: list[Any] = []
         vectors: list[Any] = []
+        # Vectors are kept for the in-memory snapshot only when one is loaded: an ingest
+        # into a workspace nobody searched yet holds one batch at a time.
+        keep = self._index.loaded
+        count = 0
         with self._transaction() as generation:
             duplicate = self._db.execute(
                 "SELECT 1 FROM documents WHERE content_hash = ?", (document.content_hash,)
@@ -80,9 +95,13 @@ class SqliteStore:
             removed = [seq for doc_id in replace if (seq := self._delete(doc_id)) is not None]
             seq = self._insert_document(document)
             for batch_ids, batch_vectors in self._insert_chunks(seq, batches, self.config):
-                ids.append(batch_ids)
-                vectors.append(batch_vectors)
-        count = sum(len(i) for i in ids)
+                count += len(batch_ids)
+                if keep:
+                    ids.append(batch_ids)
+                    vectors.append(batch_vectors)
+        if not keep:  # no vectors to patch it with: the next search loads it from the file
+            self._index.reload_later()
+            return count
         added = (
             seq,
             document,
@@ -93,6 +112,7 @@ class SqliteStore:
         return count
 
     def _insert_document(self, document: DocumentRecord) -> int:
+        large = len(document.text) >= LARGE_TEXT
         cursor = self._db.execute(
             "INSERT INTO documents (id, source, content_hash, kind, text, metadata, chunking,"
             " pages, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -101,15 +121,27 @@ class SqliteStore:
                 document.source,
                 document.content_hash,
                 document.kind,
-                document.text,
+                "" if large else document.text,
                 json.dumps(document.metadata),
                 json.dumps(document.chunking),
                 json.dumps(list(document.pages)) if document.pages is not None else None,
                 document.added_at or time.time(),
             ),
         )
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        seq = cursor.lastrowid
+        assert seq is not None
+        if large:
+            # Bound as one value, a text is copied whole (twice) inside SQLite: write its
+            # UTF-8 a slice at a time into the last column of a row of its own instead.
+            self._db.execute(sqlite_db.LARGE_TEXTS)
+            self._db.execute(
+                "INSERT INTO document_texts (doc_seq, characters, text) VALUES (?, ?, zeroblob(?))",
+                (seq, len(document.text), _utf8_length(document.text)),
+            )
+            with self._db.blobopen("document_texts", "text", seq) as blob:
+                for i in range(0, len(document.text), _TEXT_SLICE):
+                    blob.write(document.text[i : i + _TEXT_SLICE].encode("utf-8"))
+        return seq
 
     def _insert_chunks(
         self, seq: int, batches: Iterable[Batch], config: StoreConfig
@@ -148,6 +180,8 @@ class SqliteStore:
             (seq,),
         )
         self._db.execute("DELETE FROM chunks WHERE doc_seq = ?", (seq,))
+        if self._has_large_texts(self._db):
+            self._db.execute("DELETE FROM document_texts WHERE doc_seq = ?", (seq,))
         self._db.execute("DELETE FROM documents WHERE seq = ?", (seq,))
         return seq
 
@@ -200,7 +234,8 @@ class SqliteStore:
     def documents(self) -> list[DocumentInfo]:
         with self._index.lock:
             rows = self._index.reader.execute(
-                "SELECT d.id, d.source, d.kind, length(d.text), d.metadata, d.added_at,"
+                "SELECT d.id, d.source, d.kind, " + self._characters_sql() + ", d.metadata,"
+                " d.added_at,"
                 " (SELECT COUNT(*) FROM chunks c WHERE c.doc_seq = d.seq)"
                 " FROM documents d ORDER BY d.seq"
             ).fetchall()
@@ -235,12 +270,38 @@ class SqliteStore:
                     source=row[1],
                     content_hash=row[2],
                     kind=row[3],
-                    text=row[4],
+                    text=self._large_text(seq) or row[4],
                     metadata=json.loads(row[5]),
                     chunking=json.loads(row[6]),
                     pages=tuple(json.loads(row[7])) if row[7] else None,
                     added_at=row[8],
                 )
+
+    def _characters_sql(self) -> str:
+        if not self._has_large_texts(self._index.reader):
+            return "length(d.text)"
+        return (
+            "COALESCE((SELECT t.characters FROM document_texts t WHERE t.doc_seq = d.seq),"
+            " length(d.text))"
+        )
+
+    def _large_text(self, seq: int) -> str | None:
+        with self._index.lock:
+            if not self._has_large_texts(self._index.reader):
+                return None
+            row = self._index.reader.execute(
+                "SELECT text FROM document_texts WHERE doc_seq = ?", (seq,)
+            ).fetchone()
+        return bytes(row[0]).decode("utf-8") if row else None
+
+    @staticmethod
+    def _has_large_texts(db: sqlite3.Connection) -> bool:
+        """Whether the file has the table (workspaces made before it have not, until a
+        large document is written)."""
+        row = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'document_texts'"
+        ).fetchone()
+        return row is not None
 
     def counts(self) -> tuple[int, int]:
         with self._index.lock:

@@ -30,10 +30,12 @@ from terminus.rag.answer import DEFAULT_CONTEXT_WORDS, Answer, build_messages
 from terminus.rag.client import RagClient, canonical_model
 from terminus.rag.ingest import (
     DEFAULT_BATCH,
+    CallbackProgress,
     ChunkingOptions,
     ChunkProgress,
     Embedder,
     Prepared,
+    ProgressCallback,
     TextDocument,
     expand_paths,
     prepare_file,
@@ -53,12 +55,16 @@ EMBED_MODEL_ENV = "TERMINUS_EMBED_MODEL"
 HYBRID_CANDIDATES = 50
 
 
-def _progress(progress: bool | Progress) -> Progress:
+def _progress(progress: bool | Progress | ProgressCallback) -> Progress:
+    """A bar on stderr (True), nothing (False), a Progress, or a ``callback(stage, done,
+    total)`` function."""
     if progress is True:
         return ChunkProgress()
     if progress is False:
         return NullProgress()
-    return progress
+    if hasattr(progress, "advance"):
+        return progress  # type: ignore[return-value]
+    return CallbackProgress(progress)
 
 
 class Workspace:
@@ -168,21 +174,24 @@ class Workspace:
         chunking: str = "auto",
         chunk_size: int | None = None,
         overlap: int | None = None,
-        progress: bool | Progress = False,
+        progress: bool | Progress | ProgressCallback = False,
     ) -> list[IngestResult]:
         """Add files (directories are walked for .txt .md .html .pdf …).
 
         Every file is read and chunked before anything is written, so a bad file fails
         the call with nothing added. Re-ingesting a file whose content changed replaces
-        the previous version (same source) in the same transaction.
+        the previous version (same source) in the same transaction. Large files are
+        streamed: memory stays bounded by about one copy of the largest file's text.
+        ``progress``: True for a bar on stderr, or ``callback(stage, done, total)``.
         """
         options = ChunkingOptions(chunking, chunk_size, overlap)
         options.chunker("text")  # bad options fail before any file is read
         files = expand_paths(paths)
         if not files:
             raise InvalidParameterError("no files to ingest")
-        prepared = [prepare_file(path, dict(metadata or {}), options) for path in files]
-        return self._write(prepared, _progress(progress))
+        bar = _progress(progress)
+        prepared = [prepare_file(path, dict(metadata or {}), options, bar) for path in files]
+        return self._write(prepared, bar)
 
     def ingest(
         self,
@@ -191,12 +200,13 @@ class Workspace:
         chunking: str = "auto",
         chunk_size: int | None = None,
         overlap: int | None = None,
-        progress: bool | Progress = False,
+        progress: bool | Progress | ProgressCallback = False,
     ) -> list[IngestResult]:
         """Add many string documents in one pipelined pass (one result per document)."""
         options = ChunkingOptions(chunking, chunk_size, overlap)
-        prepared = [prepare_text(document, options) for document in documents]
-        return self._write(prepared, _progress(progress))
+        bar = _progress(progress)
+        prepared = [prepare_text(document, options, bar) for document in documents]
+        return self._write(prepared, bar)
 
     def _write(self, prepared: list[Prepared], progress: Progress) -> list[IngestResult]:
         results: dict[int, IngestResult] = {}
@@ -215,7 +225,7 @@ class Workspace:
             replaces[record.id] = self.store.find_by_source(record.source)
             todo.append(item)
         embedder = Embedder(self.client, self.model, self.dimensions, self.batch_size, progress)
-        progress.start(f"embedding into {self.name}", sum(len(p.chunks) for p in todo))
+        progress.start(f"embedding into {self.name}", sum(p.count for p in todo))
         written: dict[str, IngestResult] = {}
         try:
             for item, batches in embedder.plan(todo):
@@ -268,7 +278,7 @@ class Workspace:
         chunking: str | None = None,
         chunk_size: int | None = None,
         overlap: int | None = None,
-        progress: bool | Progress = False,
+        progress: bool | Progress | ProgressCallback = False,
     ) -> WorkspaceInfo:
         """Re-chunk and re-embed every document, atomically, optionally binding the
         workspace to a new embedding ``model`` (its dimension may differ)."""
@@ -283,10 +293,10 @@ class Workspace:
             if chunking or chunk_size or overlap
             else None
         )
-        prepared = [rechunk(record, options) for record in self.store.document_records()]
         bar = _progress(progress)
+        prepared = [rechunk(record, options, bar) for record in self.store.document_records()]
         embedder = Embedder(self.client, target, dimensions, self.batch_size, bar)
-        bar.start(f"reindexing {self.name}", sum(len(p.chunks) for p in prepared))
+        bar.start(f"reindexing {self.name}", sum(p.count for p in prepared))
         try:
             items = ((p.record, batches) for p, batches in embedder.plan(prepared))
             self.store.rebuild(StoreConfig(target, dimensions), items)

@@ -8,7 +8,7 @@ from terminus.engines.image_base import ImageModel
 from terminus.errors import CapabilityError
 from terminus.runtime.manager import ModelManager
 from terminus.types import CancelToken
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 from terminus.types.image import ImageEvent, ImageRequest
 
 
@@ -18,7 +18,7 @@ def generate_image(
     """Progress events, then the result; the model stays pinned until the stream ends."""
     card = manager.catalog.get(request.model)
     if card.capability != Capability.IMAGE:
-        raise CapabilityError(f"{card.id} is a {card.capability} model, not an image model")
+        raise CapabilityError(f"{card.id} is {model_kind(card.capability)}, not an image model")
     with manager.use(request.model) as model:
         if not isinstance(model, ImageModel):
             raise CapabilityError(f"the {card.engine} engine cannot generate images")

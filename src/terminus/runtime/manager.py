@@ -1,11 +1,14 @@
 """ModelManager: resolve, fetch, fit-check, load, share and evict models.
 
 Several models stay loaded under a memory budget; the least recently used idle
-one is evicted to make room. A model serving a request is never evicted.
+one is evicted to make room. A model serving a request is never evicted. An idle
+model is unloaded once its keep-alive runs out (``set_keep_alive`` / ``touch``;
+by default models stay until evicted or unloaded).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -24,15 +27,18 @@ from terminus.engines.base import (
 from terminus.engines.registry import engine_class
 from terminus.errors import (
     CapabilityError,
+    ChecksumMismatchError,
     InsufficientMemoryError,
     ModelBusyError,
     ModelNotCachedError,
+    TerminusError,
 )
 from terminus.models.cache import ModelCache, ModelFiles
 from terminus.models.card import ModelCard
 from terminus.models.catalog import Catalog
 from terminus.models.progress import NullProgress, Progress
 from terminus.models.sources import make_source
+from terminus.runtime.keepalive import FOREVER, Reaper
 from terminus.runtime.memory import MemoryPolicy, check_fit, format_size, log
 from terminus.runtime.validation import check_json_schema, check_request
 from terminus.types import (
@@ -44,7 +50,7 @@ from terminus.types import (
     LoadedModelInfo,
     TextRequest,
 )
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 
 @dataclass
@@ -52,7 +58,7 @@ class _Entry:
     model: LoadedModel
     engine: str
     active: int = 0
-    last_used: float = 0.0
+    last_used: float = 0.0  # time.monotonic() of the last request's start or end
 
 
 class ModelManager:
@@ -65,6 +71,7 @@ class ModelManager:
         memory_policy: MemoryPolicy = "refuse",
         allow_download: bool = True,
         progress_factory: Callable[[], Progress] = NullProgress,
+        default_keep_alive_s: float = FOREVER,
     ) -> None:
         self.catalog = catalog
         self.cache = cache
@@ -76,15 +83,25 @@ class ModelManager:
         self._lock = threading.RLock()
         self._load_locks: dict[str, threading.Lock] = {}
         self._reserved: dict[str, int] = {}
-        self._options: dict[
-            str, LoadOptions
-        ] = {}  # last explicit load options, by model id  # bytes of loads in flight, by model id
+        self._options: dict[str, LoadOptions] = {}  # last explicit load options, by model id
+        self._keep_alive: dict[str, float] = {}  # per-model idle TTLs, by model id
+        self._default_keep_alive_s = default_keep_alive_s
+        self._reaper = Reaper(self._expire_due)
 
     # -- files -------------------------------------------------------------------
 
     def ensure_files(self, card: ModelCard, progress: Progress | None = None) -> ModelFiles:
+        progress = progress or self._progress_factory()
+        corrupt: ChecksumMismatchError | None = None
         if self.cache.is_cached(card):
-            return self.cache.files(card)
+            try:
+                return self.cache.files(card, progress)
+            except ChecksumMismatchError as exc:
+                if not card.sources:
+                    raise
+                # The corrupt blob is gone; the card's sources can bring verified bytes back.
+                log.warning("%s; fetching it again", exc.message)
+                corrupt = exc
         sources = [
             make_source(s, allow_download=self.allow_download, home=self.cache.root)
             for s in card.sources
@@ -92,7 +109,14 @@ class ModelManager:
         if not sources:
             raise ModelNotCachedError(f"{card.id} is not cached and its card lists no source")
         try:
-            return self.cache.ensure(card, sources, progress or self._progress_factory())
+            return self.cache.ensure(card, sources, progress)
+        except TerminusError as exc:
+            if corrupt is None:
+                raise
+            raise ChecksumMismatchError(
+                f"{corrupt.message}; fetching it again failed: {exc.message}",
+                hint=exc.hint or corrupt.hint,
+            ) from exc
         finally:
             for source in sources:
                 close = getattr(source, "close", None)
@@ -105,8 +129,9 @@ class ModelManager:
         card = self.catalog.get(name)
         if options is not None:
             self._options[card.id] = options  # reloads after an eviction use them too
-        self._acquire(card, self._options_for(card.id, options), hold=False)
-        return self._info(card.id)
+        entry = self._acquire(card, self._options_for(card.id, options), hold=False)
+        with self._lock:  # a keep-alive of 0 may already have unloaded it again
+            return self._info(card.id, entry)
 
     def unload(self, name: str) -> bool:
         card = self.catalog.get(name)
@@ -119,6 +144,88 @@ class ModelManager:
             del self._entries[card.id]
         entry.model.close()
         return True
+
+    # -- keep-alive ------------------------------------------------------------------
+
+    @property
+    def default_keep_alive_s(self) -> float:
+        """Idle seconds before a model without its own keep-alive unloads (inf: never)."""
+        return self._default_keep_alive_s
+
+    @default_keep_alive_s.setter
+    def default_keep_alive_s(self, seconds: float) -> None:
+        self._default_keep_alive_s = FOREVER if seconds < 0 else seconds
+        self._reaper.wake()
+
+    def set_keep_alive(self, name: str, seconds: float | None) -> None:
+        """How long ``name`` stays loaded once idle: seconds, ``math.inf`` for ever,
+        ``0`` to unload as soon as its last request ends, ``None`` for the default.
+
+        Applies now (the idle clock restarts) and to later loads of the model.
+        """
+        card = self.catalog.get(name)
+        with self._lock:
+            if seconds is None:
+                self._keep_alive.pop(card.id, None)
+            else:
+                self._keep_alive[card.id] = FOREVER if seconds < 0 else seconds
+            entry = self._entries.get(card.id)
+            if entry is not None:
+                entry.last_used = time.monotonic()
+        self._reaper.wake()
+
+    def touch(self, name: str, keep_alive_s: float | None = None) -> None:
+        """Count ``name`` as used now (restarting its idle clock); with ``keep_alive_s``,
+        also set its keep-alive as :meth:`set_keep_alive` does. APIs whose requests
+        carry a keep-alive (Ollama's ``keep_alive``) call this when a request ends."""
+        if keep_alive_s is not None:
+            self.set_keep_alive(name, keep_alive_s)
+            return
+        card = self.catalog.get(name)
+        with self._lock:
+            entry = self._entries.get(card.id)
+            if entry is not None:
+                entry.last_used = time.monotonic()
+        self._reaper.wake()
+
+    def keep_alive_for(self, card_id: str) -> float:
+        return self._keep_alive.get(card_id, self._default_keep_alive_s)
+
+    def expires_in(self, card_id: str) -> float | None:
+        """Seconds until ``card_id`` unloads if it stays idle; ``None``: not loaded, busy,
+        or kept for ever."""
+        with self._lock:
+            entry = self._entries.get(card_id)
+            if entry is None or entry.active:
+                return None
+            ttl = self.keep_alive_for(card_id)
+            if math.isinf(ttl):
+                return None
+            return max(0.0, entry.last_used + ttl - time.monotonic())
+
+    def _expire_due(self) -> float | None:
+        """Unload idle models past their keep-alive; the seconds until the next one is due."""
+        now = time.monotonic()
+        expired: list[tuple[str, LoadedModel]] = []
+        next_due: float | None = None
+        with self._lock:
+            for card_id, entry in list(self._entries.items()):
+                ttl = self.keep_alive_for(card_id)
+                if entry.active or math.isinf(ttl):
+                    continue
+                remaining = entry.last_used + ttl - now
+                if remaining <= 0:
+                    expired.append((card_id, self._entries.pop(card_id).model))
+                elif next_due is None or remaining < next_due:
+                    next_due = remaining
+        for card_id, model in expired:
+            log.info("unloading %s: idle past its keep-alive", card_id)
+            model.close()
+        return next_due
+
+    def _wake_if_timed(self, card_id: str) -> None:
+        if not math.isinf(self.keep_alive_for(card_id)):
+            self._reaper.wake()
 
     def unload_all(self) -> None:
         with self._lock:
@@ -149,6 +256,7 @@ class ModelManager:
             with self._lock:
                 entry.active -= 1
                 entry.last_used = time.monotonic()
+            self._wake_if_timed(card.id)
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         check_request(request)
@@ -158,7 +266,7 @@ class ModelManager:
                 "use text_completion for base models" if card.capability == "completion" else None
             )
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; it cannot chat", hint=hint
+                f"{card.id} is {model_kind(card.capability)}; it cannot chat", hint=hint
             )
         with self.use(request.model) as model:
             if not isinstance(model, ChatModel):
@@ -177,7 +285,9 @@ class ModelManager:
     def embed(self, request: EmbedRequest) -> Embeddings:
         card = self.catalog.get(request.model)
         if card.capability != Capability.EMBED:
-            raise CapabilityError(f"{card.id} is a {card.capability} model, not an embedding model")
+            raise CapabilityError(
+                f"{card.id} is {model_kind(card.capability)}, not an embedding model"
+            )
         with self.use(request.model) as model:
             if not isinstance(model, EmbedModel):
                 raise CapabilityError(f"the {card.engine} engine cannot embed")
@@ -216,6 +326,7 @@ class ModelManager:
                     last_used=time.monotonic(),
                 )
                 self._entries[card.id] = entry
+            self._wake_if_timed(card.id)
             return entry
 
     def _touch(self, card_id: str, hold: bool) -> _Entry | None:
@@ -278,8 +389,8 @@ class ModelManager:
                 format_size(self.budget_bytes),
             )
 
-    def _info(self, card_id: str) -> LoadedModelInfo:
-        entry = self._entries[card_id]
+    def _info(self, card_id: str, entry: _Entry | None = None) -> LoadedModelInfo:
+        entry = entry or self._entries[card_id]
         return LoadedModelInfo(
             id=card_id,
             engine=entry.engine,
@@ -287,4 +398,6 @@ class ModelManager:
             context_length=getattr(entry.model, "context_length", None),
             parallel=getattr(entry.model, "parallel", None),
             active_requests=entry.active,
+            keep_alive_s=None if math.isinf(ttl := self.keep_alive_for(card_id)) else ttl,
+            expires_in_s=self.expires_in(card_id),
         )

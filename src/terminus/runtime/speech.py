@@ -21,7 +21,7 @@ from terminus.errors import CapabilityError, UnsupportedLanguageError
 from terminus.runtime.language import detect_language, language_name, normalize_code
 from terminus.runtime.manager import ModelManager
 from terminus.types import CancelToken, ChatEvent, ChatRequest, GenerationParams, Message
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 from terminus.types.speech import (
     OcrRequest,
     OcrResult,
@@ -42,7 +42,7 @@ TRANSLATION_SYSTEM_PROMPT = (
 def _require(manager: ModelManager, name: str, capability: Capability, what: str) -> None:
     card = manager.catalog.get(name)
     if card.capability != capability:
-        raise CapabilityError(f"{card.id} is a {card.capability} model; it cannot {what}")
+        raise CapabilityError(f"{card.id} is {model_kind(card.capability)}; it cannot {what}")
 
 
 def transcribe(
@@ -93,7 +93,7 @@ def translate(
         yield from manager.chat(_translation_chat(request, source, target), cancel)
         return
     if card.capability != Capability.TRANSLATE:
-        raise CapabilityError(f"{card.id} is a {card.capability} model; it cannot translate")
+        raise CapabilityError(f"{card.id} is {model_kind(card.capability)}; it cannot translate")
     with manager.use(request.model) as model:
         if not isinstance(model, TranslationModel):
             raise CapabilityError(f"the {card.engine} engine cannot translate")

@@ -26,7 +26,13 @@ def check_request(request: ChatRequest) -> None:
         if fmt.json_schema is None:
             raise InvalidSchemaError("response_format json_schema needs a schema")
         check_json_schema(fmt.json_schema)
+    seen: set[str] = set()
     for tool in request.tools:
+        if tool.name in seen:  # which one a model's call means would be a guess
+            raise InvalidParameterError(
+                f"two tools are named {tool.name!r}; tool names must be unique"
+            )
+        seen.add(tool.name)
         check_json_schema(tool.parameters)
     choice = request.tool_choice
     if choice not in ("auto", "none", "required") and choice not in {t.name for t in request.tools}:

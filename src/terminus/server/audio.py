@@ -30,7 +30,7 @@ from terminus.server.guard import accepts_form_data
 from terminus.server.middleware import access_record
 from terminus.server.schemas import Wire, parse_body
 from terminus.server.state import ServerState, server_state
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 from terminus.types.speech import Transcription
 
 #: Largest upload accepted (OpenAI's limit is 25 MB).
@@ -50,7 +50,9 @@ class SpeechBody(Wire):
 async def _card(state: ServerState, name: str, capability: Capability) -> ModelCard:
     card: ModelCard = await asyncio.to_thread(state.client.models.get, name)
     if card.capability != capability:
-        raise CapabilityError(f"{card.id} is a {card.capability} model, not a {capability} model")
+        raise CapabilityError(
+            f"{card.id} is {model_kind(card.capability)}, not {model_kind(capability)}"
+        )
     return card
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -10,8 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from terminus.server.convert import chat_arguments
-from terminus.server.generation import FINISH_REASONS, end_error, respond, usage
+from terminus.server.choices import ChoicesEncoder, MergedStream
+from terminus.server.convert import chat_arguments, choices, seeded
+from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_choices, usage
+from terminus.server.lifecycle import apply_keep_alive
+from terminus.server.logprobs import chat_logprobs
 from terminus.server.middleware import access_record
 from terminus.server.schemas import ChatCompletionRequest, parse_body
 from terminus.server.state import server_state
@@ -22,6 +26,7 @@ from terminus.types import (
     Done,
     Stats,
     ThinkingDelta,
+    TokenLogprobs,
     ToolCall,
     ToolCallEvent,
 )
@@ -43,15 +48,24 @@ def tool_call_dict(call: ToolCall, index: int | None = None) -> dict[str, Any]:
 class ChatEncoder:
     """Terminus events → ``chat.completion`` / ``chat.completion.chunk`` objects."""
 
-    def __init__(self, model: str, *, include_usage: bool = False) -> None:
+    def __init__(
+        self, model: str, *, include_usage: bool = False, logprobs: int | None = None
+    ) -> None:
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
+        #: Alternatives to show per token; None: no logprobs asked for.
+        self.logprobs = logprobs
+        self.pending: list[TokenLogprobs] = []  # reported before the text they belong to
         self.stats: Stats | None = None
         self.calls = 0
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        logprobs = None
+        if self.logprobs is not None and "content" in delta and self.pending:
+            logprobs = chat_logprobs(self.pending, self.logprobs)
+            self.pending = []
         chunk: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -59,7 +73,7 @@ class ChatEncoder:
             "model": self.model,
             "system_fingerprint": None,
             "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+                {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
             ],
         }
         if self.include_usage:
@@ -72,6 +86,9 @@ class ChatEncoder:
     def event(self, event: ChatEvent) -> list[dict[str, Any]]:
         if isinstance(event, ContentDelta):
             return [self._chunk({"content": event.text})]
+        if isinstance(event, TokenLogprobs):
+            self.pending.append(event)
+            return []
         if isinstance(event, ThinkingDelta):
             return [self._chunk({"reasoning_content": event.text})]
         if isinstance(event, ToolCallEvent):
@@ -121,7 +138,9 @@ class ChatEncoder:
                 {
                     "index": 0,
                     "message": message,
-                    "logprobs": None,
+                    "logprobs": None
+                    if self.logprobs is None
+                    else chat_logprobs(completion.logprobs, self.logprobs),
                     "finish_reason": FINISH_REASONS.get(completion.stop_reason, "stop"),
                 }
             ],
@@ -139,8 +158,28 @@ def add_chat_routes(router: APIRouter) -> None:
         messages, kwargs = chat_arguments(body)
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
+        await apply_keep_alive(state, card.id, (body.model_extra or {}).get("keep_alive"))
+        shown = (body.top_logprobs or 0) if body.logprobs else None
+        encoder = ChatEncoder(card.id, include_usage=body.include_usage, logprobs=shown)
+        n = choices(body)
+        if n > 1:
+            streams = [
+                state.aclient.completion(card.id, messages, **seeded(kwargs, i)) for i in range(n)
+            ]
+            if not body.stream:
+                return await respond_choices(request, state, card, streams, encoder, record)
+            encoders = [encoder, *(copy.deepcopy(encoder) for _ in range(n - 1))]
+            return await respond(
+                request,
+                state,
+                card,
+                MergedStream(streams),
+                ChoicesEncoder(encoders),
+                record,
+                streaming=True,
+                slots=n,
+            )
         stream = state.aclient.completion(card.id, messages, **kwargs)  # validates: 400s here
-        encoder = ChatEncoder(card.id, include_usage=body.include_usage)
         return await respond(
             request, state, card, stream, encoder, record, streaming=bool(body.stream)
         )

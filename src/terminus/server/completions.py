@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from typing import Any
@@ -9,22 +10,30 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from terminus.server.convert import completion_arguments
-from terminus.server.generation import FINISH_REASONS, end_error, respond, usage
+from terminus.server.choices import ChoicesEncoder, MergedStream
+from terminus.server.convert import choices, completion_arguments, seeded
+from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_choices, usage
+from terminus.server.lifecycle import apply_keep_alive
+from terminus.server.logprobs import text_logprobs
 from terminus.server.middleware import access_record
 from terminus.server.schemas import CompletionRequest, parse_body
 from terminus.server.state import server_state
-from terminus.types import ChatEvent, Completion, ContentDelta, Done, Stats
+from terminus.types import ChatEvent, Completion, ContentDelta, Done, Stats, TokenLogprobs
 
 
 class TextEncoder:
     """Terminus events → ``text_completion`` objects (whole, or one per chunk)."""
 
-    def __init__(self, model: str, *, include_usage: bool = False) -> None:
+    def __init__(
+        self, model: str, *, include_usage: bool = False, logprobs: int | None = None
+    ) -> None:
         self.id = "cmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
+        self.logprobs = logprobs  # alternatives per token; None: not asked for
+        self.pending: list[TokenLogprobs] = []
+        self.offset = 0  # characters of text sent so far (for text_offset)
         self.stats: Stats | None = None
 
     def _object(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -38,8 +47,13 @@ class TextEncoder:
         }
 
     def _chunk(self, text: str, finish_reason: str | None = None) -> dict[str, Any]:
+        logprobs = None
+        if self.logprobs is not None and text and self.pending:
+            logprobs = text_logprobs(self.pending, self.logprobs, self.offset)
+            self.pending = []
+        self.offset += len(text)
         chunk = self._object(
-            [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}]
+            [{"text": text, "index": 0, "logprobs": logprobs, "finish_reason": finish_reason}]
         )
         if self.include_usage:
             chunk["usage"] = None
@@ -51,6 +65,9 @@ class TextEncoder:
     def event(self, event: ChatEvent) -> list[dict[str, Any]]:
         if isinstance(event, ContentDelta):
             return [self._chunk(event.text)]
+        if isinstance(event, TokenLogprobs):
+            self.pending.append(event)
+            return []
         if isinstance(event, Stats):
             self.stats = event
             return []
@@ -68,7 +85,9 @@ class TextEncoder:
         choice = {
             "text": completion.text,
             "index": 0,
-            "logprobs": None,
+            "logprobs": None
+            if self.logprobs is None
+            else text_logprobs(completion.logprobs, self.logprobs),
             "finish_reason": FINISH_REASONS.get(completion.stop_reason, "stop"),
         }
         return {**self._object([choice]), "usage": usage(completion.stats)}
@@ -84,8 +103,28 @@ def add_completion_routes(router: APIRouter) -> None:
         prompt, kwargs = completion_arguments(body)
         card = await state.resolve(body.model)
         record.model = card.id
+        await apply_keep_alive(state, card.id, (body.model_extra or {}).get("keep_alive"))
+        encoder = TextEncoder(card.id, include_usage=body.include_usage, logprobs=body.logprobs)
+        n = choices(body)
+        if n > 1:
+            streams = [
+                state.aclient.text_completion(card.id, prompt, **seeded(kwargs, i))
+                for i in range(n)
+            ]
+            if not body.stream:
+                return await respond_choices(request, state, card, streams, encoder, record)
+            encoders = [encoder, *(copy.deepcopy(encoder) for _ in range(n - 1))]
+            return await respond(
+                request,
+                state,
+                card,
+                MergedStream(streams),
+                ChoicesEncoder(encoders),
+                record,
+                streaming=True,
+                slots=n,
+            )
         stream = state.aclient.text_completion(card.id, prompt, **kwargs)  # validates: 400s
-        encoder = TextEncoder(card.id, include_usage=body.include_usage)
         return await respond(
             request, state, card, stream, encoder, record, streaming=bool(body.stream)
         )

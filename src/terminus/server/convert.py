@@ -1,8 +1,8 @@
 """OpenAI request fields → the arguments of ``Terminus.completion`` / ``text_completion``.
 
 Anything the server cannot honour is a ``400`` naming the parameter, never silently
-dropped: ``n > 1``, logprobs, penalties, logit bias, images and audio, legacy
-``functions``.
+dropped: penalties, logit bias, images and audio, legacy
+``functions``. ``n > 1`` runs ``n`` generations side by side (llama.cpp slots).
 """
 
 from __future__ import annotations
@@ -26,12 +26,33 @@ def new_call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 
 
+#: Choices one request may ask for (each takes a generation slot).
+MAX_CHOICES = 8
+#: OpenAI's bounds on ``top_logprobs`` (chat) and ``logprobs`` (text completions).
+MAX_TOP_LOGPROBS = 20
+MAX_TEXT_LOGPROBS = 5
+
+
+def choices(body: Sampling) -> int:
+    """``n``: how many completions to run for this request."""
+    n = 1 if body.n is None else body.n
+    if n < 1:
+        raise invalid("n", "n must be at least 1")
+    if n > MAX_CHOICES:
+        raise invalid("n", f"n must be at most {MAX_CHOICES}")
+    return n
+
+
+def seeded(kwargs: dict[str, Any], index: int) -> dict[str, Any]:
+    """The arguments of choice ``index``: a given seed is offset so the choices differ."""
+    if index and kwargs.get("seed") is not None:
+        return {**kwargs, "seed": (kwargs["seed"] + index) % 2**32}
+    return kwargs
+
+
 def sampling_kwargs(body: Sampling, max_tokens: int | None) -> dict[str, Any]:
     """Sampling fields both endpoints share; ranges are checked by Terminus itself."""
-    if body.n is not None and body.n != 1:
-        if body.n < 1:
-            raise invalid("n", "n must be at least 1")
-        raise unsupported("n", "n > 1 (several choices per request)")
+    choices(body)
     for name in ("frequency_penalty", "presence_penalty"):
         if getattr(body, name):
             raise unsupported(name, name)
@@ -56,8 +77,6 @@ def sampling_kwargs(body: Sampling, max_tokens: int | None) -> dict[str, Any]:
 
 def chat_arguments(body: ChatCompletionRequest) -> tuple[list[Message], dict[str, Any]]:
     """(messages, keyword arguments) for ``completion``; raises ``APIError`` (400)."""
-    if body.logprobs or body.top_logprobs:
-        raise unsupported("logprobs", "logprobs")
     if body.modalities and any(m != "text" for m in body.modalities):
         raise unsupported("modalities", "output other than text")
     if body.audio:
@@ -75,11 +94,24 @@ def chat_arguments(body: ChatCompletionRequest) -> tuple[list[Message], dict[str
         body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     )
     kwargs = sampling_kwargs(body, max_tokens)
+    kwargs["top_logprobs"] = chat_top_logprobs(body)
     tools = _tools(body)
     kwargs["tools"] = tools
     kwargs["tool_choice"] = _tool_choice(body, tools)
     kwargs["response_format"] = _response_format(body)
     return to_messages(body.messages), kwargs
+
+
+def chat_top_logprobs(body: ChatCompletionRequest) -> int | None:
+    """How many alternatives the engine reports per token (at least 1 with ``logprobs``)."""
+    top = body.top_logprobs
+    if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise invalid("top_logprobs", f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}")
+    if not body.logprobs:
+        if top:
+            raise invalid("top_logprobs", "top_logprobs needs logprobs: true")
+        return None
+    return max(top or 0, 1)
 
 
 def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
@@ -190,8 +222,8 @@ def completion_arguments(body: CompletionRequest) -> tuple[str, dict[str, Any]]:
         raise unsupported("echo", "echo")
     if body.suffix:
         raise unsupported("suffix", "suffix (fill in the middle)")
-    if body.logprobs:
-        raise unsupported("logprobs", "logprobs")
+    if body.logprobs is not None and not 0 <= body.logprobs <= MAX_TEXT_LOGPROBS:
+        raise invalid("logprobs", f"logprobs must be between 0 and {MAX_TEXT_LOGPROBS}")
     if body.best_of is not None and body.best_of != 1:
         raise unsupported("best_of", "best_of > 1")
     prompt = body.prompt
@@ -201,4 +233,7 @@ def completion_arguments(body: CompletionRequest) -> tuple[str, dict[str, Any]]:
         prompt = prompt[0]
     if not prompt:
         raise invalid("prompt", "prompt must not be empty")
-    return prompt, sampling_kwargs(body, body.max_tokens)
+    kwargs = sampling_kwargs(body, body.max_tokens)
+    if body.logprobs is not None:
+        kwargs["top_logprobs"] = max(body.logprobs, 1)
+    return prompt, kwargs

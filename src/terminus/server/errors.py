@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from terminus.errors import ModelNotFoundError, TerminusError
+from terminus.server.error_shapes import reshape
 
 
 class APIError(Exception):
@@ -89,9 +90,10 @@ def describe(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
     return 500, error_body("internal server error", status=500, code="internal_error"), {}
 
 
-def error_response(exc: BaseException) -> JSONResponse:
+def error_response(exc: BaseException, path: str = "") -> JSONResponse:
+    """The error as a response, in the shape of the API that ``path`` belongs to."""
     status, body, headers = describe(exc)
-    return JSONResponse(body, status_code=status, headers=headers or None)
+    return JSONResponse(reshape(path, status, body), status_code=status, headers=headers or None)
 
 
 _TYPE_NAMES = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
@@ -127,11 +129,11 @@ def validation_error(errors: Sequence[Any]) -> APIError:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc)
+        return error_response(exc, request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(validation_error(exc.errors()))
+        return error_response(validation_error(exc.errors()), request.url.path)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -143,6 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
         elif status == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
         body = error_body(message, status=status, code=codes.get(status, f"http_{status}"))
+        body = reshape(request.url.path, status, body)
         return JSONResponse(body, status_code=status, headers=getattr(exc, "headers", None))
 
     app.add_exception_handler(APIError, on_api_error)

@@ -8,6 +8,7 @@ cancellation when the client disconnects, and the request's access-log fields.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -18,20 +19,30 @@ from starlette.responses import JSONResponse, Response
 from terminus.client.streams import AsyncCompletionStream
 from terminus.errors import EngineError, TerminusError
 from terminus.models.card import ModelCard
+from terminus.server.error_shapes import reshape
 from terminus.server.errors import describe
+from terminus.server.logprobs import merge_choices
 from terminus.server.middleware import AccessRecord
 from terminus.server.state import ServerState, shutting_down
 from terminus.server.streaming import (
-    DONE,
+    SSE,
     EventStreamResponse,
+    Framing,
     aclose,
     cancel_on_disconnect,
-    sse,
 )
 from terminus.types import ChatEvent, Completion, Done, Stats, collect_completion
 
 #: Terminus stop reasons OpenAI has a name for; ``cancelled`` and ``error`` end in an error.
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+
+
+class EventStream(Protocol):
+    """A Terminus stream of events (``AsyncCompletionStream``, or several merged)."""
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    def cancel(self) -> None: ...
 
 
 class Encoder(Protocol):
@@ -72,16 +83,22 @@ async def respond(
     request: Request,
     state: ServerState,
     card: ModelCard,
-    stream: AsyncCompletionStream,
+    stream: EventStream,
     encoder: Encoder,
     record: AccessRecord,
     *,
     streaming: bool,
+    framing: Framing = SSE,
+    slots: int = 1,
 ) -> Response:
-    slot = state.admit()
-    slot.on_drain = stream.cancel
+    """Drive ``stream`` for one request; ``slots``: how many generations it runs at once."""
+    held = [state.admit()]
+    held[0].on_drain = stream.cancel
     handed_off = False
     try:
+        while len(held) < slots:  # inside the try: a 429 gives back the slots taken
+            held.append(state.admit())
+            held[-1].on_drain = stream.cancel
         await state.ensure_loaded(card.id)
         events = stream.__aiter__()
         if not streaming:
@@ -96,30 +113,89 @@ async def respond(
             return JSONResponse(encoder.response(completion))
         async with cancel_on_disconnect(request.receive, stream.cancel):
             first = await anext(events)  # errors before generation keep their status
-        body = _sse_body(first, events, encoder, record, state)
+        body = _stream_body(first, events, encoder, record, state, framing, request.url.path)
 
-        def close() -> None:  # however the response ends: engine stopped, slot given back
+        def close() -> None:  # however the response ends: engine stopped, slots given back
             stream.cancel()
-            slot.release()
+            for slot in held:
+                slot.release()
 
         handed_off = True
-        return EventStreamResponse(body, on_disconnect=stream.cancel, on_close=close)
+        return EventStreamResponse(
+            body, on_disconnect=stream.cancel, on_close=close, media_type=framing.media_type
+        )
     finally:
         if not handed_off:
+            for slot in held:
+                slot.release()
+
+
+async def respond_choices(
+    request: Request,
+    state: ServerState,
+    card: ModelCard,
+    streams: list[AsyncCompletionStream],
+    encoder: Encoder,
+    record: AccessRecord,
+) -> Response:
+    """``n > 1``: the generations run side by side, each in its own slot; one answer.
+
+    Each choice is admitted like a request of its own (429 when the server cannot
+    take all of them); a disconnect cancels them all.
+    """
+    slots = []
+    try:
+        for stream in streams:
+            slots.append(state.admit())
+            slots[-1].on_drain = stream.cancel
+        await state.ensure_loaded(card.id)
+
+        async def collect(stream: AsyncCompletionStream) -> Completion:
+            return collect_completion([event async for event in stream])
+
+        def cancel_all() -> None:
+            for stream in streams:
+                stream.cancel()
+
+        async with cancel_on_disconnect(request.receive, cancel_all):
+            completions = await asyncio.gather(*(collect(s) for s in streams))
+    finally:
+        for slot in slots:
             slot.release()
+    for completion in completions:
+        if completion.stop_reason == "error":
+            raise EngineError(completion.error or "the engine failed")
+    bodies = [encoder.response(completion) for completion in completions]
+    merged = merge_choices(bodies)
+    usage_ = merged["usage"]
+    record.prompt_tokens, record.completion_tokens = (
+        usage_["prompt_tokens"],
+        usage_["completion_tokens"],
+    )
+    record.finish_reason = completions[0].stop_reason
+    return JSONResponse(merged)
 
 
-async def _sse_body(
+def stream_error(exc: BaseException, path: str) -> dict[str, Any]:
+    """The error chunk that ends a failed stream, in the shape of ``path``'s API."""
+    status, body, _ = describe(exc)
+    return reshape(path, status, body)
+
+
+async def _stream_body(
     first: ChatEvent,
     events: AsyncIterator[ChatEvent],
     encoder: Encoder,
     record: AccessRecord,
     state: ServerState,
+    framing: Framing,
+    path: str,
 ) -> AsyncIterator[bytes]:
     stats: Stats | None = None
+    encode = framing.encode
     try:
         for chunk in encoder.start():
-            yield sse(chunk)
+            yield encode(chunk)
         event = first
         while True:
             if isinstance(event, Stats):
@@ -127,20 +203,21 @@ async def _sse_body(
             elif isinstance(event, Done):
                 record.note(stats, event.stop_reason)
                 if event.stop_reason == "cancelled" and state.draining:
-                    yield sse(describe(shutting_down())[1])
+                    yield encode(stream_error(shutting_down(), path))
                     break
             for chunk in encoder.event(event):
-                yield sse(chunk)
+                yield encode(chunk)
             if isinstance(event, Done):
                 break
             event = await anext(events)
     except TerminusError as exc:
         record.note(stats, "error")
-        yield sse(describe(exc)[1])
+        yield encode(stream_error(exc, path))
     except Exception as exc:
         record.note(stats, "error")
         state.log.exception(json.dumps({"event": "stream_failed", "model": record.model}))
-        yield sse(describe(exc)[1])
+        yield encode(stream_error(exc, path))
     finally:
         await aclose(events)  # now, not whenever the garbage collector gets to it
-    yield DONE
+    if framing.end:
+        yield framing.end

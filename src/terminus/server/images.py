@@ -24,7 +24,7 @@ from terminus.server.errors import invalid
 from terminus.server.middleware import access_record
 from terminus.server.schemas import Wire, parse_body
 from terminus.server.state import server_state
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 from terminus.types.image import ImageResult
 
 DISCONNECT_POLL_S = 0.25
@@ -72,7 +72,7 @@ def add_image_routes(router: APIRouter) -> None:
         record = access_record(request)
         card = await asyncio.to_thread(state.client.models.get, body.model)  # unknown: 404
         if card.capability != Capability.IMAGE:
-            raise CapabilityError(f"{card.id} is a {card.capability} model, not an image model")
+            raise CapabilityError(f"{card.id} is {model_kind(card.capability)}, not an image model")
         record.model = card.id
         params: dict[str, Any] = {
             "negative_prompt": body.negative_prompt,

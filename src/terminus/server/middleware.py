@@ -37,11 +37,15 @@ class AccessRecord:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     stream: bool | None = None
+    ttft_s: float | None = None  # for /metrics, not the access line
+    tokens_per_s: float | None = None
 
     def note(self, stats: Stats | None, stop_reason: str | None) -> None:
         if stats is not None:
             self.prompt_tokens = stats.prompt_tokens
             self.completion_tokens = stats.completion_tokens
+            self.ttft_s = stats.time_to_first_token_s
+            self.tokens_per_s = stats.tokens_per_second
         self.finish_reason = stop_reason
 
 
@@ -96,18 +100,24 @@ def bearer_token(headers: Headers) -> str | None:
     scheme, _, token = value.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return None
+    # Anthropic's clients send the key as `x-api-key`
+    return headers.get("x-api-key", "").strip() or None
 
 
 class AuthMiddleware:
     """``Authorization: Bearer KEY`` on every path but the health probes."""
 
     def __init__(
-        self, app: ASGIApp, keys: frozenset[str], open_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        keys: frozenset[str],
+        open_paths: frozenset[str] = frozenset(),
+        open_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.keys = tuple(k.encode() for k in keys)
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
 
     def _valid(self, token: str) -> bool:
         given = token.encode()
@@ -117,7 +127,13 @@ class AuthMiddleware:
         return valid
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in self.open_paths:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.keys
+            or path in self.open_paths
+            or path.startswith(self.open_prefixes)
+        ):
             await self.app(scope, receive, send)
             return
         token = bearer_token(Headers(scope=scope))
@@ -131,7 +147,7 @@ class AuthMiddleware:
         error = APIError(
             401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
-        await error_response(error)(scope, receive, send)
+        await error_response(error, scope.get("path", ""))(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -154,7 +170,7 @@ class BodyLimitMiddleware:
         if declared is not None:
             if not declared.isdigit():
                 error = APIError(400, "invalid Content-Length header", code="invalid_request")
-                await error_response(error)(scope, receive, send)
+                await error_response(error, scope.get("path", ""))(scope, receive, send)
                 return
             if int(declared) > self.limit:
                 # a client waiting for "100 Continue" has sent nothing: nothing to drain
@@ -207,4 +223,4 @@ class BodyLimitMiddleware:
             f"the request body is larger than this server's limit of {self.limit} bytes",
             code="request_too_large",
         )
-        await error_response(error)(scope, receive, send)
+        await error_response(error, scope.get("path", ""))(scope, receive, send)

@@ -9,19 +9,41 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
 from terminus.client.models_api import ModelStatus
-from terminus.errors import ModelNotFoundError
-from terminus.server.state import SERVED_CAPABILITIES, ServerState, server_state
+from terminus.server.state import ServerState, server_state
+from terminus.types.common import Capability
+
+#: The endpoints each kind of model answers on.
+ENDPOINTS: dict[str, list[str]] = {
+    Capability.CHAT: [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/messages",
+        "/api/chat",
+        "/api/generate",
+    ],
+    Capability.COMPLETION: ["/v1/completions", "/api/generate"],
+    Capability.EMBED: ["/v1/embeddings", "/api/embed", "/api/embeddings"],
+    Capability.STT: ["/v1/audio/transcriptions", "/v1/audio/translations"],
+    Capability.TTS: ["/v1/audio/speech"],
+    Capability.IMAGE: ["/v1/images/generations"],
+}
 
 
 def model_object(status: ModelStatus) -> dict[str, Any]:
-    """OpenAI's model object, with Terminus's facts as extra fields."""
+    """OpenAI's model object, with Terminus's facts as extra fields.
+
+    ``kind`` (also ``capability``) says what the model does: chat, completion, embed,
+    stt, tts, ocr, translate or image; ``endpoints`` where this server serves it.
+    """
     card = status.card
     return {
         "id": card.id,
         "object": "model",
         "created": 0,
         "owned_by": "terminus",
+        "kind": str(card.capability),
         "capability": str(card.capability),
+        "endpoints": ENDPOINTS.get(card.capability, []),
         "aliases": list(card.aliases),
         "cached": status.cached,
         "loaded": status.loaded,
@@ -29,18 +51,13 @@ def model_object(status: ModelStatus) -> dict[str, Any]:
 
 
 def _served_models(state: ServerState) -> list[ModelStatus]:
-    """Chat, completion and embedding models (``capability`` tells them apart)."""
-    return [s for s in state.client.models.list() if s.card.capability in SERVED_CAPABILITIES]
+    """Every model in the catalog, whatever it does (``kind`` tells them apart)."""
+    return state.client.models.list()
 
 
 def _one(state: ServerState, name: str) -> ModelStatus:
-    card = state.client.models.get(name)
-    for status in _served_models(state):
-        if status.card.id == card.id:
-            return status
-    raise ModelNotFoundError(
-        f"{card.id} is a {card.capability} model; this API serves text and embedding models"
-    )
+    card = state.client.models.get(name)  # ModelNotFoundError → 404
+    return next(s for s in _served_models(state) if s.card.id == card.id)
 
 
 def _info(state: ServerState, name: str) -> dict[str, Any]:

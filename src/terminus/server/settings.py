@@ -50,6 +50,18 @@ class ServerSettings:
     access_log: bool = True
     logger_name: str = ACCESS_LOGGER
     retry_after_s: int = 1
+    #: Idle seconds before a model unloads (``math.inf``: never); ``None`` keeps the
+    #: client's own default. ``terminus serve`` uses Ollama's 5 minutes.
+    keep_alive_s: float | None = None
+    #: Stored Responses (``/v1/responses`` with ``store``): a SQLite file (default
+    #: ``TERMINUS_HOME/server/responses.sqlite``), kept ``responses_ttl_s`` at most,
+    #: the oldest dropped beyond ``responses_max_rows`` or ``responses_max_bytes``.
+    responses_path: Path | None = None
+    responses_ttl_s: float = 30 * 24 * 3600.0
+    responses_max_rows: int = 10_000
+    responses_max_bytes: int = 256 * 1024 * 1024
+    #: Written by ``terminus serve --detach``: the CLI finds this server through it.
+    resident: bool = False
 
     def __post_init__(self) -> None:
         if self.max_concurrent < 1:

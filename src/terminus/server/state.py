@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,12 +24,10 @@ from terminus.errors import CapabilityError, TerminusError
 from terminus.models.card import ModelCard
 from terminus.server.errors import APIError
 from terminus.server.settings import ServerSettings
-from terminus.types.common import Capability
+from terminus.types.common import Capability, model_kind
 
 #: Capabilities the generation endpoints serve.
 TEXT_CAPABILITIES = frozenset({Capability.CHAT, Capability.COMPLETION})
-#: Capabilities some OpenAI endpoint serves (``/v1/models`` lists these).
-SERVED_CAPABILITIES = TEXT_CAPABILITIES | {Capability.EMBED}
 
 
 class Slot:
@@ -132,14 +131,14 @@ class ServerState:
         if capability == Capability.EMBED:
             if card.capability != Capability.EMBED:
                 raise CapabilityError(
-                    f"{card.id} is a {card.capability} model, not an embedding model",
+                    f"{card.id} is {model_kind(card.capability)}, not an embedding model",
                     hint="use an embedding model such as all-minilm-l6-v2",
                 )
             return card
         if card.capability not in TEXT_CAPABILITIES:
             hint = "use /v1/embeddings" if card.capability == Capability.EMBED else None
             raise CapabilityError(
-                f"{card.id} is a {card.capability} model; it cannot generate text", hint=hint
+                f"{card.id} is {model_kind(card.capability)}; it cannot generate text", hint=hint
             )
         if capability == Capability.CHAT and card.capability != Capability.CHAT:
             raise CapabilityError(
@@ -173,6 +172,9 @@ class ServerState:
             entry = self.preloads.setdefault(name, Preload())
             try:
                 await self.ensure_loaded(name)
+                # named at startup: kept until unloaded (the keep-alive is for models
+                # loaded on demand), unless a request's keep_alive says otherwise
+                await asyncio.to_thread(self.client.manager.set_keep_alive, name, math.inf)
             except TerminusError as exc:
                 entry.status, entry.error = "failed", exc.one_line()
             except Exception as exc:

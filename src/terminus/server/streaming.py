@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -18,6 +19,30 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def sse(payload: dict[str, Any]) -> bytes:
     """One SSE event: a ``data:`` line of compact JSON and a blank line."""
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def ndjson(payload: dict[str, Any]) -> bytes:
+    """One line of newline-delimited JSON (Ollama's streams)."""
+    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+
+
+def named_sse(payload: dict[str, Any]) -> bytes:
+    """An SSE event named after the payload's ``type`` (Anthropic's streams)."""
+    return f"event: {payload['type']}\n".encode() + sse(payload)
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How one API writes a stream: its media type, one chunk, and the stream's end."""
+
+    media_type: str
+    encode: Callable[[dict[str, Any]], bytes]
+    end: bytes = b""
+
+
+SSE = Framing("text/event-stream", sse, DONE)
+NDJSON = Framing("application/x-ndjson", ndjson)
+NAMED_SSE = Framing("text/event-stream", named_sse)
 
 
 async def wait_for_disconnect(receive: Receive) -> None:
@@ -73,8 +98,9 @@ class EventStreamResponse(StreamingResponse):
         *,
         on_disconnect: Callable[[], None],
         on_close: Callable[[], None],
+        media_type: str = "text/event-stream",
     ) -> None:
-        super().__init__(body, media_type="text/event-stream", headers=SSE_HEADERS)
+        super().__init__(body, media_type=media_type, headers=SSE_HEADERS)
         self._body = body
         self._on_disconnect = on_disconnect
         self._on_close = on_close

@@ -3,8 +3,9 @@
 ``PeerTransport`` forwards each request to a provider (``terminus provide``) and
 yields its events unchanged, so callers cannot tell a delegated completion from a
 local one. When the provider cannot be reached, an optional ``fallback`` transport
-(usually the local one) serves the request instead; a stream that breaks after it
-started raises ``PeerUnavailableError``, since replaying it could duplicate output.
+(usually the local one) serves the request instead, also when the provider is lost before the
+first event (nothing was streamed yet); a stream that breaks after it started raises
+``PeerUnavailableError``, since replaying it could duplicate output.
 """
 
 from __future__ import annotations
@@ -134,7 +135,25 @@ class PeerTransport:
             events = self._fall_back(op, exc)(request, cancel)
             return events
         self._book.seen(self.peer)
-        return events
+        return self._with_late_fallback(op, request, cancel, events)
+
+    def _with_late_fallback(
+        self, op: str, request: Any, cancel: CancelToken, events: Iterator[Any]
+    ) -> Iterator[Any]:
+        """Fall back when the provider is lost before its first event, never after one."""
+        started = False
+        try:
+            for event in events:
+                started = True
+                yield event
+        except PeerUnavailableError as exc:
+            if started or self.fallback is None:
+                raise
+            yield from self._fall_back(op, exc)(request, cancel)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # a caller that stops early stops the provider's generation now
 
     def _call(self, op: str, request: Any) -> Any:
         try:

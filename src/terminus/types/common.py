@@ -15,3 +15,21 @@ class Capability(StrEnum):
     TRANSLATE = "translate"
     IMAGE = "image"
     TRAIN = "train"
+
+
+_KINDS = {
+    "chat": "a chat model",
+    "completion": "a base model (text continuation only)",
+    "embed": "an embedding model",
+    "stt": "a speech-to-text model",
+    "tts": "a text-to-speech model",
+    "ocr": "an OCR model",
+    "translate": "a translation model",
+    "image": "an image model",
+    "train": "a training model",
+}
+
+
+def model_kind(capability: str) -> str:
+    """What a model of this capability is, with its article: ``an embedding model``."""
+    return _KINDS.get(str(capability), f"a {capability} model")

@@ -13,3 +13,7 @@ class LoadedModelInfo(BaseModel):
     context_length: int | None = None
     parallel: int | None = None
     active_requests: int = 0
+    #: Idle seconds before it unloads (``None``: kept until unloaded or evicted).
+    keep_alive_s: float | None = None
+    #: Seconds left before it unloads if it stays idle (``None``: busy or kept).
+    expires_in_s: float | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from terminus.errors import SourceUnavailableError
-from terminus.models.card import HttpSource, LocalSource, PackageSource, SourceSpec
+from terminus.models.card import HttpSource, HubSource, LocalSource, PackageSource, SourceSpec
 from terminus.models.sources.base import BlobSink, Source
 
 #: ``factory(spec, allow_download=..., home=...)`` for source kinds that live in
@@ -46,6 +46,10 @@ def make_source(
         from terminus.models.sources.http import HttpFileSource
 
         return HttpFileSource(spec, allow_download=allow_download)
+    if isinstance(spec, HubSource):
+        from terminus.models.sources.hub import HubFileSource
+
+        return HubFileSource(spec, allow_download=allow_download)
     factory = _factory(spec.type)
     if factory is None:
         return _Missing(spec.type)

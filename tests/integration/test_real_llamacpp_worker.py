@@ -1,0 +1,240 @@
+"""llama.cpp in its worker process, on the real SmolLM2: a real crash mid-stream, the
+model reloading on the next request, no worker outliving its host, and the prompt
+cache's bound reaching llama.cpp and keeping memory flat."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from realmodel import GREEDY, MODEL, load_smollm2, make_client
+
+from terminus import Terminus
+from terminus.engines.base import LoadOptions
+from terminus.engines.llamacpp import LlamaCppEngine
+from terminus.errors import EngineError, WorkerCrashedError
+from terminus.types import ContentDelta
+
+pytestmark = pytest.mark.real
+
+STORY = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+
+
+@pytest.fixture
+def own_client(real_home: Path) -> Iterator[Callable[..., Terminus]]:
+    """Clients with their own worker (tests here kill workers), closed afterwards."""
+    made: list[Terminus] = []
+
+    def make(**options: object) -> Terminus:
+        client = make_client(real_home)
+        load_smollm2(client, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def worker_pid(client: Terminus) -> int:
+    with client.manager.use(MODEL) as model:
+        pid = model.worker_pid  # type: ignore[attr-defined]
+    assert isinstance(pid, int) and pid != os.getpid()
+    return pid
+
+
+def gone(pid: int, within: float = 15.0) -> bool:
+    """True once ``pid`` has exited (reaped, or a zombie not reaped yet)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV], ids=["SIGKILL", "SIGSEGV"])
+def test_a_crash_mid_stream_is_an_engine_error_and_the_model_reloads(
+    own_client: Callable[..., Terminus], sig: signal.Signals
+) -> None:
+    client = own_client()
+    pid = worker_pid(client)
+    received = 0
+    with pytest.raises(WorkerCrashedError, match=sig.name) as raised:
+        for event in client.completion(MODEL, STORY, max_tokens=400, **GREEDY):
+            if isinstance(event, ContentDelta):
+                received += 1
+                if received == 5:
+                    os.kill(pid, sig)
+    assert isinstance(raised.value, EngineError)
+    assert 5 <= received < 400
+    assert gone(pid)
+    # The host lives on; the next request loads the model in a fresh worker.
+    answer = client.completion(MODEL, "What is the capital of France?", max_tokens=20, **GREEDY)
+    assert "Paris" in answer.text()
+    assert worker_pid(client) != pid
+    with client.manager.use(MODEL) as model:
+        assert model.server.loads == 2  # type: ignore[attr-defined]
+
+
+def test_a_crash_fails_every_stream_in_flight(own_client: Callable[..., Terminus]) -> None:
+    client = own_client()
+    pid = worker_pid(client)
+    started = threading.Barrier(4)
+    outcomes: list[BaseException | None] = [None] * 3
+
+    def stream(i: int) -> None:
+        events = iter(client.completion(MODEL, STORY, max_tokens=400, **GREEDY))
+        try:
+            next(events)
+            started.wait(timeout=60)
+            for _ in events:
+                pass
+        except BaseException as exc:  # collected for the main thread
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    started.wait(timeout=60)  # every stream has produced an event
+    os.kill(pid, signal.SIGKILL)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(isinstance(outcome, WorkerCrashedError) for outcome in outcomes), outcomes
+    answer = client.completion(MODEL, "What is the capital of France?", max_tokens=20, **GREEDY)
+    assert "Paris" in answer.text()
+
+
+def test_embeddings_survive_a_crash_too(own_client: Callable[..., Terminus]) -> None:
+    from terminus.models.card import ModelCard
+
+    client = own_client()
+    chat = client.catalog.get(MODEL)
+    card = ModelCard(
+        id="smollm2-embed-worker",
+        capability="embed",  # type: ignore[arg-type]
+        engine="llamacpp",
+        files=chat.files,
+        sources=chat.sources,
+        defaults={"pooling": "mean", "context_length": 256},
+    )
+    client.catalog.register(card)
+    client.load_model(card.id, parallel=1, threads=1)
+    before = client.embed(card.id, ["a lighthouse"]).vectors
+    with client.manager.use(card.id) as model:
+        server = model.server  # type: ignore[attr-defined]
+    os.kill(server.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while server.pid is not None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the host has seen the worker end (not only its main thread)
+    assert server.pid is None
+    after = client.embed(card.id, ["a lighthouse"]).vectors  # reloaded on use
+    assert after.shape == before.shape and abs(after - before).max() < 1e-5
+
+
+def test_closing_the_client_ends_the_worker(own_client: Callable[..., Terminus]) -> None:
+    client = own_client()
+    pid = worker_pid(client)
+    client.close()
+    assert gone(pid)
+
+
+def test_unloading_mid_stream_ends_it_with_an_engine_error(
+    own_client: Callable[..., Terminus],
+) -> None:
+    client = own_client()
+    pid = worker_pid(client)
+    with pytest.raises(EngineError, match="unloaded") as raised:
+        for n, _ in enumerate(client.completion(MODEL, STORY, max_tokens=400, **GREEDY)):
+            if n == 3:
+                client.manager.unload_all()
+    assert not isinstance(raised.value, WorkerCrashedError)
+    assert gone(pid)
+
+
+def test_a_worker_never_outlives_its_host(smollm2_gguf: Path, real_home: Path) -> None:
+    """The host is killed outright (no cleanup runs): its worker exits by itself."""
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from realmodel import MODEL, load_smollm2, make_client
+        client = make_client({str(real_home)!r})
+        load_smollm2(client)
+        with client.manager.use(MODEL) as model:
+            print(model.worker_pid, flush=True)
+        time.sleep(120)
+        """
+    )
+    host = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert host.stdout is not None
+        pid = int(host.stdout.readline())
+        assert not gone(pid, within=0.1)
+    finally:
+        host.kill()
+        host.wait()
+        if host.stdout is not None:
+            host.stdout.close()
+    assert gone(pid)
+
+
+def test_a_cancel_stops_llama_cpp_in_the_worker(own_client: Callable[..., Terminus]) -> None:
+    client = own_client()
+    stream = client.completion(MODEL, STORY, max_tokens=400, **GREEDY)
+    received = 0
+    for event in stream:
+        if isinstance(event, ContentDelta):
+            received += 1
+            if received == 3:
+                stream.cancel()
+    result = stream.result()
+    assert result.stop_reason == "cancelled"
+    assert result.stats is not None and result.stats.completion_tokens < 20
+
+
+# -- the prompt cache ---------------------------------------------------------------
+
+
+def test_the_prompt_cache_is_bounded_counted_and_keeps_memory_flat(
+    own_client: Callable[..., Terminus],
+) -> None:
+    bound = 4
+    client = own_client(prompt_cache_mib=bound)
+    card = client.catalog.get(MODEL)
+    files = client.manager.ensure_files(card)
+    engine = LlamaCppEngine()
+    counted = {
+        mib: engine.estimate_memory(
+            card,
+            files,
+            LoadOptions(context_length=1024, parallel=4, extra={"prompt_cache_mib": mib}),
+        )
+        for mib in (0, bound)
+    }
+    assert counted[bound] - counted[0] == bound << 20
+    assert client.loaded_models()[0].memory_bytes == counted[bound]
+    with client.manager.use(MODEL) as model:
+        assert ("cache_ram_mib", bound) in model.server._assignments  # type: ignore[attr-defined]
+    worker = psutil.Process(worker_pid(client))
+    # Each distinct ~80-token prompt leaves ~1.8 MB of KV state in llama.cpp's cache:
+    # 30 of them would add ~55 MiB under llama.cpp's own 8 GiB bound.
+    client.completion(MODEL, "Warm up.", max_tokens=1, **GREEDY).text()
+    start = worker.memory_info().rss
+    for i in range(30):
+        words = " ".join(f"w{i}x{j}" for j in range(15))
+        client.completion(MODEL, f"Note {i}: {words}.", max_tokens=1, **GREEDY).text()
+    grown = worker.memory_info().rss - start
+    assert grown < (bound + 24) << 20, f"worker RSS grew {grown / 2**20:.0f} MiB"
