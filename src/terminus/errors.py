@@ -378,6 +378,14 @@ class PeerBusyError(TerminusError, RuntimeError):
     code = "peer_busy"
 
 
+class ToolServerError(TerminusError, ConnectionError):
+    """An MCP tool server could not be started or reached, or went away."""
+
+    exit_code = 60
+    http_status = 502
+    code = "tool_server_error"
+
+
 __all__ = [
     "PeerBusyError",
     "PeerRefusedError",
@@ -425,4 +433,5 @@ __all__ = [
     "CheckpointError",
     "WorkerCrashedError",
     "GenerationCancelledError",
+    "ToolServerError",
 ]

@@ -125,6 +125,12 @@ def _register() -> None:
     for command in (finetune, quantize, compare):
         cli.add_command(command)
 
+    from terminus.cli.agent import agent
+    from terminus.cli.mcp import mcp
+
+    for command in (agent, mcp):
+        cli.add_command(command)
+
     from terminus.cli.lifecycle import ps, stop
 
     for command in (ps, stop):

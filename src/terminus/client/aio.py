@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from terminus.agents import AsyncAgentRun
 from terminus.client.adapt import AsyncAdaptMixin
 from terminus.client.image import AsyncImageMixin
 from terminus.client.model_arg import model_keyword
@@ -48,6 +49,13 @@ class AsyncTerminus(AsyncAdaptMixin, AsyncSpeechMixin, AsyncImageMixin):
         """Like :meth:`Terminus.completion`; iterate with ``async for``."""
         request = self.sync.chat_request(messages, model=model, **kwargs)
         return AsyncCompletionStream(lambda cancel: self.sync.stream_request(request, cancel))
+
+    def agent(
+        self, messages: MessagesLike, *, model: str | None = None, tools: Any = (), **options: Any
+    ) -> AsyncAgentRun:
+        """Like :meth:`Terminus.agent`; iterate with ``async for`` or await ``.aresult()``."""
+        agent = self.sync._agent(model, tools, options)
+        return AsyncAgentRun(lambda cancel: agent.events(messages, cancel))
 
     @model_keyword(1)
     def text_completion(

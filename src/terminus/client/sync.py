@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from terminus.agents import Agent, AgentRun
 from terminus.client.adapt import AdaptMixin
 from terminus.client.image import ImageMixin
 from terminus.client.model_arg import model_keyword
@@ -49,6 +50,7 @@ DEFAULT_EMBED_MODEL = "all-minilm-l6-v2"
 EMBED_MODEL_ENV = "TERMINUS_EMBED_MODEL"
 MODEL_ENV = "TERMINUS_MODEL"
 OFFLINE_ENV = "TERMINUS_OFFLINE"
+_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")
 
 
 def _offline() -> bool:
@@ -206,6 +208,37 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
         """
         request = self.chat_request(messages, model=model, **kwargs)
         return CompletionStream(lambda cancel: self.stream_request(request, cancel))
+
+    def agent(
+        self,
+        messages: MessagesLike,
+        *,
+        model: str | None = None,
+        tools: Sequence[Any] = (),
+        **options: Any,
+    ) -> AgentRun:
+        """Run a tool loop: the model calls ``tools`` until it gives a final answer.
+
+        ``tools`` holds Python functions (schemas from their signatures and
+        docstrings), :func:`terminus.agents.tool` objects and
+        :class:`terminus.agents.McpServer` servers. Options are those of
+        :class:`terminus.agents.Agent` (``max_steps``, ``constrained``, ``deferred``,
+        ``approve``, ``tool_timeout_s``, ``system``) plus sampling keywords
+        (``temperature``, ``seed``, ``max_tokens``). Iterate the run for events
+        (the completion events plus ``ToolResultEvent`` and ``AgentDone``), or
+        take ``.result()`` or ``.text``.
+        """
+        agent = self._agent(model, tools, options)
+        return AgentRun(lambda cancel: agent.events(messages, cancel))
+
+    def _agent(self, model: str | None, tools: Sequence[Any], options: dict[str, Any]) -> Agent:
+        sampling = {k: options.pop(k) for k in _SAMPLING_KEYS if k in options}
+        params = build_chat_request(self.default_model, "-", **sampling).params
+        if "max_tokens" not in sampling:
+            params = params.model_copy(update={"max_tokens": 384})
+        return Agent(
+            self.stream_request, model or self.default_model, tools, params=params, **options
+        )
 
     @model_keyword(1)
     def text_completion(

@@ -1,0 +1,37 @@
+"""``terminus agent`` and ``terminus mcp``: bad input gives a message and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from terminus.cli.main import cli
+from terminus.errors import InvalidParameterError, ToolServerError
+
+
+def test_a_bad_tool_spec_is_refused() -> None:
+    out = CliRunner().invoke(cli, ["agent", "hi", "--tool", "no_colon_here"])
+    assert out.exit_code == InvalidParameterError.exit_code
+    assert "module:function" in out.stderr
+
+
+def test_a_missing_tool_module_is_refused() -> None:
+    out = CliRunner().invoke(cli, ["agent", "hi", "--tool", "no_such_module_xyz:f"])
+    assert out.exit_code == InvalidParameterError.exit_code
+    assert "cannot import no_such_module_xyz" in out.stderr
+
+
+def test_an_mcp_server_that_cannot_start_is_refused(tmp_path: Path) -> None:
+    script = tmp_path / "dies.py"
+    script.write_text("import sys; sys.exit('bad token')\n")
+    out = CliRunner().invoke(cli, ["agent", "hi", "--mcp", f"{sys.executable} {script}"])
+    assert out.exit_code == ToolServerError.exit_code
+    assert "bad token" in out.stderr
+
+
+def test_mcp_http_refuses_a_public_address() -> None:
+    out = CliRunner().invoke(cli, ["mcp", "--transport", "http", "--host", "0.0.0.0"])
+    assert out.exit_code == InvalidParameterError.exit_code
+    assert "loopback only" in out.stderr
