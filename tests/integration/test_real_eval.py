@@ -135,7 +135,6 @@ def test_openai_compatible_endpoint(real_home: Path, tmp_path: Path) -> None:
 
     import httpx
 
-    from terminus.errors import EngineError
     from terminus.eval.backends import OpenAIBackend
 
     port = _free_port()
@@ -169,9 +168,10 @@ def test_openai_compatible_endpoint(real_home: Path, tmp_path: Path) -> None:
             and medqa["prompt_tokens"] > 100
         )
         assert summary["model"] == {"model": MODEL, "backend": "openai", "base_url": f"{url}/v1"}
-        # terminus serve does not return log-probabilities: a clear error, not a wrong score
-        with pytest.raises(EngineError, match="400"):
-            backend.next_token("Question: 2+2?\nA. 4\nB. 5\nAnswer:", 5)
+        # terminus serve returns log-probabilities: a model behind it can be scored that way
+        scored = backend.next_token("Question: 2+2?\nA. 4\nB. 5\nAnswer:", 5)
+        assert 1 <= len(scored.top) <= 5 and scored.prompt_tokens > 5
+        assert all(value <= 0 for value in scored.top.values())
         backend.close()
     finally:
         process.send_signal(signal.SIGINT)
