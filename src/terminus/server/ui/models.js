@@ -41,7 +41,7 @@ export function modelsPage(root) {
         table),
       el("h3", {}, "Loaded now"),
       el("table", { class: "grid", id: "loaded-table" },
-        el("thead", {}, el("tr", {}, ...["Model", "Engine", "Memory", "Context", "Slots", "Busy"].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ...["Model", "Engine", "Memory", "Context", "Slots", "Busy", "Unloads when idle"].map((h) => el("th", {}, h)))),
         loaded)),
   );
 
@@ -91,11 +91,31 @@ export function modelsPage(root) {
     }
   }
 
+  function idleText(m) {
+    if (m.expires_in_s !== undefined && m.expires_in_s !== null) return `in ${Math.max(0, Math.round(m.expires_in_s))} s`;
+    if (m.keep_alive_s === null || m.keep_alive_s === undefined || m.keep_alive_s === Infinity) return "never";
+    return `after ${Math.round(m.keep_alive_s)} s idle`;
+  }
+
+  async function lifecycle(m, action) {
+    message.textContent = `${action === "load" ? "loading" : "unloading"} ${m.id}…`;
+    try {
+      await sendJSON("POST", `/terminus/v1/models/${encodeURIComponent(m.id)}/${action}`);
+      message.textContent = `${m.id} ${action === "load" ? "loaded" : "unloaded"}`;
+      await refresh();
+    } catch (error) {
+      showError(message, error);
+    }
+  }
+
   function actionButtons(m) {
+    const servable = ["chat", "completion", "embed"].includes(m.capability);
     return [
+      servable && !m.loaded ? el("button", { type: "button", "data-load": m.id, onclick: () => lifecycle(m, "load") }, "Load") : null,
+      servable && m.loaded ? el("button", { type: "button", "data-unload": m.id, onclick: () => lifecycle(m, "unload") }, "Unload") : null,
       el("button", { type: "button", onclick: () => verify(m) }, "Verify"),
       el("button", { type: "button", class: "danger", onclick: () => remove(m) }, "Delete"),
-    ];
+    ].filter(Boolean);
   }
 
   function render() {
@@ -121,8 +141,9 @@ export function modelsPage(root) {
       ...(catalog.loaded.length
         ? catalog.loaded.map((m) => el("tr", {},
             el("td", {}, m.id), el("td", {}, m.engine), el("td", {}, formatBytes(m.memory_bytes)),
-            el("td", {}, m.context_length ?? "—"), el("td", {}, m.parallel ?? "—"), el("td", {}, m.active_requests)))
-        : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No model is loaded; one loads on first use."))]),
+            el("td", {}, m.context_length ?? "—"), el("td", {}, m.parallel ?? "—"), el("td", {}, m.active_requests),
+            el("td", {}, idleText(m))))
+        : [el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No model is loaded; one loads on first use."))]),
     );
   }
 
