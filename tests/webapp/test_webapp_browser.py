@@ -104,6 +104,14 @@ def test_pull_shows_progress_to_100(page: Any, live_server: LiveServer) -> None:
     row.locator(".progress[data-percent='100']").wait_for()
     row.locator("td.cached", has_text=re.compile("^yes$")).wait_for()
     shot(page, "models")
+    # the chat tests loaded SmolLM2: unload it, then load it again from the page
+    smollm2 = page.locator("tr[data-model='smollm2-135m-instruct']")
+    smollm2.locator("button[data-unload]").click()
+    smollm2.locator("button[data-load]").wait_for()
+    assert "smollm2-135m-instruct" not in page.inner_text("#loaded-table")
+    smollm2.locator("button[data-load]").click()
+    smollm2.locator("button[data-unload]").wait_for()
+    assert "smollm2-135m-instruct" in page.inner_text("#loaded-table")
 
 
 def test_ingest_a_file_and_get_an_answer_citing_it(
