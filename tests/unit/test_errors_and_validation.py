@@ -71,6 +71,7 @@ BUILTIN_PARENT = {
     errors.PeerUnavailableError: ConnectionError,
     errors.PeerRefusedError: PermissionError,
     errors.PeerBusyError: RuntimeError,
+    errors.ToolServerError: ConnectionError,
 }
 
 
