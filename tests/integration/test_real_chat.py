@@ -138,10 +138,11 @@ def test_tool_call_round_trip(client: Terminus) -> None:
         history, model=MODEL, tools=[WEATHER_TOOL], tool_choice="auto", max_tokens=100, **GREEDY
     ).result()
     assert answer.stop_reason in ("stop", "length")
-    assert answer.text.strip()
-    # Greedy SmolLM2 reliably quotes the tool's result (as JSON-ish text, mimicking the
-    # call it made): '{"location":"Paris","temperature":"22C",...}'.
-    assert "22" in answer.text
+    assert not answer.tool_calls
+    # It answers in words now, not with JSON mimicking its call (it used to write
+    # '{"location":"Paris","temperature":"22C",...}'); what SmolLM2 says is unreliable.
+    text = answer.text.strip()
+    assert text and " " in text and not text.startswith(("{", "[", "```")), text
 
 
 def test_invalid_parameters_and_schemas_leave_the_model_serving(client: Terminus) -> None:
