@@ -133,7 +133,7 @@ def test_a_token_used_before_a_restart_is_refused_after_it(
 ) -> None:
     identity = load_or_create_identity(consumer_home)
     with _client(consumer_home, provider.ref) as client:
-        request = client.chat_request("fake-chat", "hi")
+        request = client.chat_request("hi", model="fake-chat")
     body = request_body(OPS["chat"], request)
     node_id = parse_node_ref(provider.ref).node_id
     token = issue_token(identity, node_id, "chat", body, ttl=120)
