@@ -160,7 +160,7 @@ def reference_vectors(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray[An
     threads = int(os.environ.get("TERMINUS_TEST_THREADS", "1"))
     with Terminus(home=home, allow_download=False, memory_budget="1G") as client:
         client.load_model(EMBED_MODEL, threads=threads)
-        vectors: np.ndarray[Any, Any] = client.embed(EMBED_MODEL, TEXTS).vectors
+        vectors: np.ndarray[Any, Any] = client.embed(TEXTS, model=EMBED_MODEL).vectors
     shutil.rmtree(home, ignore_errors=True)
     return vectors
 
