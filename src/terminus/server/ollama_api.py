@@ -184,8 +184,9 @@ async def _generation(
         if keep_alive == 0:
             await asyncio.to_thread(state.client.unload_model, card.id)
             return JSONResponse(_load_answer(body.model, chat, "unload"))
-        await state.ensure_loaded(card.id)
+        # the keep-alive first: set after the load, an earlier request's 0 could unload it
         await apply_keep_alive(state, card, keep_alive)
+        await state.ensure_loaded(card.id)
         return JSONResponse(_load_answer(body.model, chat, "load"))
     if isinstance(body, OllamaChatRequest):
         assert body.messages is not None
@@ -199,6 +200,7 @@ async def _generation(
         raise invalid("model", f"{card.id} is an embedding model; it cannot generate text")
     if not raw and card.capability != Capability.CHAT:
         await state.resolve(card.id, Capability.CHAT)  # the 400 that says why
+    await apply_keep_alive(state, card, keep_alive)  # applies once the request ends
     load_s = await load_timed(state, card)
     check_num_ctx(body.options, loaded_context(state, card))
     if raw:
@@ -208,11 +210,9 @@ async def _generation(
     encoder = OllamaEncoder(
         body.model, chat=chat, thinking=thinking, started=started, load_s=load_s
     )
-    response = await respond(
+    return await respond(
         request, state, card, stream, encoder, record, streaming=streaming, framing=NDJSON
     )
-    await apply_keep_alive(state, card, keep_alive)
-    return response
 
 
 def _embed_answer(
@@ -237,6 +237,7 @@ async def _embed(
     seconds = keep_alive_seconds(keep_alive)
     card = await resolve(state, model, Capability.EMBED)
     record.model = card.id
+    await apply_keep_alive(state, card, seconds)  # before the load, as for generation
     slot = state.admit()
     try:
         load_s = await load_timed(state, card)
@@ -244,7 +245,6 @@ async def _embed(
     finally:
         slot.release()
     record.prompt_tokens = result.prompt_tokens
-    await apply_keep_alive(state, card, seconds)
     return result.vectors, result.prompt_tokens, load_s
 
 
