@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 import uuid
@@ -11,9 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from terminus.server.choices import ChoicesEncoder, MergedStream
 from terminus.server.convert import chat_arguments, choices, seeded
-from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_choices, usage
+from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_n, usage
 from terminus.server.lifecycle import apply_keep_alive
 from terminus.server.logprobs import chat_logprobs
 from terminus.server.middleware import access_record
@@ -167,18 +165,8 @@ def add_chat_routes(router: APIRouter) -> None:
                 state.aclient.completion(messages, model=card.id, **seeded(kwargs, i))
                 for i in range(n)
             ]
-            if not body.stream:
-                return await respond_choices(request, state, card, streams, encoder, record)
-            encoders = [encoder, *(copy.deepcopy(encoder) for _ in range(n - 1))]
-            return await respond(
-                request,
-                state,
-                card,
-                MergedStream(streams),
-                ChoicesEncoder(encoders),
-                record,
-                streaming=True,
-                slots=n,
+            return await respond_n(
+                request, state, card, streams, encoder, record, streaming=bool(body.stream)
             )
         stream = state.aclient.completion(messages, model=card.id, **kwargs)  # validates: 400s here
         return await respond(

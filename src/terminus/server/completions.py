@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 from typing import Any
@@ -10,9 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from terminus.server.choices import ChoicesEncoder, MergedStream
 from terminus.server.convert import choices, completion_arguments, seeded
-from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_choices, usage
+from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_n, usage
 from terminus.server.lifecycle import apply_keep_alive
 from terminus.server.logprobs import text_logprobs
 from terminus.server.middleware import access_record
@@ -111,18 +109,8 @@ def add_completion_routes(router: APIRouter) -> None:
                 state.aclient.text_completion(prompt, model=card.id, **seeded(kwargs, i))
                 for i in range(n)
             ]
-            if not body.stream:
-                return await respond_choices(request, state, card, streams, encoder, record)
-            encoders = [encoder, *(copy.deepcopy(encoder) for _ in range(n - 1))]
-            return await respond(
-                request,
-                state,
-                card,
-                MergedStream(streams),
-                ChoicesEncoder(encoders),
-                record,
-                streaming=True,
-                slots=n,
+            return await respond_n(
+                request, state, card, streams, encoder, record, streaming=bool(body.stream)
             )
         stream = state.aclient.text_completion(prompt, model=card.id, **kwargs)  # validates: 400s
         return await respond(

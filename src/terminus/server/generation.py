@@ -9,6 +9,7 @@ cancellation when the client disconnects, and the request's access-log fields.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from terminus.client.streams import AsyncCompletionStream
 from terminus.errors import EngineError, TerminusError
 from terminus.models.card import ModelCard
+from terminus.server.choices import ChoicesEncoder, MergedStream
 from terminus.server.error_shapes import reshape
 from terminus.server.errors import describe
 from terminus.server.logprobs import merge_choices
@@ -174,6 +176,32 @@ async def respond_choices(
     )
     record.finish_reason = completions[0].stop_reason
     return JSONResponse(merged)
+
+
+async def respond_n(
+    request: Request,
+    state: ServerState,
+    card: ModelCard,
+    streams: list[AsyncCompletionStream],
+    encoder: Encoder,
+    record: AccessRecord,
+    *,
+    streaming: bool,
+) -> Response:
+    """``n > 1`` choices, streamed (one merged stream, a slot each) or as one answer."""
+    if not streaming:
+        return await respond_choices(request, state, card, streams, encoder, record)
+    encoders = [encoder, *(copy.deepcopy(encoder) for _ in streams[1:])]
+    return await respond(
+        request,
+        state,
+        card,
+        MergedStream(streams),
+        ChoicesEncoder(encoders),
+        record,
+        streaming=True,
+        slots=len(streams),
+    )
 
 
 def stream_error(exc: BaseException, path: str) -> dict[str, Any]:
