@@ -186,18 +186,25 @@ def info(state: CliState, name: str, as_json: bool) -> None:
 @models.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--id", "model_id", metavar="ID", help="Id to give it [default: from the file name].")
+@click.option(
+    "--mmproj",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Its vision projector GGUF: the model then reads images (see docs/vision.md).",
+)
 @pass_state
-def add(state: CliState, path: str, model_id: str | None) -> None:
+def add(state: CliState, path: str, model_id: str | None, mmproj: str | None) -> None:
     """Add your own GGUF model file; it is validated, hashed and cached.
 
     GGUF has no checksum for its tensor data: the header and the tensor extents are
     validated, and a sample of every tensor is checked for NaN/Inf and blank data.
     """
-    card = state.client().models.add(path, model_id=model_id)
+    card = state.client().models.add(path, model_id=model_id, mmproj=mmproj)
     click.echo(
         f"added {card.id} ({card.architecture or 'unknown architecture'}, "
         f"{format_size(card.size)}, sha256 {card.main_file.sha256[:16]}…)"
     )
+    if mmproj:
+        click.echo(f"vision projector {card.files[1].name}, sha256 {card.files[1].sha256[:16]}…")
     click.echo(
         "note: GGUF has no checksum for tensor data; header, extents and a sample of every "
         "tensor were checked. The sha256 above now pins these bytes in the cache.",
