@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The server tests' helpers (in-process app client, live `terminus serve`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+
 from fakecards import fake_card
 from projector_kit import build_projector
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from terminus.cli.context import CliState, pass_state
+from terminus.models.card import ModelCard
 from terminus.runtime.memory import format_size
 
 
@@ -31,6 +32,7 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
                         "id": s.card.id,
                         "aliases": list(s.card.aliases),
                         "capability": s.card.capability.value,
+                        "capabilities": [c.value for c in s.card.capabilities],
                         "engine": s.card.engine,
                         "size": s.card.size,
                         "cached": s.cached,
@@ -58,7 +60,7 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
             else (f"partial {format_size(s.partial_bytes)}" if s.partial_bytes else "-")
         )
         click.echo(
-            f"{s.card.id:<{width}} {alias:<{alias_width}} {s.card.capability.value:<11} "
+            f"{s.card.id:<{width}} {alias:<{alias_width}} {_capability(s.card):<11} "
             f"{s.card.engine:<15} {format_size(s.card.size):>10}  {status}"
         )
 
@@ -210,3 +212,8 @@ def add(state: CliState, path: str, model_id: str | None, mmproj: str | None) ->
         "tensor were checked. The sha256 above now pins these bytes in the cache.",
         err=True,
     )
+
+
+def _capability(card: ModelCard) -> str:
+    """``chat+vision`` for a chat model that reads images."""
+    return "+".join(c.value for c in card.capabilities)

@@ -60,6 +60,8 @@ def serve_command(params: Mapping[str, Any]) -> list[str]:
         command += ["--cors-origin", origin]
     if params.get("no_access_log"):
         command.append("--no-access-log")
+    if params.get("allow_image_urls"):
+        command.append("--allow-image-urls")
     return command
 
 
