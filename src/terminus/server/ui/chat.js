@@ -25,12 +25,23 @@ export function chatPage(root) {
   const topP = el("input", { id: "chat-top-p", type: "number", min: "0", max: "1", step: "0.05", value: "0.95" });
   const modelSlot = el("span", { class: "model-slot" }, "loading models…");
   let select = null;
+  const seeing = new Set();  // models that read images ("vision" in their capabilities)
+  let attached = [];  // data URLs of the images going with the next message
+  const picker = el("input", { id: "chat-image", type: "file", accept: "image/*", multiple: true, hidden: true });
+  const attachButton = el("button", { id: "chat-attach", type: "button", title: "Attach an image" }, "Attach image");
+  const tray = el("div", { class: "attachments", id: "chat-attachments" });
+  attachButton.addEventListener("click", () => picker.click());
+  picker.addEventListener("change", async () => {
+    for (const file of picker.files) attached.push(await dataUrl(file));
+    picker.value = "";
+    showTray();
+  });
 
   const form = el(
     "form",
     { class: "composer", onsubmit: (e) => { e.preventDefault(); submit(); } },
     input,
-    el("div", { class: "buttons" }, sendButton, stopButton),
+    el("div", { class: "buttons" }, attachButton, picker, sendButton, stopButton),
   );
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -56,15 +67,32 @@ export function chatPage(root) {
       el("aside", { class: "sidebar" }, newButton, list),
       el("section", { class: "chat-main" },
         el("div", { class: "toolbar" }, el("label", {}, "Model ", modelSlot), settings),
-        messages, status, form)),
+        messages, status, tray, form)),
   );
 
-  function bubble(role, text, thinking) {
+  function bubble(role, text, thinking, images) {
     const body = el("div", { class: "body" });
     const node = el("div", { class: `message ${role}`, "data-role": role }, el("div", { class: "role" }, role), body);
     fill(node, text, thinking);
+    if (images && images.length) {
+      node.insertBefore(el("div", { class: "attachments" }, ...images.map((src) => el("img", { src, alt: "attached image" }))), body);
+    }
     messages.append(node);
     return node;
+  }
+
+  function showTray() {
+    tray.replaceChildren(...attached.map((src, i) =>
+      el("span", { class: "attachment" },
+        el("img", { src, alt: `image ${i + 1}` }),
+        el("button", { type: "button", class: "icon", title: "Remove", "aria-label": `Remove image ${i + 1}`,
+          onclick: () => { attached.splice(i, 1); showTray(); } }, "×"))));
+  }
+
+  function canSee() {
+    const ok = Boolean(select) && seeing.has(select.value);
+    attachButton.disabled = !ok;
+    attachButton.title = ok ? "Attach an image" : "This model cannot read images";
   }
 
   function fill(node, text, extraThinking) {
@@ -85,7 +113,7 @@ export function chatPage(root) {
 
   function redraw() {
     messages.replaceChildren();
-    for (const m of conversation.messages) bubble(m.role, m.content);
+    for (const m of conversation.messages) bubble(m.role, m.content, "", m.images);
     system.value = conversation.system || "";
     messages.scrollTop = messages.scrollHeight;
   }
@@ -134,13 +162,16 @@ export function chatPage(root) {
     if (!text || controller || !select) return;
     input.value = "";
     if (!conversation.title) conversation.title = text.slice(0, 60);
-    conversation.messages.push({ role: "user", content: text });
-    bubble("user", text);
+    const images = attached;
+    attached = [];
+    showTray();
+    conversation.messages.push(images.length ? { role: "user", content: text, images } : { role: "user", content: text });
+    bubble("user", text, "", images);
     const node = bubble("assistant", "");
     node.classList.add("streaming");
     const wire = [];
     if (system.value.trim()) wire.push({ role: "system", content: system.value.trim() });
-    wire.push(...conversation.messages);
+    wire.push(...conversation.messages.map(onTheWire));
     controller = new AbortController();
     sendButton.disabled = true;
     stopButton.disabled = false;
@@ -220,8 +251,30 @@ export function chatPage(root) {
   modelsWith("chat").then((models) => {
     select = modelSelect(models.filter((m) => !m.user_added || m.capability === "chat"), "smollm2-135m-instruct");
     select.id = "chat-model";
+    for (const m of models) if ((m.capabilities || []).includes("vision")) seeing.add(m.id);
+    select.addEventListener("change", canSee);
     modelSlot.replaceWith(select);
+    canSee();
   }).catch((error) => showError(modelSlot, error));
+  canSee();
   refreshList();
   input.focus();
+}
+
+// A stored message as OpenAI sends it: images become image_url parts before the text.
+function onTheWire(m) {
+  if (!m.images || !m.images.length) return { role: m.role, content: m.content };
+  return {
+    role: m.role,
+    content: [...m.images.map((url) => ({ type: "image_url", image_url: { url } })), { type: "text", text: m.content }],
+  };
+}
+
+function dataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
 }
