@@ -58,10 +58,11 @@ def test_a_50_megapixel_photo_is_scaled_down_within_the_limit() -> None:
         (b"", "empty"),
         (b"this is not an image at all", "not an image"),
         (square("red")[:300], "corrupt or truncated"),
+        (square("red", size=(4000, 3000), fmt="JPEG")[:2000], "corrupt or truncated"),
         (encoded(Image.new("RGB", (8, 8)), "PPM"), "PPM images are not supported"),
         (png_claiming(20_000, 20_000), "megapixels"),
     ],
-    ids=["empty", "garbage", "truncated", "unsupported-format", "decompression-bomb"],
+    ids=["empty", "garbage", "truncated", "big-truncated-jpeg", "unsupported-format", "bomb"],
 )
 def test_bad_images_are_typed_errors(data: bytes, message: str) -> None:
     with pytest.raises(ChatImageError, match=message) as caught:

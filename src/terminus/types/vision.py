@@ -153,6 +153,9 @@ def _checked(image: Any, data: bytes, where: str) -> bytes:
     width, height = image.size
     if width * height > MAX_DECODE_PIXELS:
         raise ChatImageError(_too_many_pixels(where, f"{width}x{height}"))
+    if fmt == "JPEG" and max(width, height) > MAX_SIDE:
+        # Let the JPEG decoder scale down by 2, 4 or 8 while decoding (still every byte).
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE))
     image.load()  # decodes every byte: truncation shows here
     if fmt in _PASSED_THROUGH and max(width, height) <= MAX_SIDE:
         return data
@@ -164,7 +167,7 @@ def _png(image: Any) -> bytes:
 
     frame = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     if max(frame.size) > MAX_SIDE:
-        frame.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        frame.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
     buffer = io.BytesIO()
     frame.save(buffer, format="PNG")
     return buffer.getvalue()
