@@ -195,3 +195,33 @@ async def test_models_list_the_vision_capability(client: Terminus) -> None:
     assert models["fake-blind"]["capabilities"] == ["chat"]
     eyes = next(e for e in catalog["data"] if e["id"] == "fake-eyes")
     assert "vision" in eyes["capabilities"]
+
+
+async def test_anthropic_image_blocks(client: Terminus) -> None:
+    block = {
+        "type": "image",
+        "source": {
+            "type": "base64",
+            "media_type": "image/png",
+            "data": base64.b64encode(square("red")).decode(),
+        },
+    }
+    body = {
+        "model": "fake-eyes",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": [block, {"type": "text", "text": QUESTION}]}],
+    }
+    async with running(create_app(client, ServerSettings())) as http:
+        reply = await http.post("/v1/messages", json=body)
+        assert reply.status_code == 200, reply.text
+        assert _last_images() == [square("red")]
+        block["source"]["data"] = base64.b64encode(b"junk").decode()  # type: ignore[index]
+        bad = await http.post("/v1/messages", json=body)
+        body["model"] = "fake-blind"
+        block["source"]["data"] = base64.b64encode(square("red")).decode()  # type: ignore[index]
+        blind = await http.post("/v1/messages", json=body)
+    assert bad.status_code == 400
+    assert bad.json()["type"] == "error"
+    assert "messages.0.content.0.source" in bad.json()["error"]["message"]
+    assert blind.status_code == 400
+    assert "fake-blind cannot read images" in blind.json()["error"]["message"]
