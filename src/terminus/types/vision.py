@@ -153,9 +153,13 @@ def _checked(image: Any, data: bytes, where: str) -> bytes:
     width, height = image.size
     if width * height > MAX_DECODE_PIXELS:
         raise ChatImageError(_too_many_pixels(where, f"{width}x{height}"))
-    if fmt == "JPEG" and max(width, height) > MAX_SIDE:
-        # Let the JPEG decoder scale down by 2, 4 or 8 while decoding (still every byte).
-        image.draft("RGB", (MAX_SIDE, MAX_SIDE))
+    if fmt == "JPEG":
+        # The JPEG decoder scales down by 2, 4 or 8 while it decodes, still reading every
+        # byte: to MAX_SIDE when the image is resized, else as small as it goes (the check
+        # needs no pixels; the original bytes go on).
+        big = max(width, height) > MAX_SIDE
+        small = (max(1, width // 8), max(1, height // 8))
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE) if big else small)
     image.load()  # decodes every byte: truncation shows here
     if fmt in _PASSED_THROUGH and max(width, height) <= MAX_SIDE:
         return data
