@@ -155,3 +155,15 @@ def test_a_text_only_model_given_an_image_is_an_error_naming_it(fake_client: Ter
     with pytest.raises(CapabilityError, match="fake-chat cannot read images"):
         fake_client.completion(messages, model="fake-chat").result()
     assert fake_client.loaded_models() == []  # refused before loading
+
+
+def test_images_survive_the_json_every_transport_sends() -> None:
+    from terminus.types import ChatRequest
+
+    request = ChatRequest(
+        model="m",
+        messages=parse_messages([{"role": "user", "content": "Hi", "images": [square("red")]}]),
+    )
+    again = ChatRequest.model_validate_json(request.model_dump_json())
+    assert again == request
+    assert base64.b64decode(again.messages[0].images[0]) == square("red")
