@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import ollama
 import openai
 import pytest
 from images import data_url, square
-from liveserver import LiveServer, terminus
+from liveserver import LiveServer, home_env, terminus
 from visionkit import VISION_MODEL
 
 pytestmark = pytest.mark.real
@@ -138,3 +140,25 @@ def test_cli_run_with_an_image(vision_home: Path, tmp_path: Path) -> None:
     )
     doctor = terminus(vision_home, "doctor")
     assert f"models: {VISION_MODEL}" in doctor.stdout
+
+
+def test_chat_session_image_command(vision_home: Path, tmp_path: Path) -> None:
+    (tmp_path / "red.png").write_bytes(square("red"))
+    (tmp_path / "half.png").write_bytes(square("red")[:100])
+    script = (
+        f"/set system {SYSTEM}\n/set temperature 0\n/set max_tokens 12\n"
+        f"/image {tmp_path / 'red.png'}\n{QUESTION}\n/image {tmp_path / 'half.png'}\n/bye\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "terminus.cli.main", "chat", "-m", VISION_MODEL],
+        input=script,
+        env=home_env(vision_home),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "red" in done.stdout.lower()
+    assert "image attached (1)" in done.stderr
+    assert "half.png: the image is corrupt or truncated" in done.stderr

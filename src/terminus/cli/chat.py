@@ -63,7 +63,9 @@ def chat(state: CliState, **kwargs: Any) -> None:
 
 
 def _answer(session: ChatSession, text: str) -> None:
-    session.messages.append(Message(role="user", content=text))
+    images = tuple(session.pending_images)
+    session.pending_images.clear()
+    session.messages.append(Message(role="user", content=text, images=images))
     stream = session.client.completion(
         model=session.model, messages=session.history(), **session.params
     )

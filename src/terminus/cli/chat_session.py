@@ -53,6 +53,7 @@ Commands (anything else is sent to the model):
   /save NAME                save the conversation (model, settings, messages)
   /load NAME                continue a saved conversation
   /model NAME               switch model, keeping the conversation
+  /image PATH               show the model this image with your next message (vision models)
   /clear                    forget the conversation (the system prompt stays)
   /bye                      leave (also /exit, /quit or Ctrl-D)
   /help                     this text
@@ -71,6 +72,7 @@ class ChatSession:
     stats: bool = False
     messages: list[Message] = field(default_factory=list)
     context_length: int | None = None  # as asked on the command line, for every model
+    pending_images: list[str] = field(default_factory=list)  # base64, for the next message
 
     def history(self) -> list[Message]:
         """The messages to send: the system prompt first, then the conversation."""
@@ -105,6 +107,7 @@ class ChatSession:
             "model": self._model,
             "clear": self._clear,
             "reset": self._clear,
+            "image": self._image,
         }
         handler = handlers.get(name)
         if handler is None:
@@ -118,6 +121,16 @@ class ChatSession:
 
     def _help(self, _: str) -> None:
         click.echo(HELP)
+
+    def _image(self, rest: str) -> None:
+        from terminus.models.card import check_can_see
+        from terminus.types.vision import prepare_image
+
+        if not rest:
+            raise InvalidParameterError("/image needs the path of a picture")
+        check_can_see(self.client.catalog.get(self.model))
+        self.pending_images.append(prepare_image(rest, where=rest))  # checked now, not later
+        say(f"image attached ({len(self.pending_images)}); it goes with your next message")
 
     def _set(self, rest: str) -> None:
         if not rest:
