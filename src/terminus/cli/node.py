@@ -22,6 +22,20 @@ def _node_options(command: Any) -> Any:
             help="Load MODEL and serve delegated requests for it (repeatable).",
         ),
         click.option(
+            "--tool",
+            "functions",
+            multiple=True,
+            metavar="MODULE:FUNCTION",
+            help="Offer a Python function as a tool to the allowed keys (repeatable).",
+        ),
+        click.option(
+            "--mcp",
+            "servers",
+            multiple=True,
+            metavar="'CMD ARGS'|URL",
+            help="Offer an MCP server's tools to the allowed keys (repeatable).",
+        ),
+        click.option(
             "--allow",
             multiple=True,
             metavar="KEY",
@@ -66,9 +80,11 @@ def _serve(state: CliState, **opts: Any) -> None:
     from terminus.p2p.nonces import PersistentNonceStore
     from terminus.p2p.provider import Provider, ProviderPolicy
 
-    if opts["models"] and not (opts["allow"] or opts["allow_any"]):
+    offers = opts["models"] or opts["functions"] or opts["servers"]
+    if offers and not (opts["allow"] or opts["allow_any"]):
         raise click.UsageError("name the consumers with --allow KEY (or --allow-any)")
     client = state.client()
+    tools, servers = _offered_tools(opts["functions"], opts["servers"], client.home)
     for model in opts["models"]:
         info = client.load_model(
             model, context_length=opts["context_length"], parallel=opts["parallel"]
@@ -90,8 +106,13 @@ def _serve(state: CliState, **opts: Any) -> None:
         advertise=opts["advertise"],
         relay=opts["relay"],
         nonces=PersistentNonceStore(client.home / "p2p" / "nonces.sqlite"),
+        tools=tools,
     )
-    ref = provider.start().format()
+    try:
+        ref = provider.start().format()
+    except BaseException:
+        _close_all(servers)
+        raise
     if opts["ref_file"]:
         with open(opts["ref_file"], "w", encoding="utf-8") as fh:
             fh.write(ref + "\n")
@@ -99,6 +120,8 @@ def _serve(state: CliState, **opts: Any) -> None:
     sys.stdout.flush()
     shared = ", ".join(sorted(provider.models)) or "no models"
     click.echo(f"node {provider.identity.node_id} serving {shared} (Ctrl-C stops)", err=True)
+    if tools is not None:
+        click.echo(f"offering tools: {', '.join(tools.names)}", err=True)
     try:
         while True:
             time.sleep(1)
@@ -106,6 +129,34 @@ def _serve(state: CliState, **opts: Any) -> None:
         pass
     finally:
         provider.close()
+        _close_all(servers)
+
+
+def _offered_tools(
+    functions: tuple[str, ...], servers: tuple[str, ...], home: Any
+) -> tuple[Any, list[Any]]:
+    """The tools named on the command line (nothing else is offered), and the MCP
+    servers started for them."""
+    if not functions and not servers:
+        return None, []
+    from terminus.agents import McpServer, OfferedTools
+    from terminus.cli.agent import import_tool
+
+    tools: list[Any] = [import_tool(spec) for spec in functions]
+    started: list[Any] = []
+    try:
+        for target in servers:
+            started.append(McpServer(target).start())
+        offered = OfferedTools([*tools, *started], log_path=home / "p2p" / "tool-calls.jsonl")
+    except BaseException:
+        _close_all(started)
+        raise
+    return offered, started
+
+
+def _close_all(servers: list[Any]) -> None:
+    for server in servers:
+        server.close()
 
 
 @click.command()
@@ -133,17 +184,20 @@ def node(state: CliState, show: bool, **opts: Any) -> None:
 @_node_options
 @pass_state
 def provide(state: CliState, **opts: Any) -> None:
-    """Serve delegated inference: load --model M and answer the --allow'ed keys.
+    """Serve delegated inference (--model M) and tools (--tool, --mcp) to the --allow'ed keys.
 
     \b
     Example:
       terminus provide --model smollm2 --allow 5ec1ee52…  (a consumer's `terminus node --show`)
       terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Why is the sky blue?"
+      terminus provide --tool mytools:lookup --mcp "mcp-server-filesystem /srv" --allow 5ec1…
+      terminus agent "…" --peer-tools terminus:node/…?addr=192.168.1.7:4433
     Requests carry single-use tokens signed by the consumer's key; replays and
-    expired tokens are refused.
+    expired tokens are refused. Only the named tools are offered; every call is
+    logged (stderr and HOME/p2p/tool-calls.jsonl).
     """
-    if not opts["models"]:
-        raise click.UsageError("name at least one --model to provide")
+    if not (opts["models"] or opts["functions"] or opts["servers"]):
+        raise click.UsageError("name at least one --model, --tool or --mcp to provide")
     _serve(state, **opts)
 
 

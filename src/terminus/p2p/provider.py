@@ -39,6 +39,7 @@ from terminus.p2p.node import (
 )
 from terminus.p2p.ops import OPS, Op, dump_value, parse_request, run_op
 from terminus.p2p.tokens import NonceCache, NonceStore, Token, check_token
+from terminus.p2p.tool_ops import TOOL_OPS, ToolHost
 from terminus.p2p.wire import error_message
 from terminus.types import CancelToken
 
@@ -86,14 +87,17 @@ class Provider:
         advertise: tuple[str, ...] = (),
         relay: bool = False,
         nonces: NonceStore | None = None,
+        tools: ToolHost | None = None,
     ) -> None:
         """``nonces`` remembers accepted tokens; pass a persistent store (as ``terminus
-        provide`` does) so that a restart does not accept a still-valid token twice."""
+        provide`` does) so that a restart does not accept a still-valid token twice.
+        ``tools`` serves peer tools; without it, tool requests are refused."""
         self.transport = transport
         self.identity = identity
         self.catalog = catalog
         self.models = frozenset(catalog.get(m).id for m in models)
         self.policy = policy
+        self.tools = tools
         self.stats = ProviderStats()
         self._nonces: NonceStore = nonces if nonces is not None else NonceCache()
         self._slots = threading.BoundedSemaphore(max(1, policy.max_concurrent))
@@ -203,7 +207,7 @@ class Provider:
             self.stats.active += 1
             watcher = asyncio.create_task(self._watch(recv, cancel, done))
             try:
-                await self._run(op, request, cancel, send)
+                await self._run(op, request, cancel, send, peer)
             finally:
                 done.set()
                 watcher.cancel()
@@ -244,6 +248,8 @@ class Provider:
             request = parse_request(op, raw)
         except ValueError as exc:
             raise InvalidParameterError(f"invalid {op.name} request: {exc}") from exc
+        if op.name in TOOL_OPS and self.tools is None:
+            raise PeerRefusedError("this provider offers no tools")
         model = getattr(request, "model", None)
         if model is not None and self.catalog.get(model).id not in self.models:
             raise ModelNotFoundError(f"this provider does not share {model!r}")
@@ -264,11 +270,17 @@ class Provider:
             )
         return request
 
-    async def _run(self, op: Op, request: Any, cancel: CancelToken, send: Any) -> None:
+    async def _run(
+        self, op: Op, request: Any, cancel: CancelToken, send: Any, peer: str = ""
+    ) -> None:
         if not op.streams:
-            work = asyncio.ensure_future(
-                asyncio.to_thread(run_op, self.transport, op, request, cancel)
-            )
+            if op.name in TOOL_OPS:
+                method = getattr(self.tools, op.name)
+                work = asyncio.ensure_future(asyncio.to_thread(method, request, peer))
+            else:
+                work = asyncio.ensure_future(
+                    asyncio.to_thread(run_op, self.transport, op, request, cancel)
+                )
             while not work.done():
                 await asyncio.wait({work}, timeout=HEARTBEAT_S)
                 if not work.done():
