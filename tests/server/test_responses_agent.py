@@ -57,10 +57,13 @@ async def test_the_server_runs_the_tool_and_answers_with_its_result(
     )
     assert reply.status_code == 200, reply.text
     response = reply.json()
-    call, *_, message = response["output"]
+    call, repeat, message = response["output"]
     assert call["type"] == "mcp_call" and call["server_label"] == "facts"
     assert call["name"] == "lookup" and call["arguments"] == '{"topic": "river"}'
     assert call["status"] == "completed" and "412 km" in call["output"]
+    # the fake model asks again; the loop does not run a repeated call, it asks for the answer
+    assert repeat["type"] == "mcp_call" and repeat["status"] == "incomplete"
+    assert repeat["output"].startswith("not run") and repeat["error"] is None
     assert message["type"] == "message"
     assert "412 km" in message["content"][0]["text"]  # the answer step saw the tool's result
     assert response["status"] == "completed" and response["usage"]["output_tokens"] > 0
@@ -119,3 +122,30 @@ async def test_the_configured_servers_are_listed(tools_api: httpx.AsyncClient) -
     listing = (await tools_api.get("/terminus/v1/agent/tools")).json()["data"]
     assert [row["label"] for row in listing] == ["facts"]
     assert {"lookup", "fail", "wipe"} <= {t["name"] for t in listing[0]["tools"]}
+
+
+async def test_the_openai_sdk_reads_the_mcp_calls(tools_api: httpx.AsyncClient) -> None:
+    import openai
+    from openai.types.responses.response_output_item import McpCall
+
+    sdk = openai.AsyncOpenAI(
+        base_url="http://localhost/v1", api_key="unused", http_client=tools_api
+    )
+    response = await sdk.responses.create(
+        model="fake-facts",
+        input="How long is the longest river?",
+        tools=[mcp_tool("lookup")],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    call = response.output[0]
+    assert isinstance(call, McpCall) and call.output and "412 km" in call.output
+    assert "412 km" in response.output_text
+    stream = await sdk.responses.create(
+        model="fake-facts",
+        input="How long is the longest river?",
+        tools=[mcp_tool("lookup")],  # type: ignore[list-item]
+        tool_choice="required",
+        stream=True,
+    )
+    kinds = [event.type async for event in stream]
+    assert "response.mcp_call.completed" in kinds and kinds[-1] == "response.completed"

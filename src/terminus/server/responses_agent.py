@@ -24,6 +24,10 @@ from terminus.server.responses_encode import ResponseBuilder
 from terminus.server.state import ServerState
 from terminus.types import ChatEvent, Done, Message, Stats, ToolCallEvent
 
+#: What an ``mcp_call`` the loop did not run says: a repeat of a call it had made (the loop
+#: then asks for the answer instead), or a call left when the run ended.
+_NOT_RUN = "not run: the same call was made before"
+
 #: How an agent run's end maps onto a completion's stop reason (and so the response status).
 _STOP = {"answer": "stop", "step_limit": "length", "cancelled": "cancelled", "error": "error"}
 _SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
@@ -122,6 +126,24 @@ class AgentResponseBuilder(ResponseBuilder):
         if isinstance(event, ToolResultEvent):
             return self._call_finished(event)
         return super().event(event)
+
+    def _finish(self, done: Done) -> list[dict[str, Any]]:
+        """Calls the loop did not run end ``incomplete`` before the response does."""
+        events: list[dict[str, Any]] = []
+        ran = {
+            (i["name"], i["arguments"])
+            for i in self._calls.values()
+            if i["status"] != "in_progress"
+        }
+        for item in self._calls.values():
+            if item["status"] == "in_progress":
+                repeated = (item["name"], item["arguments"]) in ran
+                item.update(status="incomplete", output=_NOT_RUN if repeated else None)
+                index = self.output.index(item)
+                events.append(
+                    {"type": "response.output_item.done", "output_index": index, "item": dict(item)}
+                )
+        return events + super()._finish(done)
 
     def _call_started(self, event: ToolCallEvent) -> list[dict[str, Any]]:
         events = self._close_message("completed")
