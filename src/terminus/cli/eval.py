@@ -81,6 +81,14 @@ def list_benchmarks(as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses the subset.")
 @click.option("--data-dir", type=_DIR, help="Folder holding the benchmark files.")
 @click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="BENCH=PATH",
+    help="Read BENCH from PATH whatever its name (a held-out or renamed copy); repeatable. "
+    "Nothing is fetched for it.",
+)
+@click.option(
     "--out",
     "run_dir",
     type=_DIR,
@@ -127,6 +135,7 @@ def run(
     limit: int | None,
     seed: int,
     data_dir: Path | None,
+    files: tuple[str, ...],
     run_dir: Path | None,
     parallel: int,
     threads: int | None,
@@ -143,12 +152,14 @@ def run(
     """
     from terminus.eval.api import backend_for, evaluate
     from terminus.eval.backends import EvalBackend
+    from terminus.eval.datasets import parse_file_overrides
     from terminus.eval.report import markdown
     from terminus.eval.runner import RunConfig
 
     client = state.client()
+    overrides = parse_file_overrides(files)
     config = RunConfig(
-        benchmarks=_benchmark_names(benchmarks, data_dir),
+        benchmarks=_benchmark_names(benchmarks, data_dir, overrides),
         mode=mode,  # type: ignore[arg-type]
         limit=limit,
         seed=seed,
@@ -166,6 +177,7 @@ def run(
         model,
         config,
         data_dir=data_dir,
+        files=overrides,
         run_dir=run_dir,
         backend=backend,
         progress=sys.stderr.isatty(),
@@ -173,23 +185,29 @@ def run(
     if as_json:
         click.echo(json.dumps({**summary, "run_dir": str(folder)}, indent=2))
         return
+    for name, data in summary["data"].items():
+        click.echo(f"{name}: read {data['source']} (sha256 {data['sha256']})")
     click.echo(markdown([summary]))
     click.echo(f"run: {folder}")
 
 
-def _benchmark_names(value: str, data_dir: Path | None) -> tuple[str, ...]:
+def _benchmark_names(
+    value: str, data_dir: Path | None, files: dict[str, Path] | None = None
+) -> tuple[str, ...]:
     from terminus.errors import InvalidParameterError
     from terminus.eval.datasets import BENCHMARKS, benchmark
 
     if value == "all":
         return tuple(BENCHMARKS)
+    if value == "local" and files and data_dir is None:
+        return tuple(name for name in BENCHMARKS if name in files)
     if value == "local":
         if data_dir is None:
             raise InvalidParameterError("-b local needs --data-dir", hint="or name the benchmarks")
         found = tuple(
             name
             for name, spec in BENCHMARKS.items()
-            if any((data_dir / f).is_file() for f in spec.files)
+            if any((data_dir / f).is_file() for f in spec.files) or name in (files or {})
         )
         if not found:
             raise InvalidParameterError(

@@ -24,6 +24,7 @@ from terminus.eval.prompts import (
     generative_prompt,
     loglikelihood_prompt,
 )
+from terminus.eval.provenance import software
 from terminus.eval.store import ResultStore, config_key
 
 Mode = Literal["generative", "loglikelihood"]
@@ -69,7 +70,12 @@ def score_item(
     backend: EvalBackend, benchmark: str, item: McqItem, config: RunConfig
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    result: dict[str, Any] = {"benchmark": benchmark, "id": item.id, "answer": item.answer}
+    result: dict[str, Any] = {
+        "benchmark": benchmark,
+        "id": item.id,
+        "answer": item.answer,
+        "options": len(item.options),
+    }
     if config.mode == "loglikelihood":
         result.update(_loglikelihood(backend, benchmark, item, config.top_logprobs))
     else:
@@ -126,7 +132,8 @@ def run_eval(
 ) -> dict[str, Any]:
     """Score every chosen item not already stored for this configuration; returns run.json."""
     model = backend.describe()
-    key = config_key(config.item_key(model))
+    # Parallelism is part of the key: batched prompt processing moves log-probabilities.
+    key = config_key({**config.item_key(model), "parallel": backend.parallel})
     store = ResultStore(run_dir, key)
     stored = store.done()
     chosen = {
@@ -155,6 +162,9 @@ def run_eval(
         "model": model,
         "label": backend.label,
         "parallel": backend.parallel,
+        "software": software(),
+        "prompt": prompt_record(config, data, chosen),
+        "decoding": decoding_record(config),
         "data": {
             name: {
                 "source": data[name].source,
@@ -169,6 +179,44 @@ def run_eval(
     }
     write_json(run_dir / RUN_FILE, meta)
     return meta
+
+
+def decoding_record(config: RunConfig) -> dict[str, Any]:
+    """The sampling settings as sent, spelled out for the report."""
+    if config.mode == "loglikelihood":
+        return {
+            "kind": "next-token log-probabilities",
+            "max_tokens": 1,
+            "top_logprobs": config.top_logprobs,
+            "cache_prompt": False,
+        }
+    return {
+        "kind": "greedy" if config.temperature == 0 else "sampled",
+        "temperature": config.temperature,
+        "max_tokens": config.max_tokens,
+        "repeat_penalty": 1.0,
+        "seed": config.seed,
+        "cache_prompt": False,
+    }
+
+
+def prompt_record(
+    config: RunConfig, data: Mapping[str, LoadedBenchmark], chosen: Mapping[str, list[McqItem]]
+) -> dict[str, Any]:
+    """The prompt version, the system text, and the first scored item's prompt per benchmark
+    exactly as sent, so a reader sees the wording without rerunning anything."""
+    examples: dict[str, str] = {}
+    for name, items in chosen.items():
+        if not items:
+            continue
+        if config.mode == "loglikelihood":
+            examples[name] = loglikelihood_prompt(name, items[0])
+        else:
+            examples[name] = generative_prompt(items[0])
+    record: dict[str, Any] = {"version": config.prompt_version, "first_item": examples}
+    if config.mode == "generative":
+        record["system"] = GENERATIVE_SYSTEM
+    return record
 
 
 def progress_bar(total: int, enabled: bool) -> Any:
