@@ -51,7 +51,7 @@ def test_run_records_software_model_data_prompt_decoding(tmp_path: Path) -> None
     assert meta["decoding"]["kind"] == "greedy" and meta["decoding"]["max_tokens"] == 8
     assert meta["prompt"]["version"] == "medbench-v2"
     assert "Answer: " in meta["prompt"]["system"]
-    assert meta["prompt"]["first_item"]["medqa"].startswith("Question: ")
+    assert meta["prompt"]["first_item"]["medqa"].startswith("[user] Question: ")
     assert meta["data"]["medqa"]["sha256"] == file_sha256(MEDQA)
     report = (run_dir / "report.md").read_text()
     assert f"terminus {__version__}" in report and "parallel 2" in report

@@ -218,6 +218,106 @@ def _benchmark_names(
 
 
 @eval_group.command()
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    metavar="MODEL",
+    help="A model of the grid; repeat for several (smallest first reads best).",
+)
+@click.option(
+    "-q",
+    "--quant",
+    "quants",
+    multiple=True,
+    metavar="TYPE",
+    help="Also score each model quantized to TYPE (made with terminus quantize "
+    "unless MODEL-TYPE is cached); repeatable.",
+)
+@click.option(
+    "-b",
+    "--benchmarks",
+    default="local",
+    show_default=True,
+    metavar="LIST",
+    help="As for `eval run`.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["loglikelihood", "generative"]),
+    default="loglikelihood",
+    show_default=True,
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Items per benchmark (a seeded subset).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-dir", type=_DIR, help="Folder holding the benchmark files.")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="BENCH=PATH",
+    help="Read BENCH from PATH whatever its name; repeatable.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=_DIR,
+    help="Ladder folder: runs/, ladder_report.{html,md,json}, ladder_size.png "
+    "[default: $TERMINUS_HOME/eval/ladders/…, shown in the web app].",
+)
+@click.option("--parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for local models.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True)
+@pass_state
+def ladder(
+    state: CliState,
+    models: tuple[str, ...],
+    quants: tuple[str, ...],
+    benchmarks: str,
+    mode: str,
+    limit: int | None,
+    seed: int,
+    data_dir: Path | None,
+    files: tuple[str, ...],
+    out_dir: Path | None,
+    parallel: int,
+    threads: int | None,
+    max_tokens: int,
+) -> None:
+    """Score a grid of MODELS × quantizations × benchmarks on the same items; write one
+    HTML report (table, accuracy vs size, paired quantization deltas, baselines).
+
+    Every cell is a resumable run under OUT/runs; run the command again to resume.
+    """
+    from terminus.eval.datasets import parse_file_overrides
+    from terminus.eval.ladder import default_ladder_dir, run_ladder
+    from terminus.eval.ladder_report import write_ladder_report
+    from terminus.eval.runner import RunConfig
+    from terminus.quantize.rules import scheme
+
+    for quant in quants:
+        scheme(quant)  # an unknown type fails before anything runs
+    client = state.client()
+    overrides = parse_file_overrides(files)
+    config = RunConfig(
+        benchmarks=_benchmark_names(benchmarks, data_dir, overrides),
+        mode=mode,  # type: ignore[arg-type]
+        limit=limit,
+        seed=seed,
+        max_tokens=max_tokens,
+    )
+    out_dir = out_dir or default_ladder_dir(client.home, models, quants, config)
+    run_ladder(client, models, quants, config, out_dir, data_dir=data_dir, files=overrides,
+               parallel=parallel, threads=threads, say=lambda m: click.echo(m, err=True),
+               progress=sys.stderr.isatty())  # fmt: skip
+    paths = write_ladder_report(out_dir)
+    click.echo(paths["markdown"].read_text(encoding="utf-8"))
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@eval_group.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--out",
