@@ -118,6 +118,35 @@ def list_benchmarks(as_json: bool) -> None:
     "need a lower value.",
 )
 @click.option(
+    "--fewshot",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Examples held out of each file (seeded) and answered before every item.",
+)
+@click.option(
+    "--prompt-template",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file with the prompt wording: {context} {question} {options} {keys}.",
+)
+@click.option(
+    "--circular", is_flag=True, help="CircularEval: right only under every rotation of the options."
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Answers sampled per item (generative, --temperature > 0): mean@k with a CI across seeds.",
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Sampling temperature (generative); 0 is greedy.",
+)
+@click.option(
     "--base-url", metavar="URL", help="Evaluate a model behind an OpenAI-compatible API instead."
 )
 @click.option(
@@ -141,6 +170,11 @@ def run(
     threads: int | None,
     max_tokens: int,
     top_logprobs: int,
+    fewshot: int,
+    prompt_template: Path | None,
+    circular: bool,
+    samples: int,
+    temperature: float,
     base_url: str | None,
     api_key: str | None,
     as_json: bool,
@@ -165,6 +199,11 @@ def run(
         seed=seed,
         max_tokens=max_tokens,
         top_logprobs=top_logprobs,
+        fewshot=fewshot,
+        template=prompt_template.read_text(encoding="utf-8") if prompt_template else None,
+        circular=circular,
+        samples=samples,
+        temperature=temperature,
     )
 
     def backend() -> EvalBackend:

@@ -11,7 +11,7 @@ from typing import Any
 from terminus.errors import EvalRunNotFoundError, IncomparableRunsError
 from terminus.eval.baselines import baseline_text, baselines, prediction_text
 from terminus.eval.runner import RUN_FILE, write_json
-from terminus.eval.stats import paired_difference, paired_exact, wilson_interval
+from terminus.eval.stats import mean_interval, paired_difference, paired_exact, wilson_interval
 from terminus.eval.store import RESULTS_FILE, read_results
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def summarize(run: Run, display: str | None = None) -> dict[str, Any]:
             "wall_seconds": run.meta.get("wall_seconds", {}).get(name),
             "baselines": baselines(values),
         }
+        entry.update(protocol_figures(values))
         if run.meta["config"]["mode"] == "loglikelihood":
             entry["acc_norm"] = sum(1 for r in values if r.get("correct_norm")) / n if n else 0.0
             entry["options_outside_top_k"] = sum(int(r.get("outside_top_k", 0)) for r in values)
@@ -108,6 +109,28 @@ def summarize(run: Run, display: str | None = None) -> dict[str, Any]:
         "mean_accuracy": sum(scored) / len(scored) if scored else None,
         "benchmarks_in_mean": len(scored),
     }
+
+
+def protocol_figures(values: list[dict[str, Any]]) -> dict[str, Any]:
+    """mean@k with a t interval across sampling seeds; CircularEval's first-rotation accuracy."""
+    out: dict[str, Any] = {}
+    sampled = [r["sample_correct"] for r in values if r.get("sample_correct")]
+    if sampled and len(sampled) == len(values):
+        k = min(len(s) for s in sampled)
+        per_seed = [sum(s[j] for s in sampled) / len(sampled) for j in range(k)]
+        spread = mean_interval(per_seed)
+        out["mean_at_k"] = {
+            "k": k,
+            "mean": spread.estimate,
+            "per_seed": per_seed,
+            "ci95_across_seeds": [spread.low, spread.high],
+        }
+    if values and all("rotations" in r for r in values):
+        out["circular"] = True
+        out["first_rotation_accuracy"] = sum(
+            bool(r["correct_first_rotation"]) for r in values
+        ) / len(values)
+    return out
 
 
 def markdown(summaries: list[dict[str, Any]]) -> str:
@@ -142,6 +165,19 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
                 + f" {tokens} | {wall:.1f} | {baseline_text(b.get('baselines', {}))}"
                 + f" | {prediction_text(b.get('baselines', {}))} |"
             )
+        for name, b in s["benchmarks"].items():
+            if "mean_at_k" in b:
+                m = b["mean_at_k"]
+                lines.append(
+                    f"\n{name}: mean@{m['k']} {m['mean']:.3f} (95 % across seeds"
+                    f" {m['ci95_across_seeds'][0]:.3f}–{m['ci95_across_seeds'][1]:.3f});"
+                    " accuracy above is the first sample's"
+                )
+            if b.get("circular"):
+                lines.append(
+                    f"\n{name}: CircularEval (right under every rotation); options as published:"
+                    f" {b['first_rotation_accuracy']:.3f}"
+                )
         if s["mean_accuracy"] is not None:
             lines.append(
                 f"\nUnweighted mean over {s['benchmarks_in_mean']} benchmarks: **{s['mean_accuracy']:.3f}**\n"
@@ -278,14 +314,14 @@ def comparable(a: Run, b: Run) -> None:
     """Refuses two runs whose scores cannot be paired: another mode, prompt, items or file."""
     problems = []
     ca, cb = a.meta["config"], b.meta["config"]
-    for field in ("mode", "prompt_version"):
+    for field in ("mode", "prompt_version", "fewshot", "circular", "samples", "template"):
         if ca.get(field) != cb.get(field):
             problems.append(f"{field} {ca.get(field)} vs {cb.get(field)}")
     for name in a.meta["data"].keys() & b.meta["data"].keys():
         da, db = a.meta["data"][name], b.meta["data"][name]
         if da["sha256"] != db["sha256"]:
             problems.append(f"{name}: different data files ({da['source']} vs {db['source']})")
-        elif da["item_ids"] != db["item_ids"]:
+        elif da["item_ids"] != db["item_ids"] or da.get("fewshot_ids") != db.get("fewshot_ids"):
             problems.append(
                 f"{name}: different items ({len(da['item_ids'])} vs {len(db['item_ids'])})"
             )

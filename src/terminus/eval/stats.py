@@ -145,3 +145,23 @@ def paired_exact(b_only: int, a_only: int, n: int, alpha: float = 0.05) -> Paire
         scale * (2 * share.high - 1),
         p_value,
     )
+
+
+#: Two-sided 95 % Student t quantiles by degrees of freedom (1–30); beyond, the normal one.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def mean_interval(values: Sequence[float]) -> Interval:
+    """Mean of a few values (e.g. accuracy under each sampling seed) with a t 95 % interval."""
+    n = len(values)
+    if n == 0:
+        return Interval(0.0, 0.0, 0.0)
+    mean = sum(values) / n
+    if n == 1:
+        return Interval(mean, mean, mean)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    t = _T95[n - 2] if n - 1 <= len(_T95) else Z95
+    half = t * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half)
