@@ -33,6 +33,8 @@ def test_rungs_put_each_quantization_after_its_model() -> None:
     assert [(r.model, r.base, r.quantization) for r in grid] == [
         ("a", "a", None), ("a-q8-0", "a", "Q8_0"), ("b", "b", None), ("b-q8-0", "b", "Q8_0"),
     ]  # fmt: skip
+    only_b = rungs(["a", "b"], ["b=q4_0"])
+    assert [r.model for r in only_b] == ["a", "b", "b-q4-0"]
 
 
 def test_ladder_cli_writes_one_html_report_and_resumes(

@@ -337,7 +337,7 @@ def ladder(
     from terminus.quantize.rules import scheme
 
     for quant in quants:
-        scheme(quant)  # an unknown type fails before anything runs
+        scheme(quant.rpartition("=")[2])  # an unknown type fails before anything runs
     client = state.client()
     overrides = parse_file_overrides(files)
     config = RunConfig(
@@ -400,7 +400,13 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
 @eval_group.command()
 @click.option("-m", "--model", required=True, metavar="MODEL", help="The model answering.")
 @click.option(
-    "--judge", required=True, metavar="MODEL", help="The grading model (named in the report)."
+    "--judge",
+    "judges",
+    required=True,
+    multiple=True,
+    metavar="MODEL",
+    help="The grading model (named in the report); repeat to grade the same answers with "
+    "several judges side by side (--judge-base-url applies to the first).",
 )
 @click.option(
     "--file",
@@ -428,7 +434,7 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
 def healthbench(
     state: CliState,
     model: str,
-    judge: str,
+    judges: tuple[str, ...],
     data_file: Path | None,
     variant: str,
     limit: int | None,
@@ -445,7 +451,11 @@ def healthbench(
     from terminus.eval.api import backend_for
     from terminus.eval.datasets import fetch
     from terminus.eval.healthbench import VARIANTS, load_examples
-    from terminus.eval.healthbench_run import healthbench_markdown, run_healthbench
+    from terminus.eval.healthbench_run import (
+        healthbench_markdown,
+        judges_side_by_side,
+        run_healthbench,
+    )
 
     client = state.client()
     if data_file is None:
@@ -454,23 +464,41 @@ def healthbench(
             source, client.home, client.manager.allow_download, f"healthbench-{variant}.jsonl"
         )
     answering = backend_for(client, model, base_url=base_url, api_key=api_key, parallel=parallel)
-    grading = backend_for(
-        client, judge, base_url=judge_base_url, api_key=api_key, parallel=parallel
-    )
-    folder = run_dir or client.home / "eval" / "runs" / f"healthbench-{model}-by-{judge}-s{seed}"
-    result = run_healthbench(
-        answering,
-        grading,
-        load_examples(data_file),
-        folder,
-        limit=limit,
-        seed=seed,
-        max_tokens=max_tokens,
-        data_source=str(data_file),
-        progress=sys.stderr.isatty(),
-    )
+    name = f"healthbench-{model}-by-{'-'.join(judges)}-s{seed}".replace("/", "-")
+    folder = run_dir or client.home / "eval" / "runs" / name
+    results = []
+    for index, judge in enumerate(judges):
+        grading = backend_for(
+            client,
+            judge,
+            base_url=judge_base_url if index == 0 else None,
+            api_key=api_key,
+            parallel=parallel,
+        )
+        results.append(
+            run_healthbench(
+                answering,
+                grading,
+                load_examples(data_file),
+                folder,  # one folder: every judge grades the same stored answers
+                limit=limit,
+                seed=seed,
+                max_tokens=max_tokens,
+                data_source=str(data_file),
+                progress=sys.stderr.isatty(),
+                report_file="healthbench.json"
+                if index == 0
+                else f"healthbench-judge{index + 1}.json",
+            )
+        )
+    result = results[0]
     if as_json:
-        click.echo(json.dumps({**result, "run_dir": str(folder)}, indent=2))
+        payload = result if len(results) == 1 else {"judges": results}
+        click.echo(json.dumps({**payload, "run_dir": str(folder)}, indent=2))
+        return
+    if len(results) > 1:
+        click.echo(judges_side_by_side(results))
+        click.echo(f"run: {folder}")
         return
     click.echo(healthbench_markdown(result))
     click.echo(f"run: {folder}")

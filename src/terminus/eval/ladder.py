@@ -35,14 +35,24 @@ class Rung:
 
 
 def rungs(models: Sequence[str], quantizations: Sequence[str]) -> list[Rung]:
-    """Each model as shipped, then each requested quantization of it."""
+    """Each model as shipped, then each requested quantization of it.
+
+    A quantization is ``TYPE`` (every model) or ``MODEL=TYPE`` (that model only)."""
     if not models:
         raise InvalidParameterError("a ladder needs at least one model (-m)")
+    wanted: list[tuple[str | None, str]] = []
+    for value in quantizations:
+        model, sep, kind = value.rpartition("=")
+        if sep and model not in models:
+            raise InvalidParameterError(f"-q {value}: {model} is not one of the ladder's models")
+        wanted.append((model if sep else None, kind.upper()))
     out = []
     for model in models:
         out.append(Rung(model, model, None))
         out.extend(
-            Rung(f"{model}-{q.lower().replace('_', '-')}", model, q.upper()) for q in quantizations
+            Rung(f"{model}-{kind.lower().replace('_', '-')}", model, kind)
+            for only, kind in wanted
+            if only in (None, model)
         )
     return out
 
