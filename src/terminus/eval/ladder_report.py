@@ -12,7 +12,6 @@ from typing import Any
 
 from terminus.eval.baselines import baseline_text, prediction_text
 from terminus.eval.ladder import load_ladder
-from terminus.eval.report import interval_text
 from terminus.eval.runner import write_json
 
 log = logging.getLogger(__name__)
@@ -65,11 +64,18 @@ def delta_rows(deltas: list[dict[str, Any]]) -> list[list[str]]:
                     f"{100 * c['accuracy_a']:.1f}",
                     f"{100 * c['accuracy_b']:.1f}",
                     f"{100 * c['difference']:+.1f}",
-                    interval_text(c),
+                    _percent_interval(c),
                     f"{c['p_value']:.3g}",
                 ]
             )
     return rows
+
+
+def _percent_interval(c: dict[str, Any]) -> str:
+    """The exact interval in percentage points, like the rest of the table."""
+    if c["b_right_a_wrong"] == c["a_right_b_wrong"] == 0:
+        return f"no discordant items among {c['n']} (|Δ| ≤ {100 * c['ci95'][1]:.1f})"
+    return f"{100 * c['ci95'][0]:+.1f} to {100 * c['ci95'][1]:+.1f}"
 
 
 def baseline_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
