@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from terminus.errors import EngineError, ModelNotFoundError, SourceUnavailableError
+from terminus.eval.provenance import lineage_of
 
 if TYPE_CHECKING:
     from terminus.client.sync import Terminus
@@ -69,6 +70,8 @@ class ClientBackend:
             sha256=main.sha256,
             quantization=quant.group(1).upper() if quant else None,
             engine=card.engine,
+            architecture=card.architecture,
+            lineage=lineage_of(card),
             decoding="greedy, repeat_penalty 1.0, prompt computed afresh",
         )
         return info
