@@ -3,12 +3,15 @@
 libtorrent verifies every block against the v2 Merkle tree before writing it and
 bans peers that send bad data; the download resumes after any kill because the
 staging folder keeps the metadata, resume data and the pieces already verified.
-The cache still hashes each whole file before it becomes visible (``PeerFileSource``).
+Pieces come in order, so the whole-file sha256 the cache checks is computed while they
+arrive (``stream_hash``), reading each piece once right after it was verified and written;
+the cache compares it with the card before the file becomes visible (``PeerFileSource``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from typing import Any
 from terminus.errors import SourceUnavailableError
 from terminus.models.progress import NullProgress, Progress
 from terminus.p2p.reference import ModelRef, parse_address
+from terminus.p2p.stream_hash import Digest, InOrderHasher, verified_prefix
 from terminus.p2p.torrent import libtorrent, make_session, public_default
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,8 @@ class FetchReport:
     resumed_bytes: int = 0  # verified bytes found in the staging folder at start
     banned_peers: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: sha256 the file should have -> what its bytes hashed to as they arrived
+    digests: dict[str, Digest] = field(default_factory=dict)
 
 
 def staging_dir(home: Path, ref: ModelRef) -> Path:
@@ -60,6 +66,7 @@ def fetch_blobs(
     session = make_session(listen, public=public)
     started = time.monotonic()
     report = FetchReport(paths={})
+    hashing = _Hashing(folder)
     try:
         handle = session.add_torrent(_add_params(lt, ref, folder))
         if any(_staged_path(folder, f.sha256) for f in ref.files):
@@ -69,9 +76,11 @@ def fetch_blobs(
         report.resumed_bytes = _checked_bytes(handle)
         for peer in ref.peers:
             handle.connect_peer(parse_address(peer))
-        _wait_until_done(lt, session, handle, ref, folder, progress, report, stall_timeout)
-        _flush(lt, session, handle, folder)
+        _wait_until_done(lt, session, handle, ref, folder, progress, report, stall_timeout, hashing)
+        _flush(lt, session, handle, folder, report, hashing)
+        digests = hashing.finish(lt, session, handle, report)
     finally:
+        hashing.cancel()
         progress.finish()
         session.pause()
         _dispose(session)
@@ -82,7 +91,59 @@ def fetch_blobs(
         if path is None:
             raise SourceUnavailableError(f"{file.name} is not in the torrent of {ref.model_id}")
         report.paths[file.sha256] = path
+        if path in digests:
+            report.digests[file.sha256] = digests[path]
     return report
+
+
+class _Hashing:
+    """The in-order hasher, started once the torrent's metadata is known; it asks the
+    session for each piece as soon as it is verified."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._hasher: InOrderHasher | None = None
+        self._prefix = 0
+
+    def update(self, handle: Any, status: Any) -> None:
+        if not status.has_metadata:
+            return
+        if self._hasher is None:
+            self._hasher = InOrderHasher(self._folder, handle.torrent_file())
+        if status.is_seeding:
+            self._prefix = self._hasher.num_pieces
+        else:
+            self._prefix = verified_prefix(status.pieces, self._prefix)
+        for piece in self._hasher.wanted(self._prefix):
+            handle.read_piece(piece)
+
+    def on_piece(self, alert: Any) -> None:
+        if self._hasher is not None:
+            failed = bool(alert.error.value()) if alert.error else False
+            self._hasher.add(int(alert.piece), None if failed else bytes(alert.buffer))
+
+    def finish(self, lt: Any, session: Any, handle: Any, report: FetchReport) -> dict[Path, Digest]:
+        """Read the last pieces, wait for their hashes, and sync the files to disk."""
+        self.update(handle, handle.status())
+        hasher, deadline = self._hasher, time.monotonic() + 60
+        while hasher is not None and not hasher.complete and time.monotonic() < deadline:
+            session.wait_for_alert(20)
+            for alert in session.pop_alerts():
+                _on_alert(lt, alert, handle, self._folder, report, self)
+            self.update(handle, handle.status())
+        self._hasher = None
+        digests = hasher.finish() if hasher is not None and hasher.complete else {}
+        if hasher is not None and not digests:
+            hasher.cancel()
+        for path in digests:
+            with path.open("rb") as fh:  # libtorrent wrote it; sync once before the rename
+                os.fsync(fh.fileno())
+        return digests
+
+    def cancel(self) -> None:
+        if self._hasher is not None:
+            self._hasher.cancel()
+            self._hasher = None
 
 
 def _add_params(lt: Any, ref: ModelRef, folder: Path) -> Any:
@@ -97,6 +158,8 @@ def _add_params(lt: Any, ref: ModelRef, folder: Path) -> Any:
         params = lt.parse_magnet_uri(f"magnet:?xt=urn:btmh:1220{ref.info_hash}")
     params.save_path = str(folder)
     params.url_seeds = list(ref.web_seeds)
+    # In order, so the whole-file hash follows the download instead of re-reading it after.
+    params.flags |= lt.torrent_flags.sequential_download
     return params
 
 
@@ -109,6 +172,7 @@ def _wait_until_done(
     progress: Progress,
     report: FetchReport,
     stall_timeout: float,
+    hashing: _Hashing,
 ) -> None:
     total = sum(f.size or 0 for f in ref.files)
     progress.start(f"{ref.model_id} from peers", total or None)
@@ -116,6 +180,7 @@ def _wait_until_done(
     last_progress = last_resume = time.monotonic()
     while True:
         status = handle.status()
+        hashing.update(handle, status)
         done = int(status.total_wanted_done)
         if done > shown:
             progress.advance(done - shown)
@@ -124,7 +189,7 @@ def _wait_until_done(
         if status.is_seeding or (status.has_metadata and status.state == status.seeding):
             return
         for alert in session.pop_alerts():
-            _on_alert(lt, alert, handle, folder, report)
+            _on_alert(lt, alert, handle, folder, report, hashing)
         now = time.monotonic()
         if now - last_resume > RESUME_EVERY_S and status.has_metadata:
             handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
@@ -155,8 +220,12 @@ def _checked_bytes(handle: Any) -> int:
     return 0
 
 
-def _on_alert(lt: Any, alert: Any, handle: Any, folder: Path, report: FetchReport) -> None:
-    if isinstance(alert, lt.metadata_received_alert):
+def _on_alert(
+    lt: Any, alert: Any, handle: Any, folder: Path, report: FetchReport, hashing: _Hashing
+) -> None:
+    if isinstance(alert, lt.read_piece_alert):
+        hashing.on_piece(alert)
+    elif isinstance(alert, lt.metadata_received_alert):
         # Resume data carries the info dict from now on: a restart needs no peer for it.
         handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
     elif isinstance(alert, lt.save_resume_data_alert):
@@ -173,18 +242,23 @@ def _on_alert(lt: Any, alert: Any, handle: Any, folder: Path, report: FetchRepor
         log.warning("banned peer %s for sending bad data", alert.endpoint)
 
 
-def _flush(lt: Any, session: Any, handle: Any, folder: Path) -> None:
+def _flush(
+    lt: Any, session: Any, handle: Any, folder: Path, report: FetchReport, hashing: _Hashing
+) -> None:
     """Wait until every verified byte is written, and keep the resume data."""
     handle.save_resume_data(lt.save_resume_flags_t.flush_disk_cache)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    saved = False
+    while not saved and time.monotonic() < deadline:
         session.wait_for_alert(200)
-        for alert in session.pop_alerts():
+        for alert in session.pop_alerts():  # the whole batch: pieces read for the hash too
             if isinstance(alert, lt.save_resume_data_alert):
                 _write_atomic(folder / "resume.dat", lt.write_resume_data_buf(alert.params))
-                return
-            if isinstance(alert, lt.save_resume_data_failed_alert):
-                return
+                saved = True
+            elif isinstance(alert, lt.save_resume_data_failed_alert):
+                saved = True
+            else:
+                _on_alert(lt, alert, handle, folder, report, hashing)
 
 
 def _staged_path(folder: Path, sha256: str) -> Path | None:

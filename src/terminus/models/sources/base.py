@@ -7,6 +7,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -171,6 +172,18 @@ class BlobSink:
         if self._stages is not None:
             for stage in self._stages:
                 stage.drain()
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A file a source wrote on the cache's filesystem and hashed itself, in one pass as
+    the bytes arrived (e.g. peers: each verified piece hashed right after it was written),
+    then synced to disk. The cache compares ``sha256``/``size`` with the card and renames
+    the file into place without reading it again."""
+
+    path: Path
+    sha256: str
+    size: int
 
 
 class Source(Protocol):
