@@ -1,15 +1,16 @@
-"""The in-order hasher of torrent downloads: pieces in any order, files piece-aligned."""
+"""The in-order hasher of torrent downloads: files piece-aligned, read once written."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from terminus.p2p.stream_hash import MAX_IN_FLIGHT, InOrderHasher, verified_prefix
+from terminus.p2p.stream_hash import InOrderHasher, verified_prefix
 
-PIECE = 16
+PIECE = 1 << 16
 
 
 def _info(sizes: list[int]) -> Any:
@@ -31,42 +32,36 @@ def _info(sizes: list[int]) -> Any:
     )
 
 
-def _pieces(datas: list[bytes]) -> list[bytes]:
-    out = []
-    for data in datas:
-        out += [data[i : i + PIECE] for i in range(0, len(data), PIECE)]
-    return out
-
-
-def test_pieces_out_of_order_hash_each_file_whole(tmp_path: Path) -> None:
-    datas = [bytes(range(50)), b"x" * 32, b"tail!"]
-    pieces = _pieces(datas)
+def test_files_are_hashed_as_their_pieces_are_verified_and_written(tmp_path: Path) -> None:
+    datas = [bytes(range(256)) * 700, b"x" * PIECE, b"tail!"]
+    (tmp_path / "blobs").mkdir()
     hasher = InOrderHasher(tmp_path, _info([len(d) for d in datas]))
-    assert hasher.num_pieces == len(pieces)
-    assert list(hasher.wanted(len(pieces))) == list(range(min(len(pieces), MAX_IN_FLIGHT)))
-    for index in reversed(range(len(pieces))):
-        hasher.add(index, pieces[index])
-    assert hasher.complete
+    # a sparse file, written front to back as a download in order would
+    first = tmp_path / "blobs" / "f0"
+    with first.open("wb") as fh:
+        fh.truncate(len(datas[0]))
+        fh.write(datas[0][: 2 * PIECE])
+    hasher.advance(2)
+    time.sleep(0.2)  # the hasher reads what is verified and written, then waits
+    with first.open("r+b") as fh:
+        fh.seek(2 * PIECE)
+        fh.write(datas[0][2 * PIECE :])
+    for i, data in enumerate(datas[1:], start=1):
+        (tmp_path / "blobs" / f"f{i}").write_bytes(data)
     digests = hasher.finish()
-    assert {p.name: d.sha256 for p, d in digests.items()} == {
-        f"f{i}": hashlib.sha256(d).hexdigest() for i, d in enumerate(datas)
+    assert {p.name: (d.sha256, d.size) for p, d in digests.items()} == {
+        f"f{i}": (hashlib.sha256(d).hexdigest(), len(d)) for i, d in enumerate(datas)
     }
-    assert [d.size for d in digests.values()] == [50, 32, 5]
 
 
-def test_an_unreadable_piece_reports_no_digest(tmp_path: Path) -> None:
+def test_a_missing_file_reports_no_digest(tmp_path: Path) -> None:
     hasher = InOrderHasher(tmp_path, _info([40]))
-    hasher.add(0, b"a" * PIECE)
-    hasher.add(1, None)
-    hasher.add(2, b"b" * 8)
     assert hasher.finish() == {}  # the cache then hashes the file itself
 
 
-def test_reads_wait_for_the_hash_to_keep_up(tmp_path: Path) -> None:
-    hasher = InOrderHasher(tmp_path, _info([PIECE * (MAX_IN_FLIGHT + 4)]))
-    assert len(hasher.wanted(3)) == 3
-    assert len(hasher.wanted(MAX_IN_FLIGHT + 4)) == MAX_IN_FLIGHT - 3
-    assert len(hasher.wanted(MAX_IN_FLIGHT + 4)) == 0
+def test_cancel_stops_a_waiting_hasher(tmp_path: Path) -> None:
+    hasher = InOrderHasher(tmp_path, _info([PIECE * 3]))
+    hasher.advance(1)
     hasher.cancel()
 
 

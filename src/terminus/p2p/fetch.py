@@ -4,8 +4,8 @@ libtorrent verifies every block against the v2 Merkle tree before writing it and
 bans peers that send bad data; the download resumes after any kill because the
 staging folder keeps the metadata, resume data and the pieces already verified.
 Pieces come in order, so the whole-file sha256 the cache checks is computed while they
-arrive (``stream_hash``), reading each piece once right after it was verified and written;
-the cache compares it with the card before the file becomes visible (``PeerFileSource``).
+arrive (``stream_hash``), reading each piece once after it was verified and written; the
+cache compares it with the card before the file becomes visible (``PeerFileSource``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from terminus.errors import SourceUnavailableError
 from terminus.models.progress import NullProgress, Progress
 from terminus.p2p.reference import ModelRef, parse_address
 from terminus.p2p.stream_hash import Digest, InOrderHasher, verified_prefix
-from terminus.p2p.torrent import libtorrent, make_session, public_default
+from terminus.p2p.torrent import TUNED_SETTINGS, libtorrent, make_session, public_default
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ def fetch_blobs(
         for peer in ref.peers:
             handle.connect_peer(parse_address(peer))
         _wait_until_done(lt, session, handle, ref, folder, progress, report, stall_timeout, hashing)
-        _flush(lt, session, handle, folder, report, hashing)
-        digests = hashing.finish(lt, session, handle, report)
+        _flush(lt, session, handle, folder, report)
+        digests = hashing.finish(handle)
     finally:
         hashing.cancel()
         progress.finish()
@@ -91,14 +91,14 @@ def fetch_blobs(
         if path is None:
             raise SourceUnavailableError(f"{file.name} is not in the torrent of {ref.model_id}")
         report.paths[file.sha256] = path
-        if path in digests:
-            report.digests[file.sha256] = digests[path]
+        digest = digests.get(path)
+        if digest is not None and digest.sha256 == file.sha256:
+            report.digests[file.sha256] = digest  # else the cache hashes the file itself
     return report
 
 
 class _Hashing:
-    """The in-order hasher, started once the torrent's metadata is known; it asks the
-    session for each piece as soon as it is verified."""
+    """The in-order hasher, started once the torrent's metadata is known."""
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
@@ -109,32 +109,17 @@ class _Hashing:
         if not status.has_metadata:
             return
         if self._hasher is None:
+            queued = int(TUNED_SETTINGS["max_queued_disk_bytes"])
+            self._hasher = InOrderHasher(self._folder, handle.torrent_file(), queued)
+        self._prefix = verified_prefix(status.pieces, self._prefix)
+        self._hasher.advance(self._prefix)
+
+    def finish(self, handle: Any) -> dict[Path, Digest]:
+        """After the flush: hash what is left and sync the files once."""
+        if self._hasher is None:  # complete before the loop saw metadata
             self._hasher = InOrderHasher(self._folder, handle.torrent_file())
-        if status.is_seeding:
-            self._prefix = self._hasher.num_pieces
-        else:
-            self._prefix = verified_prefix(status.pieces, self._prefix)
-        for piece in self._hasher.wanted(self._prefix):
-            handle.read_piece(piece)
-
-    def on_piece(self, alert: Any) -> None:
-        if self._hasher is not None:
-            failed = bool(alert.error.value()) if alert.error else False
-            self._hasher.add(int(alert.piece), None if failed else bytes(alert.buffer))
-
-    def finish(self, lt: Any, session: Any, handle: Any, report: FetchReport) -> dict[Path, Digest]:
-        """Read the last pieces, wait for their hashes, and sync the files to disk."""
-        self.update(handle, handle.status())
-        hasher, deadline = self._hasher, time.monotonic() + 60
-        while hasher is not None and not hasher.complete and time.monotonic() < deadline:
-            session.wait_for_alert(20)
-            for alert in session.pop_alerts():
-                _on_alert(lt, alert, handle, self._folder, report, self)
-            self.update(handle, handle.status())
-        self._hasher = None
-        digests = hasher.finish() if hasher is not None and hasher.complete else {}
-        if hasher is not None and not digests:
-            hasher.cancel()
+        hasher, self._hasher = self._hasher, None
+        digests = hasher.finish()
         for path in digests:
             with path.open("rb") as fh:  # libtorrent wrote it; sync once before the rename
                 os.fsync(fh.fileno())
@@ -189,7 +174,7 @@ def _wait_until_done(
         if status.is_seeding or (status.has_metadata and status.state == status.seeding):
             return
         for alert in session.pop_alerts():
-            _on_alert(lt, alert, handle, folder, report, hashing)
+            _on_alert(lt, alert, handle, folder, report)
         now = time.monotonic()
         if now - last_resume > RESUME_EVERY_S and status.has_metadata:
             handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
@@ -220,12 +205,8 @@ def _checked_bytes(handle: Any) -> int:
     return 0
 
 
-def _on_alert(
-    lt: Any, alert: Any, handle: Any, folder: Path, report: FetchReport, hashing: _Hashing
-) -> None:
-    if isinstance(alert, lt.read_piece_alert):
-        hashing.on_piece(alert)
-    elif isinstance(alert, lt.metadata_received_alert):
+def _on_alert(lt: Any, alert: Any, handle: Any, folder: Path, report: FetchReport) -> None:
+    if isinstance(alert, lt.metadata_received_alert):
         # Resume data carries the info dict from now on: a restart needs no peer for it.
         handle.save_resume_data(lt.save_resume_flags_t.save_info_dict)
     elif isinstance(alert, lt.save_resume_data_alert):
@@ -242,23 +223,21 @@ def _on_alert(
         log.warning("banned peer %s for sending bad data", alert.endpoint)
 
 
-def _flush(
-    lt: Any, session: Any, handle: Any, folder: Path, report: FetchReport, hashing: _Hashing
-) -> None:
+def _flush(lt: Any, session: Any, handle: Any, folder: Path, report: FetchReport) -> None:
     """Wait until every verified byte is written, and keep the resume data."""
     handle.save_resume_data(lt.save_resume_flags_t.flush_disk_cache)
     deadline = time.monotonic() + 30
     saved = False
     while not saved and time.monotonic() < deadline:
         session.wait_for_alert(200)
-        for alert in session.pop_alerts():  # the whole batch: pieces read for the hash too
+        for alert in session.pop_alerts():  # the whole batch, not up to the resume data
             if isinstance(alert, lt.save_resume_data_alert):
                 _write_atomic(folder / "resume.dat", lt.write_resume_data_buf(alert.params))
                 saved = True
             elif isinstance(alert, lt.save_resume_data_failed_alert):
                 saved = True
             else:
-                _on_alert(lt, alert, handle, folder, report, hashing)
+                _on_alert(lt, alert, handle, folder, report)
 
 
 def _staged_path(folder: Path, sha256: str) -> Path | None:
