@@ -132,10 +132,13 @@ def size_plot(summaries: list[dict[str, Any]], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6.5, 4.2))
+    seen: dict[tuple[int, float], int] = {}
     for params, accuracy, label in points:
         axes.scatter(params / 1e6, 100 * accuracy)
+        stacked = seen.get((params, accuracy), 0)  # same point (e.g. a re-encoding): labels stack
+        seen[(params, accuracy)] = stacked + 1
         axes.annotate(label, (params / 1e6, 100 * accuracy), fontsize="small",
-                      xytext=(4, 4), textcoords="offset points")  # fmt: skip
+                      xytext=(4, 4 + 11 * stacked), textcoords="offset points")  # fmt: skip
     chance = [
         b["baselines"]["chance"]
         for s in summaries
@@ -146,6 +149,7 @@ def size_plot(summaries: list[dict[str, Any]], path: Path) -> bool:
         axes.axhline(100 * sum(chance) / len(chance), linestyle="--", color="grey",
                      label="chance (mean)")  # fmt: skip
         axes.legend(fontsize="small")
+    axes.set_ylim(0, 100)
     axes.set_xscale("log")
     axes.set_xlabel("parameters (millions, log scale)")
     axes.set_ylabel("average accuracy %")
