@@ -74,7 +74,7 @@ def delta_rows(deltas: list[dict[str, Any]]) -> list[list[str]]:
 def _percent_interval(c: dict[str, Any]) -> str:
     """The exact interval in percentage points, like the rest of the table."""
     if c["b_right_a_wrong"] == c["a_right_b_wrong"] == 0:
-        return f"no discordant items among {c['n']} (|Δ| ≤ {100 * c['ci95'][1]:.1f})"
+        return f"no discordant items among {c['n']} (Δ within ±{100 * c['ci95'][1]:.1f})"
     return f"{100 * c['ci95'][0]:+.1f} to {100 * c['ci95'][1]:+.1f}"
 
 
