@@ -42,6 +42,7 @@ def test_real_ladder_with_a_requantized_rung(client: Terminus, tmp_path: Path) -
     assert medqa["n"] == 3 and medqa["ci95"][0] <= medqa["difference"] <= medqa["ci95"][1]
     page = (tmp_path / "ladder_report.html").read_text()
     assert "already Q4_1" in page and "data:image/png;base64," in page
+    assert "Q8_0 ⚠ from Q4_1" in page
     report = json.loads((tmp_path / "ladder_report.json").read_text())
     assert len(report["summaries"]) == 2
 

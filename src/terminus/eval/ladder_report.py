@@ -28,11 +28,11 @@ def table_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
     for s in summaries:
         cell = s["cell"]
         params = cell.get("parameters")
-        cells = [
-            s["run"],
-            f"{params / 1e6:.0f} M" if params else "?",
-            s["model"].get("quantization") or cell.get("quantization") or "?",
-        ]
+        quantization = s["model"].get("quantization") or cell.get("quantization") or "?"
+        lineage = s["model"].get("lineage") or {}
+        if lineage.get("warning"):  # re-encoded from coarser weights: say so in the table itself
+            quantization += f" ⚠ from {lineage['origin_type']}"
+        cells = [s["run"], f"{params / 1e6:.0f} M" if params else "?", quantization]
         n = 0
         for name in names:
             b = s["benchmarks"].get(name)
