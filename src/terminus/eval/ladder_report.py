@@ -52,7 +52,16 @@ def table_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
 
 def delta_rows(deltas: list[dict[str, Any]]) -> list[list[str]]:
     rows = [
-        ["quantized − base", "benchmark", "n", "base", "quantized", "Δ", "95 % CI (exact)", "p"]
+        [
+            "quantized − base",
+            "benchmark",
+            "n",
+            "base %",
+            "quantized %",
+            "Δ points",
+            "95 % CI (exact)",
+            "p",
+        ]  # fmt: skip
     ]
     for d in deltas:
         for name, c in sorted(d["benchmarks"].items()):
