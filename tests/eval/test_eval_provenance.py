@@ -129,3 +129,11 @@ def test_file_override_reads_a_renamed_copy_and_says_so(
     with _client(tmp_path) as client, pytest.raises(InvalidParameterError, match="does not score"):
         evaluate(client, "always-b", RunConfig(("medqa",)), files={"pubmedqa": renamed},
                  backend=ClientBackend(client, "always-b"))  # fmt: skip
+
+
+def test_majority_ties_break_by_letter_not_by_row_order() -> None:
+    from terminus.eval.baselines import baselines
+
+    rows = [{"answer": a, "predicted": "C", "options": 4} for a in "BABA"]
+    assert baselines(rows)["majority_answer"] == baselines(rows[::-1])["majority_answer"] == "A"
+    assert baselines(rows)["majority_accuracy"] == 0.5

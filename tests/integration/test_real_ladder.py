@@ -42,5 +42,27 @@ def test_real_ladder_with_a_requantized_rung(client: Terminus, tmp_path: Path) -
     assert medqa["n"] == 3 and medqa["ci95"][0] <= medqa["difference"] <= medqa["ci95"][1]
     page = (tmp_path / "ladder_report.html").read_text()
     assert "already Q4_1" in page and "data:image/png;base64," in page
+    assert "Q8_0 ⚠ from Q4_1" in page
     report = json.loads((tmp_path / "ladder_report.json").read_text())
     assert len(report["summaries"]) == 2
+
+
+def test_real_fewshot_circular_loglikelihood(client: Terminus, tmp_path: Path) -> None:
+    """Two held-out examples before each item, every rotation asked, on SmolLM2's own numbers."""
+    from terminus.eval.api import evaluate
+    from terminus.eval.backends import ClientBackend
+    from terminus.eval.report import load_run
+
+    config = RunConfig(("medqa",), mode="loglikelihood", limit=2, seed=0, fewshot=2, circular=True)
+    _, summary = evaluate(client, MODEL, config, data_dir=DATA, run_dir=tmp_path,
+                          backend=ClientBackend(client, MODEL, parallel=1))  # fmt: skip
+    medqa = summary["benchmarks"]["medqa"]
+    assert medqa["n"] == 2 and medqa["circular"]
+    assert medqa["accuracy"] <= medqa["first_rotation_accuracy"]
+    for row in load_run(tmp_path).rows["medqa"].values():
+        assert len(row["rotations"]) == 4 and row["correct"] == all(
+            p == row["answer"] for p in row["rotations"]
+        )
+        assert row["prompt_tokens"] > 4 * 400  # four rotations, each with two examples first
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["prompt"]["first_item"]["medqa"].count("Question: ") == 3

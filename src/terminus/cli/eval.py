@@ -273,7 +273,7 @@ def _benchmark_names(
     multiple=True,
     metavar="TYPE",
     help="Also score each model quantized to TYPE (made with terminus quantize "
-    "unless MODEL-TYPE is cached); repeatable.",
+    "unless MODEL-TYPE is cached), or only MODEL with MODEL=TYPE; repeatable.",
 )
 @click.option(
     "-b",

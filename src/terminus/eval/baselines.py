@@ -24,9 +24,9 @@ def baselines(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         return {"n": 0}
     sizes = [int(r["options"]) for r in rows if r.get("options")]
     answers = Counter(str(r["answer"]) for r in rows)
-    majority, majority_count = answers.most_common(1)[0]
+    majority, majority_count = _commonest(answers)
     predictions = Counter(str(r["predicted"]) if r.get("predicted") else UNPARSED for r in rows)
-    top, top_count = predictions.most_common(1)[0]
+    top, top_count = _commonest(predictions)
     out: dict[str, Any] = {
         "n": n,
         # Expected accuracy of a uniform guess, item by item (option counts may differ).
@@ -40,6 +40,11 @@ def baselines(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "collapsed": top_count / n >= COLLAPSE_SHARE and n >= 5,
     }
     return out
+
+
+def _commonest(counts: Counter[str]) -> tuple[str, int]:
+    """The most frequent key; ties go to the first in order (A before B), not to file order."""
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def prediction_text(b: dict[str, Any]) -> str:

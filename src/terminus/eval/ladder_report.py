@@ -28,11 +28,11 @@ def table_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
     for s in summaries:
         cell = s["cell"]
         params = cell.get("parameters")
-        cells = [
-            s["run"],
-            f"{params / 1e6:.0f} M" if params else "?",
-            s["model"].get("quantization") or cell.get("quantization") or "?",
-        ]
+        quantization = s["model"].get("quantization") or cell.get("quantization") or "?"
+        lineage = s["model"].get("lineage") or {}
+        if lineage.get("warning"):  # re-encoded from coarser weights: say so in the table itself
+            quantization += f" ⚠ from {lineage['origin_type']}"
+        cells = [s["run"], f"{params / 1e6:.0f} M" if params else "?", quantization]
         n = 0
         for name in names:
             b = s["benchmarks"].get(name)
@@ -52,7 +52,16 @@ def table_rows(summaries: list[dict[str, Any]]) -> list[list[str]]:
 
 def delta_rows(deltas: list[dict[str, Any]]) -> list[list[str]]:
     rows = [
-        ["quantized − base", "benchmark", "n", "base", "quantized", "Δ", "95 % CI (exact)", "p"]
+        [
+            "quantized − base",
+            "benchmark",
+            "n",
+            "base %",
+            "quantized %",
+            "Δ points",
+            "95 % CI (exact)",
+            "p",
+        ]  # fmt: skip
     ]
     for d in deltas:
         for name, c in sorted(d["benchmarks"].items()):
@@ -74,7 +83,7 @@ def delta_rows(deltas: list[dict[str, Any]]) -> list[list[str]]:
 def _percent_interval(c: dict[str, Any]) -> str:
     """The exact interval in percentage points, like the rest of the table."""
     if c["b_right_a_wrong"] == c["a_right_b_wrong"] == 0:
-        return f"no discordant items among {c['n']} (|Δ| ≤ {100 * c['ci95'][1]:.1f})"
+        return f"no discordant items among {c['n']} (Δ within ±{100 * c['ci95'][1]:.1f})"
     return f"{100 * c['ci95'][0]:+.1f} to {100 * c['ci95'][1]:+.1f}"
 
 
@@ -132,10 +141,13 @@ def size_plot(summaries: list[dict[str, Any]], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6.5, 4.2))
+    seen: dict[tuple[int, float], int] = {}
     for params, accuracy, label in points:
         axes.scatter(params / 1e6, 100 * accuracy)
+        stacked = seen.get((params, accuracy), 0)  # same point (e.g. a re-encoding): labels stack
+        seen[(params, accuracy)] = stacked + 1
         axes.annotate(label, (params / 1e6, 100 * accuracy), fontsize="small",
-                      xytext=(4, 4), textcoords="offset points")  # fmt: skip
+                      xytext=(4, 4 + 11 * stacked), textcoords="offset points")  # fmt: skip
     chance = [
         b["baselines"]["chance"]
         for s in summaries
@@ -146,6 +158,7 @@ def size_plot(summaries: list[dict[str, Any]], path: Path) -> bool:
         axes.axhline(100 * sum(chance) / len(chance), linestyle="--", color="grey",
                      label="chance (mean)")  # fmt: skip
         axes.legend(fontsize="small")
+    axes.set_ylim(0, 100)
     axes.set_xscale("log")
     axes.set_xlabel("parameters (millions, log scale)")
     axes.set_ylabel("average accuracy %")

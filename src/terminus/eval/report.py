@@ -394,5 +394,5 @@ def compare_markdown(result: dict[str, Any]) -> str:
 
 def interval_text(c: dict[str, Any]) -> str:
     if c["b_right_a_wrong"] == c["a_right_b_wrong"] == 0:
-        return f"no discordant items among {c['n']} (|B − A| ≤ {c['ci95'][1]:.3f})"
+        return f"no discordant items among {c['n']} (B − A within ±{c['ci95'][1]:.3f})"
     return f"{c['ci95'][0]:+.3f} to {c['ci95'][1]:+.3f}"
