@@ -258,6 +258,15 @@ class InvalidImageError(TerminusError, ValueError):
     code = "invalid_image"
 
 
+class ChatImageError(InvalidImageError):
+    """An image in a chat message that cannot be used: corrupt, truncated, an unsupported
+    format, too large, or a URL that may not be fetched. A bad request (HTTP 400)."""
+
+    exit_code = 22
+    http_status = 400
+    code = "invalid_chat_image"
+
+
 class UnsupportedLanguageError(TerminusError, ValueError):
     """A translation model does not cover the language pair asked for."""
 
@@ -421,6 +430,7 @@ __all__ = [
     "WorkspaceNotFoundError",
     "InvalidAudioError",
     "InvalidImageError",
+    "ChatImageError",
     "UnsupportedLanguageError",
     "BenchmarkDataError",
     "EvalRunNotFoundError",

@@ -205,7 +205,7 @@ async def test_errors(client: anthropic.AsyncAnthropic) -> None:
             {
                 "max_tokens": 8,
                 "messages": [
-                    {"role": "user", "content": [{"type": "image", "source": {"type": "base64"}}]}
+                    {"role": "user", "content": [{"type": "document", "source": {"type": "text"}}]}
                 ],
             },
             "messages.0.content.0.type",

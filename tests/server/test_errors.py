@@ -109,7 +109,7 @@ async def test_out_of_range_parameters_are_400(
                 "messages": [
                     {
                         "role": "user",
-                        "content": [{"type": "image_url", "image_url": {"url": "data:,"}}],
+                        "content": [{"type": "input_audio", "input_audio": {"data": ""}}],
                     }
                 ]
             },

@@ -56,6 +56,7 @@ BUILTIN_PARENT = {
     errors.DimensionMismatchError: ValueError,
     errors.InvalidAudioError: ValueError,
     errors.InvalidImageError: ValueError,
+    errors.ChatImageError: ValueError,
     errors.UnsupportedLanguageError: ValueError,
     errors.BenchmarkDataError: ValueError,
     errors.EvalRunNotFoundError: FileNotFoundError,

@@ -37,3 +37,7 @@ def doctor(state: CliState, as_json: bool) -> None:
         mark = "ok " if info["available"] else "-- "
         version = f" {info['version']}" if info.get("version") else ""
         click.echo(f"  {mark}{name:<12}{version}  {info['detail']}")
+    vision = report["vision"]
+    seeing = ", ".join(vision["models"]) or "none yet (terminus models add M.gguf --mmproj P.gguf)"
+    reader = f"Pillow {vision['pillow']}" if vision["available"] else "needs Pillow"
+    click.echo(f"vision      {'ok' if vision['available'] else '--'} ({reader}); models: {seeing}")

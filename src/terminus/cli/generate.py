@@ -12,6 +12,7 @@ import click
 from terminus.cli.context import CliState, pass_state
 from terminus.cli.render import render_events
 from terminus.errors import InvalidSchemaError
+from terminus.models.card import check_can_see
 from terminus.types.common import Capability
 
 
@@ -89,6 +90,14 @@ def _schema(value: str | None) -> dict[str, Any] | None:
 @click.option(
     "--fallback-local", is_flag=True, help="With --peer: run here if the peer is unreachable."
 )
+@click.option(
+    "-i",
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Show the model this image with the prompt (repeatable; a vision model).",
+)
 @pass_state
 def run(
     state: CliState,
@@ -98,6 +107,7 @@ def run(
     raw: bool,
     peer: str | None,
     fallback_local: bool,
+    images: tuple[str, ...],
     **kwargs: Any,
 ) -> None:
     """Stream an answer to PROMPT (or to standard input when PROMPT is absent or -).
@@ -110,6 +120,7 @@ def run(
       terminus run --schema '{"type":"object","properties":{"name":{"type":"string"}}}' "A name"
       terminus run -m gemma-3-270m "Once upon a time"     (a base model: raw continuation)
       terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Hi"   (on a provider peer)
+      terminus run -m MY-VLM "What is in this picture?" --image photo.jpg
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -124,17 +135,22 @@ def run(
         use_peer(state, peer, fallback_local)
     params = _params(kwargs)
     card = client.models.get(kwargs["model"] or client.default_model)
+    if images:
+        check_can_see(card)  # before loading: a text-only model is an error naming it
     raw = raw or card.capability == Capability.COMPLETION
     if raw:
         if kwargs["system"]:
             raise click.UsageError("--system has no meaning for raw text completion")
+        if images:
+            raise click.UsageError("--image needs the chat template; it cannot go with --raw")
         make_stream = lambda model_id: client.text_completion(  # noqa: E731
             prompt, model=model_id, response_format=_schema(schema), **params
         )
     else:
         request_kwargs = dict(system=kwargs["system"], response_format=_schema(schema), **params)
+        message: Any = [{"role": "user", "content": prompt, "images": list(images)}]
         make_stream = lambda model_id: client.completion(  # noqa: E731
-            prompt, model=model_id, **request_kwargs
+            message if images else prompt, model=model_id, **request_kwargs
         )
     stream = make_stream(card.id)  # validates every flag before the model loads
     _load(state, card.id, kwargs["context_length"])

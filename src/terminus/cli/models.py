@@ -8,6 +8,7 @@ import sys
 import click
 
 from terminus.cli.context import CliState, pass_state
+from terminus.models.card import ModelCard
 from terminus.runtime.memory import format_size
 
 
@@ -31,6 +32,7 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
                         "id": s.card.id,
                         "aliases": list(s.card.aliases),
                         "capability": s.card.capability.value,
+                        "capabilities": [c.value for c in s.card.capabilities],
                         "engine": s.card.engine,
                         "size": s.card.size,
                         "cached": s.cached,
@@ -58,7 +60,7 @@ def list_models(state: CliState, as_json: bool, cached: bool) -> None:
             else (f"partial {format_size(s.partial_bytes)}" if s.partial_bytes else "-")
         )
         click.echo(
-            f"{s.card.id:<{width}} {alias:<{alias_width}} {s.card.capability.value:<11} "
+            f"{s.card.id:<{width}} {alias:<{alias_width}} {_capability(s.card):<11} "
             f"{s.card.engine:<15} {format_size(s.card.size):>10}  {status}"
         )
 
@@ -186,20 +188,32 @@ def info(state: CliState, name: str, as_json: bool) -> None:
 @models.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--id", "model_id", metavar="ID", help="Id to give it [default: from the file name].")
+@click.option(
+    "--mmproj",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Its vision projector GGUF: the model then reads images (see docs/vision.md).",
+)
 @pass_state
-def add(state: CliState, path: str, model_id: str | None) -> None:
+def add(state: CliState, path: str, model_id: str | None, mmproj: str | None) -> None:
     """Add your own GGUF model file; it is validated, hashed and cached.
 
     GGUF has no checksum for its tensor data: the header and the tensor extents are
     validated, and a sample of every tensor is checked for NaN/Inf and blank data.
     """
-    card = state.client().models.add(path, model_id=model_id)
+    card = state.client().models.add(path, model_id=model_id, mmproj=mmproj)
     click.echo(
         f"added {card.id} ({card.architecture or 'unknown architecture'}, "
         f"{format_size(card.size)}, sha256 {card.main_file.sha256[:16]}…)"
     )
+    if mmproj:
+        click.echo(f"vision projector {card.files[1].name}, sha256 {card.files[1].sha256[:16]}…")
     click.echo(
         "note: GGUF has no checksum for tensor data; header, extents and a sample of every "
         "tensor were checked. The sha256 above now pins these bytes in the cache.",
         err=True,
     )
+
+
+def _capability(card: ModelCard) -> str:
+    """``chat+vision`` for a chat model that reads images."""
+    return "+".join(c.value for c in card.capabilities)

@@ -62,6 +62,8 @@ def serve_command(params: Mapping[str, Any]) -> list[str]:
         command += ["--mcp", spec]
     if params.get("no_access_log"):
         command.append("--no-access-log")
+    if params.get("allow_image_urls"):
+        command.append("--allow-image-urls")
     return command
 
 

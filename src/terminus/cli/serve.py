@@ -137,6 +137,11 @@ def listen(host: str, port: int) -> socket.socket:
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
 @click.option(
+    "--allow-image-urls",
+    is_flag=True,
+    help="Fetch http(s) image URLs in chat requests [default: data URLs only].",
+)
+@click.option(
     "--keep-alive",
     default="5m",
     show_default=True,
@@ -170,6 +175,7 @@ def serve(
     api_keys_file: str | None,
     tool_servers: tuple[str, ...],
     no_access_log: bool,
+    allow_image_urls: bool,
     keep_alive: str,
     detach: bool,
     stop_resident: bool,
@@ -245,6 +251,7 @@ def serve(
             parallel=parallel,
             threads=threads,
             access_log=not no_access_log,
+            allow_image_urls=allow_image_urls,
             keep_alive_s=keep_alive_s,
             resident=resident,
             tool_servers=tuple(parse_tool_server(spec) for spec in tool_servers),

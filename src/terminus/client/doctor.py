@@ -48,4 +48,19 @@ def doctor_report(client: Terminus) -> dict[str, Any]:
         "offline": not client.manager.allow_download,
         "default_model": default_status,
         "engines": engines,
+        "vision": vision_report(client),
     }
+
+
+def vision_report(client: Terminus) -> dict[str, Any]:
+    """Whether images in chat work here: Pillow to read them, and which models see."""
+    import importlib.metadata
+
+    from terminus.types.common import Capability
+
+    try:
+        pillow: str | None = importlib.metadata.version("pillow")
+    except importlib.metadata.PackageNotFoundError:
+        pillow = None
+    models = [c.id for c in client.catalog.all() if Capability.VISION in c.capabilities]
+    return {"available": pillow is not None, "pillow": pillow, "models": models}

@@ -11,7 +11,7 @@ from typing import Any
 
 from terminus.errors import InvalidParameterError, ModelNotFoundError
 from terminus.models.cache import ModelCache, ModelFiles, VerifyResult
-from terminus.models.card import LocalSource, ModelCard
+from terminus.models.card import LocalSource, ModelCard, ModelFile
 from terminus.models.catalog import Catalog
 from terminus.models.gguf import validate_gguf
 from terminus.models.gguf_sanity import check_tensor_data
@@ -160,9 +160,13 @@ class ModelsAPI:
         *,
         model_id: str | None = None,
         capability: Capability = Capability.CHAT,
+        mmproj: str | Path | None = None,
         progress: Progress | None = None,
     ) -> ModelCard:
         """Add your own GGUF: validate it, hash it into the cache and write a card for it.
+
+        ``mmproj`` is a vision projector GGUF (llama.cpp's ``--mmproj``) for a chat model:
+        it is checked, hashed and cached the same way, and the model then reads images.
 
         Nothing is written if the file is not a complete GGUF, or if sampled tensor
         data cannot be a model's (NaN or infinite scales, blank data): GGUF has no
@@ -175,7 +179,16 @@ class ModelsAPI:
         check_tensor_data(source, header)  # GGUF has no tensor checksum: a sampled look
         card_id = model_id or _id_from_filename(source.name)
         self._catalog.check_new_id(card_id)
+        projector = _checked_projector(mmproj, capability) if mmproj is not None else None
         entry = self._cache.import_path(source, progress or self._progress_factory())
+        entries: tuple[ModelFile, ...] = (entry,)
+        defaults: dict[str, object] = {"context_length": min(header.context_length or 2048, 4096)}
+        if projector is not None:
+            name = "mmproj-" + projector.name if projector.name == entry.name else projector.name
+            entries += (
+                self._cache.import_path(projector, progress or self._progress_factory(), name=name),
+            )
+            defaults["mmproj"] = entries[1].name
         card = ModelCard(
             id=card_id,
             name=header.name or source.stem,
@@ -184,9 +197,14 @@ class ModelsAPI:
             format="gguf",
             architecture=header.architecture,
             description=f"Added from {source}",
-            files=(entry,),
-            sources=(LocalSource(paths={entry.name: str(source)}),),
-            defaults={"context_length": min(header.context_length or 2048, 4096)},
+            files=entries,
+            sources=(
+                LocalSource(
+                    paths={entry.name: str(source)}
+                    | ({entries[1].name: str(projector)} if projector else {})
+                ),
+            ),
+            defaults=defaults,
             user_added=True,
         )
         self._catalog.save_user_card(card)
@@ -197,3 +215,20 @@ class ModelsAPI:
 def _id_from_filename(name: str) -> str:
     stem = name[:-5] if name.lower().endswith(".gguf") else name
     return re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-._") or "model"
+
+
+def _checked_projector(path: str | Path, capability: Capability) -> Path:
+    """A vision projector: a complete GGUF of llama.cpp's ``clip`` architecture."""
+    if capability != Capability.CHAT:
+        raise InvalidParameterError("a vision projector (--mmproj) goes with a chat model")
+    projector = Path(path).expanduser().resolve()
+    if not projector.is_file():
+        raise InvalidParameterError(f"{projector} is not a file")
+    header = validate_gguf(projector)
+    if header.architecture != "clip":
+        raise InvalidParameterError(
+            f"{projector.name} is not a vision projector (its architecture is "
+            f"{header.architecture!r}, not 'clip')"
+        )
+    check_tensor_data(projector, header)
+    return projector

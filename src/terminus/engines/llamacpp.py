@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from terminus.engines.base import Availability, LoadOptions
 from terminus.engines.llamacpp_params import ParamsRecorder
 from terminus.engines.llamacpp_proxy import END, WorkerServer
+from terminus.engines.llamacpp_vision import projector_bytes
 from terminus.engines.tool_prompting import (
     looks_like_call,
     new_call_id,
@@ -42,7 +43,7 @@ from terminus.errors import (
     TerminusError,
 )
 from terminus.models.cache import ModelFiles
-from terminus.models.card import ModelCard
+from terminus.models.card import ModelCard, check_can_see
 from terminus.models.gguf import estimate_load_bytes, validate_gguf
 from terminus.types import (
     CancelToken,
@@ -150,7 +151,11 @@ class LlamaCppEngine:
         """Weights and KV cache, plus the prompt cache's bound (it fills up as prompts vary)."""
         context, parallel = self.resolve(card, files, options)
         kv_and_weights = estimate_load_bytes(validate_gguf(files.main), context * parallel)
-        return kv_and_weights.total_bytes + prompt_cache_mib(card, options) * MIB
+        return (
+            kv_and_weights.total_bytes
+            + prompt_cache_mib(card, options) * MIB
+            + projector_bytes(card, files)
+        )
 
     def load(
         self, card: ModelCard, files: ModelFiles, options: LoadOptions
@@ -200,7 +205,7 @@ class LlamaCppEngine:
         server.start()  # loads now, so a bad file fails the load, not the first request
         header = validate_gguf(files.main)
         memory = estimate_load_bytes(header, context * parallel).total_bytes
-        memory += params.cache_ram_mib * MIB
+        memory += params.cache_ram_mib * MIB + projector_bytes(card, files)
         try:
             if embedding:
                 from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
@@ -269,6 +274,8 @@ class LlamaCppChatModel:
             messages = rewrite_history(request.messages)
         if tool_plan == "none" or tool_plan == "native":
             messages = _with_system(messages, self._system_prompt(), None)
+        if any(m.images for m in messages):
+            check_can_see(self.card)
         body["messages"] = [_message_dict(m) for m in messages]
         if request.response_format is not None and "response_format" not in body:
             rf = request.response_format
@@ -512,6 +519,11 @@ def _message_dict(m: Message) -> dict[str, Any]:
     import json
 
     out: dict[str, Any] = {"role": m.role, "content": m.content or ""}
+    if m.images:  # OpenAI content parts: llama.cpp's mtmd reads the data URLs
+        out["content"] = [
+            *({"type": "image_url", "image_url": {"url": _data_url(b64)}} for b64 in m.images),
+            {"type": "text", "text": m.content or ""},
+        ]
     if m.tool_calls:
         out["tool_calls"] = [
             {
@@ -526,3 +538,8 @@ def _message_dict(m: Message) -> dict[str, Any]:
     if m.name and m.role == "tool":
         out["name"] = m.name
     return out
+
+
+def _data_url(b64: str) -> str:
+    kind = "png" if b64.startswith("iVBOR") else "jpeg"  # base64 of the PNG / JPEG magic
+    return f"data:image/{kind};base64,{b64}"

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from terminus.errors import InvalidParameterError
+from terminus.errors import CapabilityError, InvalidParameterError
 from terminus.types.common import Capability
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -107,11 +107,27 @@ class ModelCard(BaseModel):
         return sum(f.size or 0 for f in self.files)
 
     @property
+    def capabilities(self) -> tuple[Capability, ...]:
+        """What the model does: its capability, plus ``vision`` when it has a projector."""
+        sees = self.defaults.get("mmproj") and self.capability == Capability.CHAT
+        return (self.capability, Capability.VISION) if sees else (self.capability,)
+
+    @property
     def main_file(self) -> ModelFile:
         return self.files[0]
 
     def names(self) -> tuple[str, ...]:
         return (self.id, *self.aliases)
+
+
+def check_can_see(card: ModelCard) -> None:
+    """A text-only model given an image is an error that names it, never a silent drop."""
+    if Capability.VISION not in card.capabilities:
+        raise CapabilityError(
+            f"{card.id} cannot read images: it has no vision projector (mmproj)",
+            hint="use a vision model (see `terminus models list`), or add one with "
+            "`terminus models add MODEL.gguf --mmproj MMPROJ.gguf`",
+        )
 
 
 def card_from_mapping(data: dict[str, Any], origin: str = "<card>") -> ModelCard:

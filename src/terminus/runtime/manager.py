@@ -34,7 +34,7 @@ from terminus.errors import (
     TerminusError,
 )
 from terminus.models.cache import ModelCache, ModelFiles
-from terminus.models.card import ModelCard
+from terminus.models.card import ModelCard, check_can_see
 from terminus.models.catalog import Catalog
 from terminus.models.progress import NullProgress, Progress
 from terminus.models.sources import make_source
@@ -268,6 +268,8 @@ class ModelManager:
             raise CapabilityError(
                 f"{card.id} is {model_kind(card.capability)}; it cannot chat", hint=hint
             )
+        if any(m.images for m in request.messages):
+            check_can_see(card)  # before loading: a text-only model never gets the request
         with self.use(request.model) as model:
             if not isinstance(model, ChatModel):
                 raise CapabilityError(f"the {card.engine} engine cannot chat")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminus.errors import InvalidParameterError, InvalidSchemaError
+from terminus.errors import ChatImageError, InvalidParameterError, InvalidSchemaError
 from terminus.types import ChatRequest
+from terminus.types.vision import MAX_IMAGES
 
 
 def check_json_schema(schema: Any) -> None:
@@ -21,6 +22,9 @@ def check_json_schema(schema: Any) -> None:
 
 
 def check_request(request: ChatRequest) -> None:
+    images = sum(len(m.images) for m in request.messages)
+    if images > MAX_IMAGES:
+        raise ChatImageError(f"{images} images in one request; at most {MAX_IMAGES}")
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_schema":
         if fmt.json_schema is None:

@@ -9,6 +9,7 @@ Anthropic's shape (see :mod:`terminus.server.error_shapes`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -33,6 +34,7 @@ from terminus.server.middleware import access_record
 from terminus.server.schemas import parse_body
 from terminus.server.state import server_state
 from terminus.server.streaming import NAMED_SSE
+from terminus.server.vision import image_fetcher
 from terminus.types import (
     ChatEvent,
     Completion,
@@ -152,7 +154,9 @@ def add_anthropic_routes(router: APIRouter) -> None:
         state = server_state(request)
         record = access_record(request)
         record.model, record.stream = body.model, bool(body.stream)
-        messages, kwargs = completion_arguments(body)
+        messages, kwargs = await asyncio.to_thread(  # images are decoded off the event loop
+            completion_arguments, body, image_fetcher(state.settings)
+        )
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
         stream = state.aclient.completion(messages, model=card.id, **kwargs)  # validates: 400s here
@@ -180,7 +184,9 @@ def add_anthropic_routes(router: APIRouter) -> None:
         record.model = body.model
         tools = tool_specs(body.tools)
         choice = tool_choice(body.tool_choice, tools)
-        messages = to_messages(body.system, body.messages)
+        messages = await asyncio.to_thread(
+            to_messages, body.system, body.messages, image_fetcher(state.settings)
+        )
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
         stream = state.aclient.completion(

@@ -18,6 +18,7 @@ from pydantic import Field
 from terminus.server.errors import invalid, unsupported
 from terminus.server.schemas import Wire
 from terminus.types import Message, ToolCall
+from terminus.types.vision import Fetch, image_from_base64, prepare_image
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
@@ -31,6 +32,7 @@ class Block(Wire):
     tool_use_id: str | None = None
     content: str | list[Block] | None = None
     is_error: bool | None = None
+    source: dict[str, Any] | None = None  # image blocks: base64 data or a URL
 
 
 class AnthropicMessage(Wire):
@@ -116,9 +118,13 @@ def _text_of(blocks: str | list[Block] | None, where: str) -> str:
 
 
 def to_messages(
-    system: str | list[Block] | None, messages: list[AnthropicMessage]
+    system: str | list[Block] | None,
+    messages: list[AnthropicMessage],
+    fetch: Fetch | None = None,
 ) -> list[Message]:
-    """Anthropic's turns as Terminus messages: each ``tool_result`` becomes a tool turn."""
+    """Anthropic's turns as Terminus messages: each ``tool_result`` becomes a tool turn.
+
+    ``image`` blocks in user turns are decoded and checked (``fetch`` reads URL sources)."""
     out: list[Message] = []
     if system:
         out.append(Message(role="system", content=_text_of(system, "system")))
@@ -130,9 +136,12 @@ def to_messages(
             continue
         texts: list[str] = []
         calls: list[ToolCall] = []
+        images: list[str] = []
         for j, block in enumerate(turn.content):
             if block.type == "text":
                 texts.append(block.text or "")
+            elif block.type == "image" and turn.role == "user":
+                images.append(_image(block.source, f"{where}.{j}.source", fetch))
             elif block.type in ("thinking", "redacted_thinking"):
                 continue  # earlier reasoning: not shown to the model again
             elif block.type == "tool_use" and turn.role == "assistant":
@@ -163,11 +172,26 @@ def to_messages(
                 raise unsupported(
                     f"{where}.{j}.type", f"{block.type!r} blocks in a {turn.role} message"
                 )
-        if texts or calls:
+        if texts or calls or images:
             out.append(
-                Message(role=turn.role, content="".join(texts) or None, tool_calls=tuple(calls))
+                Message(
+                    role=turn.role,
+                    content="".join(texts) or None,
+                    tool_calls=tuple(calls),
+                    images=tuple(images),
+                )
             )
     return out
+
+
+def _image(source: dict[str, Any] | None, where: str, fetch: Fetch | None) -> str:
+    """An image block's source: ``{"type": "base64", "data": ...}`` or ``{"type": "url"}``."""
+    kind = (source or {}).get("type")
+    if kind == "base64" and isinstance((source or {}).get("data"), str):
+        return image_from_base64(source["data"], where)  # type: ignore[index]
+    if kind == "url" and isinstance((source or {}).get("url"), str):
+        return prepare_image(source["url"], fetch=fetch, where=where)  # type: ignore[index]
+    raise unsupported(where, f"image sources of type {kind!r} (base64 and url are)")
 
 
 def tool_specs(tools: list[AnthropicTool] | None) -> list[dict[str, Any]]:
@@ -204,7 +228,9 @@ def wants_thinking(thinking: ThinkingConfig | None) -> bool:
     return thinking is not None and thinking.type != "disabled"
 
 
-def completion_arguments(body: MessagesRequest) -> tuple[list[Message], dict[str, Any]]:
+def completion_arguments(
+    body: MessagesRequest, fetch: Fetch | None = None
+) -> tuple[list[Message], dict[str, Any]]:
     """(messages, keyword arguments) for ``Terminus.completion``; raises 400s."""
     if body.mcp_servers:
         raise unsupported("mcp_servers", "mcp_servers")
@@ -226,7 +252,7 @@ def completion_arguments(body: MessagesRequest) -> tuple[list[Message], dict[str
     fmt = body.output_config.format if body.output_config else None
     if fmt is not None:
         kwargs["response_format"] = {"type": "json_schema", "json_schema": {"schema": fmt.schema_}}
-    return to_messages(body.system, body.messages), kwargs
+    return to_messages(body.system, body.messages, fetch), kwargs
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:

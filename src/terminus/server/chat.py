@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -17,6 +18,7 @@ from terminus.server.logprobs import chat_logprobs
 from terminus.server.middleware import access_record
 from terminus.server.schemas import ChatCompletionRequest, parse_body
 from terminus.server.state import server_state
+from terminus.server.vision import image_fetcher
 from terminus.types import (
     ChatEvent,
     Completion,
@@ -153,7 +155,10 @@ def add_chat_routes(router: APIRouter) -> None:
         state = server_state(request)
         record = access_record(request)
         record.model, record.stream = body.model, bool(body.stream)
-        messages, kwargs = chat_arguments(body)
+        # Images are decoded and checked off the event loop (and maybe fetched).
+        messages, kwargs = await asyncio.to_thread(
+            chat_arguments, body, image_fetcher(state.settings)
+        )
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
         await apply_keep_alive(state, card.id, (body.model_extra or {}).get("keep_alive"))

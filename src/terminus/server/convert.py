@@ -1,7 +1,7 @@
 """OpenAI request fields → the arguments of ``Terminus.completion`` / ``text_completion``.
 
 Anything the server cannot honour is a ``400`` naming the parameter, never silently
-dropped: penalties, logit bias, images and audio, legacy
+dropped: penalties, logit bias, audio, legacy
 ``functions``. ``n > 1`` runs ``n`` generations side by side (llama.cpp slots).
 """
 
@@ -20,6 +20,7 @@ from terminus.server.schemas import (
     Sampling,
 )
 from terminus.types import Message, ToolCall
+from terminus.types.vision import Fetch, prepare_image
 
 
 def new_call_id() -> str:
@@ -75,8 +76,12 @@ def sampling_kwargs(body: Sampling, max_tokens: int | None) -> dict[str, Any]:
 # --- chat -------------------------------------------------------------------------------
 
 
-def chat_arguments(body: ChatCompletionRequest) -> tuple[list[Message], dict[str, Any]]:
-    """(messages, keyword arguments) for ``completion``; raises ``APIError`` (400)."""
+def chat_arguments(
+    body: ChatCompletionRequest, fetch: Fetch | None = None
+) -> tuple[list[Message], dict[str, Any]]:
+    """(messages, keyword arguments) for ``completion``; raises ``APIError`` (400).
+
+    ``fetch`` reads ``http(s)`` image URLs (None: only data URLs are accepted)."""
     if body.modalities and any(m != "text" for m in body.modalities):
         raise unsupported("modalities", "output other than text")
     if body.audio:
@@ -99,7 +104,7 @@ def chat_arguments(body: ChatCompletionRequest) -> tuple[list[Message], dict[str
     kwargs["tools"] = tools
     kwargs["tool_choice"] = _tool_choice(body, tools)
     kwargs["response_format"] = _response_format(body)
-    return to_messages(body.messages), kwargs
+    return to_messages(body.messages, fetch), kwargs
 
 
 def chat_top_logprobs(body: ChatCompletionRequest) -> int | None:
@@ -114,7 +119,7 @@ def chat_top_logprobs(body: ChatCompletionRequest) -> int | None:
     return max(top or 0, 1)
 
 
-def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
+def to_messages(messages: list[ChatMessageIn], fetch: Fetch | None = None) -> list[Message]:
     """OpenAI messages as Terminus messages; tool results get their call's function name."""
     names: dict[str, str] = {}
     out: list[Message] = []
@@ -122,7 +127,7 @@ def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
         where = f"messages.{i}"
         if m.role == "function":
             raise unsupported(f"{where}.role", "the legacy `function` role (use `tool`)")
-        text = _text(m.content, where)
+        text = _text(m.content, where, images=m.role == "user")
         if m.role == "assistant":
             calls = tuple(
                 _call(c.id, c.function.name, c.function.arguments, where)
@@ -137,17 +142,34 @@ def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
             out.append(Message(role="tool", content=text, tool_call_id=m.tool_call_id, name=name))
         else:
             role = "system" if m.role == "developer" else m.role
-            out.append(Message(role=role, content=text))
+            images = _images(m.content, where, fetch) if m.role == "user" else ()
+            out.append(Message(role=role, content=text, images=images))
     return out
 
 
-def _text(content: str | list[ContentPart] | None, where: str) -> str | None:
+def _images(
+    content: str | list[ContentPart] | None, where: str, fetch: Fetch | None
+) -> tuple[str, ...]:
+    """The ``image_url`` parts' images, checked (a bad one is a 400 naming the part)."""
+    if not isinstance(content, list):
+        return ()
+    found = []
+    for j, part in enumerate(content):
+        if part.type == "image_url":
+            url = part.image_url.get("url") if isinstance(part.image_url, dict) else part.image_url
+            found.append(prepare_image(url, fetch=fetch, where=f"{where}.content.{j}"))
+    return tuple(found)
+
+
+def _text(content: str | list[ContentPart] | None, where: str, images: bool = False) -> str | None:
     if content is None or isinstance(content, str):
         return content
     texts: list[str] = []
     for j, part in enumerate(content):
         if part.type in ("text", "input_text", "refusal"):
             texts.append(part.text or getattr(part, "refusal", None) or "")
+        elif part.type == "image_url" and images:
+            continue  # read by _images
         else:
             raise unsupported(f"{where}.content.{j}", f"content of type {part.type!r}")
     return "".join(texts)

@@ -45,6 +45,7 @@ def catalog_entry(status: ModelStatus, usable: int) -> dict[str, Any]:
         "id": card.id,
         "name": card.name,
         "capability": str(card.capability),
+        "capabilities": [str(c) for c in card.capabilities],
         "aliases": list(card.aliases),
         "engine": card.engine,
         "size": size,

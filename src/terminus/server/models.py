@@ -33,7 +33,8 @@ def model_object(status: ModelStatus) -> dict[str, Any]:
     """OpenAI's model object, with Terminus's facts as extra fields.
 
     ``kind`` (also ``capability``) says what the model does: chat, completion, embed,
-    stt, tts, ocr, translate or image; ``endpoints`` where this server serves it.
+    stt, tts, ocr, translate or image; ``capabilities`` adds ``vision`` for a chat model
+    that reads images; ``endpoints`` where this server serves it.
     """
     card = status.card
     return {
@@ -43,6 +44,7 @@ def model_object(status: ModelStatus) -> dict[str, Any]:
         "owned_by": "terminus",
         "kind": str(card.capability),
         "capability": str(card.capability),
+        "capabilities": [str(c) for c in card.capabilities],  # "vision": reads images
         "endpoints": ENDPOINTS.get(card.capability, []),
         "aliases": list(card.aliases),
         "cached": status.cached,

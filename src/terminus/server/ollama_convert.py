@@ -22,6 +22,7 @@ from pydantic import Field
 from terminus.server.errors import invalid, unsupported
 from terminus.server.schemas import Wire
 from terminus.types import Message, Stats, ToolCall
+from terminus.types.vision import image_from_base64
 
 #: Option → the Terminus keyword it sets (same meaning, maybe another name).
 SAMPLING_OPTIONS = {
@@ -324,8 +325,8 @@ def to_messages(messages: list[OllamaMessage]) -> list[Message]:
     pending: list[ToolCall] = []
     for i, m in enumerate(messages):
         where = f"messages.{i}"
-        if m.images:
-            raise unsupported(f"{where}.images", "images (no vision model is served)")
+        if m.images and m.role != "user":
+            raise invalid(f"{where}.images", "only user messages carry images")
         if m.role not in ("system", "user", "assistant", "tool"):
             raise invalid(f"{where}.role", f"unknown role {m.role!r}")
         if m.role == "assistant":
@@ -345,8 +346,14 @@ def to_messages(messages: list[OllamaMessage]) -> list[Message]:
             name = m.tool_name or (call.name if call else None)
             out.append(Message(role="tool", content=m.content, tool_call_id=call_id, name=name))
         else:
-            out.append(Message(role=m.role, content=m.content or ""))  # type: ignore[arg-type]
+            images = _images(m.images, f"{where}.images")
+            out.append(Message(role=m.role, content=m.content or "", images=images))  # type: ignore[arg-type]
     return out
+
+
+def _images(images: list[str] | None, where: str) -> tuple[str, ...]:
+    """Ollama's base64 images, decoded and checked (a bad one is a 400 naming it)."""
+    return tuple(image_from_base64(b, f"{where}.{k}") for k, b in enumerate(images or ()))
 
 
 def _answered(pending: list[ToolCall], call_id: str | None, name: str | None) -> ToolCall | None:
@@ -387,8 +394,9 @@ def generate_arguments(
             raise unsupported(name, name)
     if body.context:
         raise unsupported("context", "context (token ids of an earlier answer)")
-    if body.images:
-        raise unsupported("images", "images (no vision model is served)")
+    images = _images(body.images, "images")
+    if images and (body.raw or base_model):
+        raise invalid("images", "a raw prompt takes no images (they need the chat template)")
     kwargs = sampling_kwargs(body.options)
     kwargs["response_format"] = response_format(body.format)
     if body.raw or base_model:
@@ -399,7 +407,7 @@ def generate_arguments(
     messages: list[Message] = []
     if body.system:
         messages.append(Message(role="system", content=body.system))
-    messages.append(Message(role="user", content=body.prompt))
+    messages.append(Message(role="user", content=body.prompt, images=images))
     return False, messages, kwargs
 
 

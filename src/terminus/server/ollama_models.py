@@ -111,7 +111,8 @@ def capabilities(card: ModelCard) -> list[str]:
     if card.capability == Capability.EMBED:
         return ["embedding"]
     if card.capability == Capability.CHAT:
-        return ["completion", "tools"]
+        seeing = ["vision"] if Capability.VISION in card.capabilities else []
+        return ["completion", "tools", *seeing]
     return ["completion"]
 
 

@@ -35,6 +35,7 @@ from terminus.server.responses_store import ResponseStore
 from terminus.server.schemas import parse_body
 from terminus.server.state import ServerState, server_state
 from terminus.server.streaming import EventStreamResponse, aclose, cancel_on_disconnect
+from terminus.server.vision import image_fetcher
 from terminus.types import ChatEvent, Done, Stats, collect_completion
 from terminus.types.common import Capability
 
@@ -72,7 +73,9 @@ def add_response_routes(router: APIRouter, store: ResponseStore) -> None:
         kwargs = {} if server_tools else completion_kwargs(body)
         keep_alive = parse_keep_alive(body.keep_alive)
         context = await _context(store, body)
-        messages = to_messages(context, body.instructions)
+        messages = await asyncio.to_thread(  # images are decoded off the event loop
+            to_messages, context, body.instructions, image_fetcher(state.settings)
+        )
         if not any(m.role != "system" for m in messages):
             raise invalid("input", "the conversation has no input for the model")
         card = await state.resolve(body.model, Capability.CHAT)

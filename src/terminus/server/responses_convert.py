@@ -18,6 +18,7 @@ from terminus.server.convert import new_call_id
 from terminus.server.errors import invalid, unsupported
 from terminus.server.schemas import Wire
 from terminus.types import Message, ToolCall
+from terminus.types.vision import Fetch, prepare_image
 
 #: Item types whose text the model reads.
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "refusal"})
@@ -105,6 +106,14 @@ def _check_item(item: dict[str, Any], where: str) -> None:
         if not isinstance(item.get("content"), list):
             raise invalid(f"{where}.content", "content must be a string or a list of parts")
         for j, part in enumerate(item["content"]):
+            if isinstance(part, dict) and part.get("type") == "input_image":
+                if item.get("role") != "user":
+                    raise invalid(f"{where}.content.{j}", "only user messages carry images")
+                if not isinstance(part.get("image_url"), str):
+                    raise unsupported(
+                        f"{where}.content.{j}", "input_image without image_url (file_id)"
+                    )
+                continue
             if not isinstance(part, dict) or part.get("type") not in _TEXT_PARTS:
                 kind_name = part.get("type") if isinstance(part, dict) else type(part).__name__
                 raise unsupported(f"{where}.content.{j}", f"content of type {kind_name!r}")
@@ -121,8 +130,12 @@ def _check_item(item: dict[str, Any], where: str) -> None:
         raise unsupported(f"{where}.type", f"input items of type {kind!r}")
 
 
-def to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[Message]:
-    """Items (already checked) as Terminus messages; parallel calls share one assistant turn."""
+def to_messages(
+    items: list[dict[str, Any]], instructions: str | None, fetch: Fetch | None = None
+) -> list[Message]:
+    """Items (already checked) as Terminus messages; parallel calls share one assistant turn.
+
+    ``input_image`` parts are decoded and checked here (``fetch`` reads http(s) URLs)."""
     messages: list[Message] = []
     if instructions:
         messages.append(Message(role="system", content=instructions))
@@ -131,7 +144,12 @@ def to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[M
         kind = item["type"]
         if kind == "message":
             role = _ROLES[item["role"]]
-            messages.append(Message(role=role, content=_text(item["content"])))
+            images = tuple(
+                prepare_image(p["image_url"], fetch=fetch, where=f"input.{i}.content.{j}")
+                for j, p in enumerate(item["content"])
+                if isinstance(p, dict) and p.get("type") == "input_image"
+            )
+            messages.append(Message(role=role, content=_text(item["content"]), images=images))
         elif kind == "function_call":
             call = _call(item, f"input.{i}.arguments")
             names[call.id] = call.name

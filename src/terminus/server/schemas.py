@@ -46,6 +46,7 @@ class ToolCallIn(Wire):
 class ContentPart(Wire):
     type: str
     text: str | None = None
+    image_url: dict[str, Any] | str | None = None
 
 
 class ChatMessageIn(Wire):

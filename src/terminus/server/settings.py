@@ -48,6 +48,8 @@ class ServerSettings:
     parallel: int | None = None
     threads: int | None = None
     access_log: bool = True
+    #: Fetch ``http(s)`` image URLs in chat requests (off: only data URLs and base64).
+    allow_image_urls: bool = False
     logger_name: str = ACCESS_LOGGER
     retry_after_s: int = 1
     #: Idle seconds before a model unloads (``math.inf``: never); ``None`` keeps the

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from terminus.errors import InvalidParameterError
+from terminus.errors import InvalidParameterError, TerminusError
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -35,6 +35,15 @@ class Message(BaseModel):
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    #: Base64 PNG or JPEG bytes, shown to the model before ``content`` (see types.vision).
+    images: tuple[str, ...] = ()
+
+    @field_validator("images")
+    @classmethod
+    def _images_are_encoded(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from terminus.types.vision import check_encoded
+
+        return tuple(check_encoded(v) for v in value)
 
 
 class Tool(BaseModel):
@@ -258,6 +267,8 @@ def parse_messages(messages: MessagesLike, system: str | None = None) -> tuple[M
     else:
         try:
             parsed = [m if isinstance(m, Message) else _message_from_dict(m) for m in messages]
+        except TerminusError:
+            raise  # already typed (a bad image is a ChatImageError)
         except ValidationError as exc:
             raise InvalidParameterError(f"invalid message: {_first_error(exc)}") from exc
         except (ValueError, TypeError, KeyError) as exc:  # e.g. tool-call arguments not JSON
@@ -274,6 +285,10 @@ def _message_from_dict(data: dict[str, Any]) -> Message:
     if calls:
         data = dict(data)
         data["tool_calls"] = tuple(_tool_call_from_openai(c) for c in calls)
+    if isinstance(data.get("content"), list) or data.get("images"):
+        from terminus.types.vision import split_content
+
+        data = split_content(data)
     return Message.model_validate(data)
 
 

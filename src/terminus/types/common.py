@@ -15,6 +15,7 @@ class Capability(StrEnum):
     TRANSLATE = "translate"
     IMAGE = "image"
     TRAIN = "train"
+    VISION = "vision"  # a chat model that reads images (it has a projector); never a card's own
 
 
 _KINDS = {
@@ -27,6 +28,7 @@ _KINDS = {
     "translate": "a translation model",
     "image": "an image model",
     "train": "a training model",
+    "vision": "a vision model",
 }
 
 

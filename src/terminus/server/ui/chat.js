@@ -29,12 +29,23 @@ export function chatPage(root) {
   const toolsBox = el("fieldset", { class: "chat-tools", id: "chat-tools", hidden: true }, el("legend", {}, "Tools"));
   const constrained = el("input", { id: "chat-tools-constrained", type: "checkbox", checked: true });
   let select = null;
+  const seeing = new Set();  // models that read images ("vision" in their capabilities)
+  let attached = [];  // data URLs of the images going with the next message
+  const picker = el("input", { id: "chat-image", type: "file", accept: "image/*", multiple: true, hidden: true });
+  const attachButton = el("button", { id: "chat-attach", type: "button", title: "Attach an image" }, "Attach image");
+  const tray = el("div", { class: "attachments", id: "chat-attachments" });
+  attachButton.addEventListener("click", () => picker.click());
+  picker.addEventListener("change", async () => {
+    for (const file of picker.files) attached.push(await dataUrl(file));
+    picker.value = "";
+    showTray();
+  });
 
   const form = el(
     "form",
     { class: "composer", onsubmit: (e) => { e.preventDefault(); submit(); } },
     input,
-    el("div", { class: "buttons" }, sendButton, stopButton),
+    el("div", { class: "buttons" }, attachButton, picker, sendButton, stopButton),
   );
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -60,13 +71,16 @@ export function chatPage(root) {
       el("aside", { class: "sidebar" }, newButton, list),
       el("section", { class: "chat-main" },
         el("div", { class: "toolbar" }, el("label", {}, "Model ", modelSlot), settings, toolsBox),
-        messages, status, form)),
+        messages, status, tray, form)),
   );
 
-  function bubble(role, text, thinking) {
+  function bubble(role, text, thinking, images) {
     const body = el("div", { class: "body" });
     const node = el("div", { class: `message ${role}`, "data-role": role }, el("div", { class: "role" }, role), body);
     fill(node, text, thinking);
+    if (images && images.length) {
+      node.insertBefore(el("div", { class: "attachments" }, ...images.map((src) => el("img", { src, alt: "attached image" }))), body);
+    }
     messages.append(node);
     return node;
   }
@@ -78,6 +92,20 @@ export function chatPage(root) {
     return el("details", { class: `tool-call ${status}`, "data-status": status, open: true },
       el("summary", {}, `${call.server_label ? call.server_label + " · " : ""}${call.name}(${call.arguments || ""})`),
       el("pre", { class: "tool-result" }, result));
+  }
+
+  function showTray() {
+    tray.replaceChildren(...attached.map((src, i) =>
+      el("span", { class: "attachment" },
+        el("img", { src, alt: `image ${i + 1}` }),
+        el("button", { type: "button", class: "icon", title: "Remove", "aria-label": `Remove image ${i + 1}`,
+          onclick: () => { attached.splice(i, 1); showTray(); } }, "×"))));
+  }
+
+  function canSee() {
+    const ok = Boolean(select) && seeing.has(select.value);
+    attachButton.disabled = !ok;
+    attachButton.title = ok ? "Attach an image" : "This model cannot read images";
   }
 
   function fill(node, text, extraThinking, calls = []) {
@@ -101,7 +129,7 @@ export function chatPage(root) {
     messages.replaceChildren();
     for (const m of conversation.messages) {
       if (m.role === "tool") fill(bubble("tool", ""), "", "", [JSON.parse(m.content)]);
-      else bubble(m.role, m.content);
+      else bubble(m.role, m.content, "", m.images);
     }
     system.value = conversation.system || "";
     messages.scrollTop = messages.scrollHeight;
@@ -151,13 +179,16 @@ export function chatPage(root) {
     if (!text || controller || !select) return;
     input.value = "";
     if (!conversation.title) conversation.title = text.slice(0, 60);
-    conversation.messages.push({ role: "user", content: text });
-    bubble("user", text);
+    const images = attached;
+    attached = [];
+    showTray();
+    conversation.messages.push(images.length ? { role: "user", content: text, images } : { role: "user", content: text });
+    bubble("user", text, "", images);
     const node = bubble("assistant", "");
     node.classList.add("streaming");
     const wire = [];
     if (system.value.trim()) wire.push({ role: "system", content: system.value.trim() });
-    wire.push(...conversation.messages.filter((m) => m.role !== "tool"));  // shown, not resent
+    wire.push(...conversation.messages.filter((m) => m.role !== "tool").map(onTheWire));  // tool turns are shown, not resent
     const servers = [...toolsBox.querySelectorAll("input[name=tool-server]:checked")].map((i) => i.value);
     const calls = [];
     controller = new AbortController();
@@ -301,8 +332,30 @@ export function chatPage(root) {
   modelsWith("chat").then((models) => {
     select = modelSelect(models.filter((m) => !m.user_added || m.capability === "chat"), "smollm2-135m-instruct");
     select.id = "chat-model";
+    for (const m of models) if ((m.capabilities || []).includes("vision")) seeing.add(m.id);
+    select.addEventListener("change", canSee);
     modelSlot.replaceWith(select);
+    canSee();
   }).catch((error) => showError(modelSlot, error));
+  canSee();
   refreshList();
   input.focus();
+}
+
+// A stored message as OpenAI sends it: images become image_url parts before the text.
+function onTheWire(m) {
+  if (!m.images || !m.images.length) return { role: m.role, content: m.content };
+  return {
+    role: m.role,
+    content: [...m.images.map((url) => ({ type: "image_url", image_url: { url } })), { type: "text", text: m.content }],
+  };
+}
+
+function dataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
 }
