@@ -84,10 +84,15 @@ def _schema(value: str | None) -> dict[str, Any] | None:
     "always run this way).",
 )
 @click.option(
-    "--peer", metavar="REF", help="Run on a provider peer (terminus:node/… or a known node id)."
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="REF",
+    help="Run on a provider peer (terminus:node/… or a known node id); repeat it for a pool "
+    "(each request goes to the least busy one that shares the model).",
 )
 @click.option(
-    "--fallback-local", is_flag=True, help="With --peer: run here if the peer is unreachable."
+    "--fallback-local", is_flag=True, help="With --peer: run here if no peer can take it."
 )
 @pass_state
 def run(
@@ -96,7 +101,7 @@ def run(
     schema: str | None,
     as_json: bool,
     raw: bool,
-    peer: str | None,
+    peers: tuple[str, ...],
     fallback_local: bool,
     **kwargs: Any,
 ) -> None:
@@ -110,6 +115,7 @@ def run(
       terminus run --schema '{"type":"object","properties":{"name":{"type":"string"}}}' "A name"
       terminus run -m gemma-3-270m "Once upon a time"     (a base model: raw continuation)
       terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Hi"   (on a provider peer)
+      terminus run --peer NODE_A --peer NODE_B "Hi"       (on the least busy of a pool)
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -118,10 +124,10 @@ def run(
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
     client = state.client()
-    if peer:
+    if peers:
         from terminus.cli.node import use_peer
 
-        use_peer(state, peer, fallback_local)
+        use_peer(state, peers, fallback_local)
     params = _params(kwargs)
     card = client.models.get(kwargs["model"] or client.default_model)
     raw = raw or card.capability == Capability.COMPLETION

@@ -177,6 +177,50 @@ def list_peers(state: CliState, as_json: bool) -> None:
         click.echo(f"{node_id}  {name:<12} {addrs:<30} last seen {when}")
 
 
+@peers.command("status")
+@click.option(
+    "--peer",
+    "refs",
+    multiple=True,
+    metavar="REF",
+    help="A provider to ask (repeatable); by default every known peer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answers as JSON.")
+@pass_state
+def peer_status(state: CliState, refs: tuple[str, ...], as_json: bool) -> None:
+    """Ask providers for their models, load and latency (each answer is a signed request)."""
+    from terminus.p2p.peers import PeerBook
+    from terminus.transports.pool import PoolTransport
+
+    home = state.client().home
+    targets = list(refs) or sorted(PeerBook(home).all())
+    if not targets:
+        raise click.UsageError("no known peers: name them with --peer REF or `terminus peers add`")
+    pool = PoolTransport(targets, home=home)
+    try:
+        pool.refresh()
+        rows = pool.describe()
+    finally:
+        pool.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            click.echo(_status_line(row))
+    if not any(row["reachable"] for row in rows):
+        raise SystemExit(30)  # PeerUnavailableError's exit code: nobody answered
+
+
+def _status_line(row: dict[str, Any]) -> str:
+    node = row["node_id"][:16] + "…"
+    if not row["reachable"]:
+        return f"{node}  unreachable  {row['error'] or ''}"
+    models = ",".join(row["models"]) or "-"
+    busy = f"{row['active']}/{row['max_concurrent']} busy"
+    load = f"load {row['load_average']}/{row['cores']} cores"
+    return f"{node}  {busy:<10} {load:<20} {row['latency_ms']:>6} ms  {models}"
+
+
 @peers.command("add")
 @click.argument("ref")
 @click.option("--name", help="A label for this peer.")
@@ -203,11 +247,11 @@ def remove_peer(state: CliState, node_id: str) -> None:
     click.echo(f"removed {node_id}")
 
 
-def use_peer(state: CliState, peer: str, fallback_local: bool) -> None:
-    """Route the client's requests to ``peer`` (``terminus run --peer``)."""
-    from terminus.transports.peer import PeerTransport
+def use_peer(state: CliState, peers: str | tuple[str, ...], fallback_local: bool) -> None:
+    """Route the client's requests to ``peers`` (``terminus run --peer``, repeatable)."""
+    from terminus.client.delegation import delegated_transport
 
     client = state.client()
-    client.transport = PeerTransport(
-        peer, home=client.home, fallback=client.transport if fallback_local else None
+    client.transport = delegated_transport(
+        client, peers, client.transport if fallback_local else None
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -61,6 +62,8 @@ class PeerClient:
         self._connection: Any = None
         self.reconnects = 0
         self.resent = 0
+        # Several threads may share one client (a pool, a server): one dial at a time.
+        self._dialing = threading.Lock()
 
     # -- public --------------------------------------------------------------------
 
@@ -107,9 +110,12 @@ class PeerClient:
         return self._loop.run(coro, timeout)
 
     def _ensure_endpoint(self) -> None:
-        if self._loop is None:
-            self._loop = EventLoopThread("terminus-consumer")
-            self._endpoint = self._run(bind_endpoint(self.identity, "0.0.0.0:0", self._relay), 10)
+        with self._dialing:
+            if self._loop is None:
+                self._loop = EventLoopThread("terminus-consumer")
+                self._endpoint = self._run(
+                    bind_endpoint(self.identity, "0.0.0.0:0", self._relay), 10
+                )
 
     def _open(self, op: Op, request: Any) -> tuple[Any, Any]:
         """A fresh stream carrying the signed request; reconnects when the link dropped."""
@@ -118,15 +124,10 @@ class PeerClient:
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             try:
-                if self._connection is None or self._connection.close_reason() is not None:
-                    if self._connection is not None:
-                        self.reconnects += 1
-                    self._connection = self._run(
-                        dial(self._endpoint, self.ref), self.connect_timeout
-                    )
+                connection = self._connect()
                 token = issue_token(self.identity, self.ref.node_id, op.name, body, self.token_ttl)
                 header = {"op": op.name, "token": token.to_wire(), "body": body.decode()}
-                return self._run(self._start(self._connection, header), self.connect_timeout)
+                return self._run(self._start(connection, header), self.connect_timeout)
             except (Exception, FutureTimeout) as exc:
                 last = exc
                 self._connection = None
@@ -137,6 +138,16 @@ class PeerClient:
             f"{', '.join(self.ref.addresses) or 'no address'}: {_describe(last)}",
             hint="is `terminus provide` running there?",
         )
+
+    def _connect(self) -> Any:
+        with self._dialing:
+            connection = self._connection
+            if connection is None or connection.close_reason() is not None:
+                if connection is not None:
+                    self.reconnects += 1
+                connection = self._run(dial(self._endpoint, self.ref), self.connect_timeout)
+                self._connection = connection
+            return connection
 
     @staticmethod
     async def _start(connection: Any, header: dict[str, Any]) -> tuple[Any, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from terminus.p2p.status import ProviderStatus, StatusRequest
 from terminus.p2p.wire import decode_body, json_default
 from terminus.types import ChatEvent, ChatRequest, Embeddings, EmbedRequest, TextRequest
 from terminus.types.image import ImageEvent, ImageRequest
@@ -56,6 +57,8 @@ OPS: dict[str, Op] = {
         Op("embed", EmbedRequest, Embeddings, False),
         Op("transcribe", TranscribeRequest, Transcription, False),
         Op("ocr", OcrRequest, OcrResult, False),
+        # answered by the provider itself, not its transport (models, load)
+        Op("status", StatusRequest, ProviderStatus, False),
     )
 }
 

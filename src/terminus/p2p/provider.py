@@ -38,6 +38,7 @@ from terminus.p2p.node import (
     write_frame,
 )
 from terminus.p2p.ops import OPS, Op, dump_value, parse_request, run_op
+from terminus.p2p.status import ProviderStatus, machine_load
 from terminus.p2p.tokens import NonceCache, NonceStore, Token, check_token
 from terminus.p2p.wire import error_message
 from terminus.types import CancelToken
@@ -139,6 +140,18 @@ class Provider:
         self._endpoint = self._accepting = None
         gc.collect()
 
+    def status(self) -> ProviderStatus:
+        load, cores = machine_load()
+        return ProviderStatus(
+            node_id=self.identity.node_id,
+            models=sorted(self.models),
+            active=self.stats.active,
+            max_concurrent=self.policy.max_concurrent,
+            served=self.stats.served,
+            load_average=load,
+            cores=cores,
+        )
+
     # -- connections ---------------------------------------------------------------
 
     async def _accept_loop(self) -> None:
@@ -194,6 +207,11 @@ class Provider:
             if header is None:
                 return
             op, request = self._admit(peer, header)
+            if op.name == "status":  # answered even when every slot is busy
+                await write_frame(send, {"result": dump_value(op, self.status(), result=True)})
+                await write_frame(send, {"end": True})
+                await send.finish()
+                return
             if not self._slots.acquire(blocking=False):
                 raise PeerBusyError(
                     f"provider is serving {self.policy.max_concurrent} requests already",
