@@ -10,8 +10,10 @@ caller, so nothing can be duplicated. A stream that breaks after its first event
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -22,10 +24,10 @@ from terminus.errors import PeerUnavailableError
 from terminus.p2p.identity import Identity
 from terminus.p2p.node import (
     EventLoopThread,
+    FrameReader,
     NodeRef,
     bind_endpoint,
     dial,
-    read_frame,
     write_frame,
 )
 from terminus.p2p.ops import OPS, Op, load_value, request_body
@@ -150,27 +152,27 @@ class PeerClient:
             return connection
 
     @staticmethod
-    async def _start(connection: Any, header: dict[str, Any]) -> tuple[Any, Any]:
+    async def _start(connection: Any, header: dict[str, Any]) -> tuple[Any, _Inbox]:
+        """Open a stream, send the header, and start reading the answer at once."""
         stream = await connection.open_bi()
-        send, recv = stream.send(), stream.recv()
+        send = stream.send()
         await write_frame(send, header)
-        return send, recv
+        return send, _Inbox.start(FrameReader(stream.recv()))
 
-    def _read(self, recv: Any, cancel: CancelToken | None, send: Any = None) -> Any:
+    def _read(self, inbox: _Inbox, cancel: CancelToken | None, send: Any = None) -> Any:
         """The next frame other than a heartbeat, or None when the provider went silent.
 
-        While waiting, a cancel is forwarded to the provider once.
+        Frames are read on the loop as they arrive and handed over through a queue, so
+        this thread wakes once per frame. While waiting, a cancel is forwarded once.
         """
-        assert self._loop is not None
         forwarded = False
-        future = self._loop.submit(read_frame(recv))
         last_heard = time.monotonic()
         while True:
             try:
-                frame = future.result(POLL_S)
-            except FutureTimeout:
+                frame = inbox.frames.get(timeout=POLL_S)
+            except queue.Empty:
                 if time.monotonic() - last_heard > SILENCE_S:
-                    future.cancel()
+                    inbox.stop()
                     return None
                 if cancel is not None and cancel.cancelled and not forwarded and send is not None:
                     forwarded = True
@@ -180,7 +182,6 @@ class PeerClient:
             if frame is None or not frame.get("ping"):
                 return frame
             last_heard = time.monotonic()
-            future = self._loop.submit(read_frame(recv))
 
     def _resend(self, op: Op, request: Any) -> tuple[Any, Any]:
         """Drop a connection that lost a request before its answer began; send it again."""
@@ -229,6 +230,31 @@ class PeerClient:
         finally:
             # Leaving early (break, close) tells the provider to stop generating.
             self._finish(send)
+
+
+class _Inbox:
+    """The frames of one answer, read by a task on the event loop into a thread-safe queue."""
+
+    def __init__(self, task: asyncio.Task[None], frames: queue.SimpleQueue[Any]) -> None:
+        self._task = task
+        self.frames = frames
+
+    @classmethod
+    def start(cls, reader: FrameReader) -> _Inbox:
+        frames: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        async def pump() -> None:
+            while True:
+                frame = await reader.next()
+                frames.put(frame)
+                if frame is None:
+                    return
+
+        return cls(asyncio.get_running_loop().create_task(pump()), frames)
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self._task.get_loop().call_soon_threadsafe(self._task.cancel)
 
 
 def _describe(error: BaseException | None) -> str:

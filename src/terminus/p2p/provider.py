@@ -30,10 +30,10 @@ from terminus.models.catalog import Catalog
 from terminus.p2p.identity import Identity
 from terminus.p2p.node import (
     EventLoopThread,
+    FrameReader,
     NodeRef,
     bind_endpoint,
     endpoint_addresses,
-    read_frame,
     remote_node_id,
     write_frame,
 )
@@ -198,12 +198,12 @@ class Provider:
     # -- requests ------------------------------------------------------------------
 
     async def _stream(self, peer: str, stream: Any) -> None:
-        send, recv = stream.send(), stream.recv()
+        send, recv = stream.send(), FrameReader(stream.recv())
         cancel = CancelToken()
         done = asyncio.Event()
         holding = False
         try:
-            header = await read_frame(recv)
+            header = await recv.next()
             if header is None:
                 return
             op, request = self._admit(peer, header)
@@ -335,9 +335,9 @@ class Provider:
             raise _ConsumerGone from exc
 
     @staticmethod
-    async def _watch(recv: Any, cancel: CancelToken, done: asyncio.Event) -> None:
+    async def _watch(recv: FrameReader, cancel: CancelToken, done: asyncio.Event) -> None:
         """A cancel frame, or the consumer's side ending early, cancels the request."""
-        frame = await read_frame(recv)
+        frame = await recv.next()
         if not done.is_set():
             cancel.cancel("cancelled by the consumer" if frame else "consumer vanished")
 
