@@ -99,7 +99,9 @@ class EventLoopThread:
             self.loop.close()
 
 
-async def bind_endpoint(identity: Identity, listen: str = "0.0.0.0:0", relay: bool = False) -> Any:
+async def bind_endpoint(
+    identity: Identity, listen: str = "0.0.0.0:0", relay: bool = False, alpn: bytes = ALPN
+) -> Any:
     module = iroh()
     builder = module.EndpointBuilder()
     if relay:
@@ -108,7 +110,7 @@ async def bind_endpoint(identity: Identity, listen: str = "0.0.0.0:0", relay: bo
         builder.apply_minimal()  # crypto only: nothing outside this network is contacted
         builder.relay_mode(module.RelayMode.disabled())
     builder.secret_key(identity.seed)
-    builder.alpns([ALPN])
+    builder.alpns([alpn])
     builder.bind_addr(listen)
     return await builder.bind()
 
@@ -127,14 +129,14 @@ def endpoint_addresses(endpoint: Any, advertise: tuple[str, ...] = ()) -> tuple[
     return tuple(dict.fromkeys(found))
 
 
-async def dial(endpoint: Any, ref: NodeRef) -> Any:
+async def dial(endpoint: Any, ref: NodeRef, alpn: bytes = ALPN) -> Any:
     module = iroh()
     if not ref.addresses:
         raise PeerUnavailableError(f"no address known for node {ref.node_id[:12]}…")
     addr = module.EndpointAddr(
         module.EndpointId.from_bytes(bytes.fromhex(ref.node_id)), None, list(ref.addresses)
     )
-    return await endpoint.connect(addr, ALPN)
+    return await endpoint.connect(addr, alpn)
 
 
 def remote_node_id(connection: Any) -> str:
