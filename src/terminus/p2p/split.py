@@ -117,7 +117,9 @@ class SplitModel:
 
     def text(self, prompt: str, max_tokens: int, *, chat: bool = True) -> str:
         return "".join(
-            e.text for e in self.generate(prompt, max_tokens, chat=chat) if isinstance(e, SplitToken)
+            e.text
+            for e in self.generate(prompt, max_tokens, chat=chat)
+            if isinstance(e, SplitToken)
         )
 
     def close(self) -> None:
@@ -130,7 +132,7 @@ class SplitModel:
             if self._proc.poll() is None:
                 self._proc.kill()
                 self._proc.wait()
-            self._proc = None
+            self._release()
         if self._tunnel is not None:
             self._tunnel.close()
             self._tunnel = None
@@ -145,9 +147,17 @@ class SplitModel:
         assert self._proc is not None and self._proc.stdout is not None
         return self._proc.stdout.readline().decode(errors="replace").rstrip("\n")
 
+    def _release(self) -> None:
+        if self._proc is not None:
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                with contextlib.suppress(OSError):
+                    if pipe is not None:
+                        pipe.close()
+        self._proc = None
+
     def _lost(self) -> PeerUnavailableError:
         code = self._proc.wait(timeout=10) if self._proc is not None else None
-        self._proc = None
+        self._release()
         return PeerUnavailableError(
             f"the split model stopped (host exit code {code}): an RPC worker was lost or failed",
             hint="load the model again without that worker",
