@@ -11,6 +11,7 @@ import click
 
 from terminus.cli.context import CliState, pass_state
 from terminus.cli.render import render_events
+from terminus.cli.rpc import run_split, split_options
 from terminus.errors import InvalidSchemaError
 from terminus.types.common import Capability
 
@@ -94,6 +95,7 @@ def _schema(value: str | None) -> dict[str, Any] | None:
 @click.option(
     "--fallback-local", is_flag=True, help="With --peer: run here if no peer can take it."
 )
+@split_options
 @pass_state
 def run(
     state: CliState,
@@ -103,6 +105,8 @@ def run(
     raw: bool,
     peers: tuple[str, ...],
     fallback_local: bool,
+    split: str | None,
+    tensor_split: str | None,
     **kwargs: Any,
 ) -> None:
     """Stream an answer to PROMPT (or to standard input when PROMPT is absent or -).
@@ -116,6 +120,7 @@ def run(
       terminus run -m gemma-3-270m "Once upon a time"     (a base model: raw continuation)
       terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Hi"   (on a provider peer)
       terminus run --peer NODE_A --peer NODE_B "Hi"       (on the least busy of a pool)
+      terminus run --split WORKER_A,WORKER_B "Hi"        (layers spread over RPC workers)
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -124,6 +129,21 @@ def run(
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
     client = state.client()
+    if split:
+        if peers:
+            raise click.UsageError("--split and --peer are two different ways to run")
+        run_split(
+            state,
+            kwargs["model"] or client.default_model,
+            prompt,
+            split,
+            max_tokens=kwargs["max_tokens"] or 256,
+            raw=raw,
+            context_length=kwargs["context_length"],
+            threads=kwargs.get("threads"),
+            tensor_split=tensor_split,
+        )
+        return
     if peers:
         from terminus.cli.node import use_peer
 

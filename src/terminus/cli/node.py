@@ -55,6 +55,24 @@ def _node_options(command: Any) -> Any:
             type=click.Path(dir_okay=False),
             help="Also write the node reference here.",
         ),
+        click.option(
+            "--rpc",
+            is_flag=True,
+            help="Also offer this machine's memory as a llama.cpp RPC worker to the allowed "
+            "keys (`terminus run --split`); its port stays on 127.0.0.1.",
+        ),
+        click.option(
+            "--rpc-listen",
+            default="0.0.0.0:0",
+            show_default=True,
+            metavar="HOST:PORT",
+            help="QUIC address of the RPC tunnel.",
+        ),
+        click.option(
+            "--rpc-ref-file",
+            type=click.Path(dir_okay=False),
+            help="Also write the RPC worker's reference here.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -66,9 +84,10 @@ def _serve(state: CliState, **opts: Any) -> None:
     from terminus.p2p.nonces import PersistentNonceStore
     from terminus.p2p.provider import Provider, ProviderPolicy
 
-    if opts["models"] and not (opts["allow"] or opts["allow_any"]):
+    if (opts["models"] or opts["rpc"]) and not (opts["allow"] or opts["allow_any"]):
         raise click.UsageError("name the consumers with --allow KEY (or --allow-any)")
     client = state.client()
+    worker = _start_rpc_worker(client, opts) if opts["rpc"] else None
     for model in opts["models"]:
         info = client.load_model(
             model, context_length=opts["context_length"], parallel=opts["parallel"]
@@ -106,6 +125,27 @@ def _serve(state: CliState, **opts: Any) -> None:
         pass
     finally:
         provider.close()
+        if worker is not None:
+            worker.close()
+
+
+def _start_rpc_worker(client: Any, opts: dict[str, Any]) -> Any:
+    from terminus.p2p.identity import load_or_create_identity
+    from terminus.p2p.rpc_binaries import RPC_SERVER, binary
+    from terminus.p2p.rpc_tunnel import RpcWorker
+
+    worker = RpcWorker(
+        load_or_create_identity(client.home),
+        binary(client.home, RPC_SERVER),
+        None if opts["allow_any"] else frozenset(k.lower() for k in opts["allow"]),
+        listen=opts["rpc_listen"],
+    )
+    ref = worker.start().format()
+    if opts["rpc_ref_file"]:
+        with open(opts["rpc_ref_file"], "w", encoding="utf-8") as fh:
+            fh.write(ref + "\n")
+    click.echo(f"rpc worker: {ref}", err=True)
+    return worker
 
 
 @click.command()
@@ -142,8 +182,8 @@ def provide(state: CliState, **opts: Any) -> None:
     Requests carry single-use tokens signed by the consumer's key; replays and
     expired tokens are refused.
     """
-    if not opts["models"]:
-        raise click.UsageError("name at least one --model to provide")
+    if not opts["models"] and not opts["rpc"]:
+        raise click.UsageError("name at least one --model to provide (or --rpc)")
     _serve(state, **opts)
 
 
