@@ -80,6 +80,15 @@ async def _pipe(recv: Any, send: Any, reader: Any, writer: Any, stats: Any = Non
         writer.close()
 
 
+def _die_with_parent() -> None:
+    """Linux: the rpc-server is killed when the worker process dies, however it dies."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class RpcWorker:
     """``ggml-rpc-server`` on 127.0.0.1, reachable only through the peer channel by ``allow``."""
 
@@ -114,7 +123,11 @@ class RpcWorker:
         if self._cache_dir is not None:  # tensors kept by hash: a reload sends no weights
             args += ["-c"]
         self._proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._loop = EventLoopThread("terminus-rpc-worker")
         self._endpoint = self._loop.run(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +50,11 @@ class SplitModel:
         context_length: int = 1024,
         local_share: float | None = None,
         tensor_split: Sequence[float] | None = None,
+        route: Callable[[str], str] | None = None,
     ) -> None:
         """``local_share``: the part of the layers kept here (default: an equal share with
-        each worker). ``tensor_split``: the workers' relative shares of the rest."""
+        each worker). ``tensor_split``: the workers' relative shares of the rest. ``route``
+        maps each tunnel endpoint to the one llama.cpp dials (a bench puts a delay there)."""
         if tensor_split is not None and len(tensor_split) != len(workers):
             raise InvalidParameterError("tensor_split needs one share per worker")
         share = 1 / (len(workers) + 1) if local_share is None else local_share
@@ -67,6 +69,7 @@ class SplitModel:
         self._threads = threads
         self._context = context_length
         self._tensor_split = tensor_split
+        self._route = route or (lambda endpoint: endpoint)
         self._tunnel: RpcTunnel | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -76,7 +79,7 @@ class SplitModel:
         args += ["-c", str(self._context)]
         if self.workers:
             self._tunnel = RpcTunnel(self._identity, self.workers)
-            endpoints = self._tunnel.start()
+            endpoints = [self._route(e) for e in self._tunnel.start()]
             args += ["--rpc", ",".join(endpoints), "-ngl", str(self.remote_layers)]
             if self._tensor_split is not None:
                 args += ["--ts", ",".join(f"{s:g}" for s in self._tensor_split)]
