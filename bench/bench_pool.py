@@ -5,6 +5,9 @@ in this process with the same options; time to first token of each, in alternati
 on the machine as it is and again with busy neighbour processes this bench starts (one
 spinning process per core). Printed: the medians, the time delegation adds, the load average.
 
+Transport only: the same on the scripted fake engine (no decode time), medians of 60, so the
+figure is what the delegation path itself adds.
+
 Pool: N providers (`terminus provide`, 1 thread, 1 slot each) take 2·N concurrent greedy
 requests through one ``PoolTransport``; aggregate completion tokens per second, and the
 ratio to one provider in the same run.
@@ -148,6 +151,65 @@ def latency(args: argparse.Namespace, root: Path) -> None:
         local.close()
 
 
+def transport_only(args: argparse.Namespace, root: Path) -> None:
+    """The same comparison on the scripted fake engine (no decode time): what the path adds."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from fakecards import fake_card
+
+    from terminus import Terminus
+    from terminus.models.catalog import Catalog
+    from terminus.p2p.identity import load_or_create_identity
+
+    consumer_home = root / "fake-consumer"
+    key = load_or_create_identity(consumer_home).node_id
+    home = root / "fake-provider"
+    Catalog(home / "cards").save_user_card(
+        fake_card(root / "fw", replies=["a b c d"], token_delay_s=0.0, user_added=True)
+    )
+    ref_file = root / "fake.ref"
+    proc = subprocess.Popen(
+        [*TERMINUS, "--offline", "provide", "--model", "fake-chat", "--allow", key,
+         "--listen", "127.0.0.1:0", "--ref-file", str(ref_file)],
+        env=env_for(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        while not (ref_file.exists() and ref_file.read_text().endswith("\n")):
+            time.sleep(0.05)
+        remote = Terminus(home=consumer_home, delegate=ref_file.read_text().strip())
+        local = Terminus(home=root / "fake-local")
+        for client in (remote, local):
+            client.catalog.register(fake_card(root / "fw2", replies=["a b c d"]))
+
+        def first(client: Any) -> float:
+            started = time.perf_counter()
+            for event in client.completion("hi", model="fake-chat"):
+                if event.type == "content":
+                    break
+            return (time.perf_counter() - started) * 1e3
+
+        for client in (remote, local):
+            first(client)
+        cores = os.cpu_count() or 1
+        for condition, neighbours in (("as is", 0), (f"+{cores} busy neighbours", cores)):
+            with busy_neighbours(neighbours):
+                runs = [(first(local), first(remote)) for _ in range(args.fake_rounds)]
+                where = load()
+            peer = sorted(r[1] for r in runs)
+            print(
+                f"transport only (fake engine), {condition:<22} local "
+                f"{statistics.median(r[0] for r in runs):5.2f} ms  peer median "
+                f"{statistics.median(peer):5.1f} ms  p90 {peer[int(0.9 * len(peer))]:5.1f} ms  "
+                f"[{where}]",
+                flush=True,
+            )
+        remote.close()
+        local.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def pool(args: argparse.Namespace, root: Path) -> None:
     from terminus import Terminus
     from terminus.p2p.identity import load_or_create_identity
@@ -187,12 +249,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--pool-rounds", type=int, default=2, help="requests per slot")
+    parser.add_argument("--fake-rounds", type=int, default=60)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-pool", action="store_true")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, {load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="terminus-bench-pool-") as tmp:
         if not args.skip_latency:
+            transport_only(args, Path(tmp))
             latency(args, Path(tmp))
         if not args.skip_pool:
             pool(args, Path(tmp))
