@@ -94,8 +94,13 @@ def providers(root: Path, consumer_key: str, count: int) -> Iterator[list[str]]:
 
 
 @contextlib.contextmanager
-def busy_neighbours(count: int) -> Iterator[None]:
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+def busy_neighbours(count: int, own_session: bool = True) -> Iterator[None]:
+    """Spinning processes. In their own session they are another program (Linux autogroups
+    share the CPU between sessions first); in this one they compete inside the bench's share."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=own_session)
+        for _ in range(count)
+    ]
     try:
         time.sleep(1.0)  # let the scheduler see them
         yield
@@ -191,13 +196,18 @@ def transport_only(args: argparse.Namespace, root: Path) -> None:
         for client in (remote, local):
             first(client)
         cores = os.cpu_count() or 1
-        for condition, neighbours in (("as is", 0), (f"+{cores} busy neighbours", cores)):
-            with busy_neighbours(neighbours):
+        conditions = [
+            ("as is", 0, True),
+            (f"+{cores} busy neighbours", cores, True),
+            (f"+{cores} busy, same session", cores, False),
+        ]
+        for condition, neighbours, own in conditions:
+            with busy_neighbours(neighbours, own):
                 runs = [(first(local), first(remote)) for _ in range(args.fake_rounds)]
                 where = load()
             peer = sorted(r[1] for r in runs)
             print(
-                f"transport only (fake engine), {condition:<22} local "
+                f"transport only (fake engine), {condition:<28} local "
                 f"{statistics.median(r[0] for r in runs):5.2f} ms  peer median "
                 f"{statistics.median(peer):5.1f} ms  p90 {peer[int(0.9 * len(peer))]:5.1f} ms  "
                 f"[{where}]",
