@@ -97,3 +97,38 @@ def test_a_worker_killed_mid_generation_is_a_typed_error(
     # This process carries on: the model loads again without that worker.
     with SplitModel(smollm2_gguf, [], host, tmp_path).start() as alone:
         assert alone.text(PROMPT, 4)
+
+
+def test_cli_provide_rpc_and_run_split(
+    rpc_server: Path, smollm2_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a user would: a `terminus provide --rpc` worker process, `terminus run --split` here."""
+    from click.testing import CliRunner
+    from p2pkit import TERMINUS, Processes, wait_for_file
+
+    from terminus.cli.main import cli
+    from terminus.p2p.identity import load_or_create_identity
+
+    host_home = tmp_path / "host"
+    key = load_or_create_identity(host_home).node_id
+    ref_file = tmp_path / "worker.ref"
+    procs = Processes(tmp_path / "logs")
+    try:
+        worker = procs.start(
+            [*TERMINUS, "--offline", "provide", "--rpc", "--allow", key,
+             "--rpc-listen", "127.0.0.1:0", "--rpc-ref-file", str(ref_file)],
+            tmp_path / "worker",
+            "worker",
+        )  # fmt: skip
+        ref = wait_for_file(ref_file, worker, timeout=60)
+        monkeypatch.setenv("TERMINUS_HOME", str(host_home))
+        args = ["--offline", "run", "-m", "smollm2", "--max-tokens", "8", "--split", ref]
+        result = CliRunner().invoke(cli, [*args, "What is the capital of France?"])
+        assert result.exit_code == 0, result.output
+        assert "Paris" in result.stdout
+        assert "15 of 30 layers on 1 worker" in result.stderr
+        monkeypatch.setenv("TERMINUS_HOME", str(tmp_path / "stranger"))
+        refused = CliRunner().invoke(cli, [*args, "Hi"])
+        assert refused.exit_code == 31 and "refused this node" in refused.output
+    finally:
+        procs.kill_all()
