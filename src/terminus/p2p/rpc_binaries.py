@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from terminus.errors import EngineUnavailableError
+from terminus.errors import EngineError, EngineUnavailableError
 
 SDIST = "llama-cpp-python==0.3.36"
 BIN_ENV = "TERMINUS_LLAMA_RPC_BIN"
@@ -50,6 +50,17 @@ def free_loopback_port() -> int:
 
 def build(home: Path, jobs: int | None = None) -> Path:
     """Compile the RPC server and the host into ``bin_dir(home)``; returns that folder."""
+    try:
+        return _build(home, jobs)
+    except subprocess.CalledProcessError as exc:
+        raise EngineError(
+            f"building llama.cpp's RPC programs failed: {' '.join(map(str, exc.cmd[:3]))}… "
+            f"exited with {exc.returncode}",
+            hint="its output is above; cmake, ninja and a C++17 compiler are needed",
+        ) from exc
+
+
+def _build(home: Path, jobs: int | None) -> Path:
     for tool in ("cmake", "ninja", "g++"):
         if shutil.which(tool) is None:
             raise EngineUnavailableError(
