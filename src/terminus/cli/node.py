@@ -139,6 +139,7 @@ def _start_rpc_worker(client: Any, opts: dict[str, Any]) -> Any:
         binary(client.home, RPC_SERVER),
         None if opts["allow_any"] else frozenset(k.lower() for k in opts["allow"]),
         listen=opts["rpc_listen"],
+        cache_dir=client.home / "p2p" / "rpc-cache",
     )
     ref = worker.start().format()
     if opts["rpc_ref_file"]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,10 +121,13 @@ class RpcWorker:
         self._rpc_port = free_loopback_port()
         args = [str(self._rpc_server), "-H", "127.0.0.1", "-p", str(self._rpc_port)]
         args += ["-t", str(self._threads)]
-        if self._cache_dir is not None:  # tensors kept by hash: a reload sends no weights
+        env = None
+        if self._cache_dir is not None:  # big tensors kept by hash: a reload resends none
             args += ["-c"]
+            env = {**os.environ, "LLAMA_CACHE": str(self._cache_dir)}
         self._proc = subprocess.Popen(
             args,
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
