@@ -12,6 +12,7 @@ without that worker.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -83,8 +84,10 @@ class SplitModel:
             args += ["--rpc", ",".join(endpoints), "-ngl", str(self.remote_layers)]
             if self._tensor_split is not None:
                 args += ["--ts", ",".join(f"{s:g}" for s in self._tensor_split)]
+        # ggml's abort (a lost worker) would attach a debugger that writes to our pipe
+        env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
         self._proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
         )
         line = self._line()
         if not line.startswith("READY"):
@@ -115,8 +118,9 @@ class SplitModel:
                 prompt_tokens, generated, reason = rest.split()
                 yield SplitDone(int(prompt_tokens), int(generated), reason)
                 return
-            else:
+            elif kind == "X":
                 raise EngineError(f"split model: {rest}")
+            # anything else is not the host's protocol (a library's stray output): skipped
 
     def text(self, prompt: str, max_tokens: int, *, chat: bool = True) -> str:
         return "".join(
