@@ -99,7 +99,15 @@ def list_benchmarks(as_json: bool) -> None:
     type=click.IntRange(min=1),
     default=4,
     show_default=True,
-    help="Items in flight at once.",
+    help="Items in flight at once (with --peer: per provider).",
+)
+@click.option(
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="REF",
+    help="Score on provider peers instead (repeatable): items are shared out across the "
+    "pool, each to the least busy provider.",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for a local model.")
 @click.option(
@@ -178,6 +186,7 @@ def run(
     base_url: str | None,
     api_key: str | None,
     as_json: bool,
+    peers: tuple[str, ...],
 ) -> None:
     """Score MODEL on the benchmarks; writes report.json, report.md and report.png.
 
@@ -192,6 +201,13 @@ def run(
 
     client = state.client()
     overrides = parse_file_overrides(files)
+    if peers:
+        if base_url:
+            raise click.UsageError("--peer and --base-url name two different places to run")
+        from terminus.cli.node import use_peer
+
+        use_peer(state, peers, False)
+        parallel *= len(peers)  # each provider keeps --parallel items in flight
     config = RunConfig(
         benchmarks=_benchmark_names(benchmarks, data_dir, overrides),
         mode=mode,  # type: ignore[arg-type]

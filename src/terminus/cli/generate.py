@@ -11,6 +11,7 @@ import click
 
 from terminus.cli.context import CliState, pass_state
 from terminus.cli.render import render_events
+from terminus.cli.rpc import run_split, split_options
 from terminus.errors import InvalidSchemaError
 from terminus.models.card import check_can_see
 from terminus.types.common import Capability
@@ -85,10 +86,15 @@ def _schema(value: str | None) -> dict[str, Any] | None:
     "always run this way).",
 )
 @click.option(
-    "--peer", metavar="REF", help="Run on a provider peer (terminus:node/… or a known node id)."
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="REF",
+    help="Run on a provider peer (terminus:node/… or a known node id); repeat it for a pool "
+    "(each request goes to the least busy one that shares the model).",
 )
 @click.option(
-    "--fallback-local", is_flag=True, help="With --peer: run here if the peer is unreachable."
+    "--fallback-local", is_flag=True, help="With --peer: run here if no peer can take it."
 )
 @click.option(
     "-i",
@@ -98,6 +104,7 @@ def _schema(value: str | None) -> dict[str, Any] | None:
     type=click.Path(dir_okay=False),
     help="Show the model this image with the prompt (repeatable; a vision model).",
 )
+@split_options
 @pass_state
 def run(
     state: CliState,
@@ -105,9 +112,11 @@ def run(
     schema: str | None,
     as_json: bool,
     raw: bool,
-    peer: str | None,
+    peers: tuple[str, ...],
     fallback_local: bool,
     images: tuple[str, ...],
+    split: str | None,
+    tensor_split: str | None,
     **kwargs: Any,
 ) -> None:
     """Stream an answer to PROMPT (or to standard input when PROMPT is absent or -).
@@ -121,6 +130,8 @@ def run(
       terminus run -m gemma-3-270m "Once upon a time"     (a base model: raw continuation)
       terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Hi"   (on a provider peer)
       terminus run -m MY-VLM "What is in this picture?" --image photo.jpg
+      terminus run --peer NODE_A --peer NODE_B "Hi"       (on the least busy of a pool)
+      terminus run --split WORKER_A,WORKER_B "Hi"        (layers spread over RPC workers)
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -129,10 +140,25 @@ def run(
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
     client = state.client()
-    if peer:
+    if split:
+        if peers:
+            raise click.UsageError("--split and --peer are two different ways to run")
+        run_split(
+            state,
+            kwargs["model"] or client.default_model,
+            prompt,
+            split,
+            max_tokens=kwargs["max_tokens"] or 256,
+            raw=raw,
+            context_length=kwargs["context_length"],
+            threads=kwargs.get("threads"),
+            tensor_split=tensor_split,
+        )
+        return
+    if peers:
         from terminus.cli.node import use_peer
 
-        use_peer(state, peer, fallback_local)
+        use_peer(state, peers, fallback_local)
     params = _params(kwargs)
     card = client.models.get(kwargs["model"] or client.default_model)
     if images:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from terminus.p2p.status import ProviderStatus, StatusRequest
 from terminus.p2p.tool_ops import ToolCallOutcome, ToolCallRequest, ToolListing, ToolListRequest
 from terminus.p2p.wire import decode_body, json_default
 from terminus.types import ChatEvent, ChatRequest, Embeddings, EmbedRequest, TextRequest
@@ -60,6 +61,8 @@ OPS: dict[str, Op] = {
         # peer tools: served by the provider's ToolHost, not its transport
         Op("list_tools", ToolListRequest, ToolListing, False),
         Op("call_tool", ToolCallRequest, ToolCallOutcome, False),
+        # answered by the provider itself, not its transport (models, load)
+        Op("status", StatusRequest, ProviderStatus, False),
     )
 }
 

@@ -30,14 +30,15 @@ from terminus.models.catalog import Catalog
 from terminus.p2p.identity import Identity
 from terminus.p2p.node import (
     EventLoopThread,
+    FrameReader,
     NodeRef,
     bind_endpoint,
     endpoint_addresses,
-    read_frame,
     remote_node_id,
     write_frame,
 )
 from terminus.p2p.ops import OPS, Op, dump_value, parse_request, run_op
+from terminus.p2p.status import ProviderStatus, machine_load
 from terminus.p2p.tokens import NonceCache, NonceStore, Token, check_token
 from terminus.p2p.tool_ops import TOOL_OPS, ToolHost
 from terminus.p2p.wire import error_message
@@ -143,6 +144,18 @@ class Provider:
         self._endpoint = self._accepting = None
         gc.collect()
 
+    def status(self) -> ProviderStatus:
+        load, cores = machine_load()
+        return ProviderStatus(
+            node_id=self.identity.node_id,
+            models=sorted(self.models),
+            active=self.stats.active,
+            max_concurrent=self.policy.max_concurrent,
+            served=self.stats.served,
+            load_average=load,
+            cores=cores,
+        )
+
     # -- connections ---------------------------------------------------------------
 
     async def _accept_loop(self) -> None:
@@ -189,15 +202,20 @@ class Provider:
     # -- requests ------------------------------------------------------------------
 
     async def _stream(self, peer: str, stream: Any) -> None:
-        send, recv = stream.send(), stream.recv()
+        send, recv = stream.send(), FrameReader(stream.recv())
         cancel = CancelToken()
         done = asyncio.Event()
         holding = False
         try:
-            header = await read_frame(recv)
+            header = await recv.next()
             if header is None:
                 return
             op, request = self._admit(peer, header)
+            if op.name == "status":  # answered even when every slot is busy
+                await write_frame(send, {"result": dump_value(op, self.status(), result=True)})
+                await write_frame(send, {"end": True})
+                await send.finish()
+                return
             if not self._slots.acquire(blocking=False):
                 raise PeerBusyError(
                     f"provider is serving {self.policy.max_concurrent} requests already",
@@ -329,9 +347,9 @@ class Provider:
             raise _ConsumerGone from exc
 
     @staticmethod
-    async def _watch(recv: Any, cancel: CancelToken, done: asyncio.Event) -> None:
+    async def _watch(recv: FrameReader, cancel: CancelToken, done: asyncio.Event) -> None:
         """A cancel frame, or the consumer's side ending early, cancels the request."""
-        frame = await read_frame(recv)
+        frame = await recv.next()
         if not done.is_set():
             cancel.cancel("cancelled by the consumer" if frame else "consumer vanished")
 
