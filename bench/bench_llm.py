@@ -89,7 +89,7 @@ class Sides:
 
     def request(self, prompt: str, tokens: int) -> Any:
         """The ``ChatRequest`` ``client.completion`` builds from the same arguments."""
-        return self.client.chat_request(self.model, prompt, max_tokens=tokens, **SAMPLING)
+        return self.client.chat_request(prompt, model=self.model, max_tokens=tokens, **SAMPLING)
 
     def raw_run(self, prompt: str, tokens: int) -> Run:
         body = self._body_of(self.request(prompt, tokens))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from terminus.engines.llamacpp_params import Assignment
+from terminus.engines.llamacpp_threads import worker_environment
 from terminus.errors import EngineError, WorkerCrashedError
 
 END = object()  # a call's last queue item after its chunks (an exception ends it too)
@@ -57,7 +58,7 @@ class _Process:
     def __init__(self, label: str) -> None:
         host_end, worker_end = Pipe(duplex=True)
         fd = worker_end.fileno()
-        env = dict(os.environ)
+        env = worker_environment(os.environ)  # how llama.cpp's threads wait
         # The worker must import this very copy of terminus (also from a source tree).
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
