@@ -32,8 +32,15 @@ from bench_llm import PROMPT, load_average, spread
 NEIGHBOUR = "while True: pass"
 
 
-def decode_rate(arrivals: list[float]) -> float:
-    return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 2 else 0.0
+def decode_rate(arrivals: list[float], start: float) -> float:
+    """Tokens per second after the first; a run that barely moved counts from its start."""
+    if len(arrivals) > 2:
+        return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    return len(arrivals) / (time.perf_counter() - start)
+
+
+def ratios(ours: list[float], theirs: list[float]) -> str:
+    return spread([o / t if t else float("inf") for o, t in zip(ours, theirs, strict=True)])
 
 
 def raw_run(server: Any, body: dict[str, Any], cap_s: float) -> tuple[float, int, str]:
@@ -50,7 +57,7 @@ def raw_run(server: Any, body: dict[str, Any], cap_s: float) -> tuple[float, int
         return time.perf_counter() - start > cap_s  # True stops llama.cpp
 
     server.handle_chat_completions(body, on_chunk)
-    return decode_rate(arrivals), len(arrivals), "".join(parts)
+    return decode_rate(arrivals, start), len(arrivals), "".join(parts)
 
 
 def our_run(client: Any, model: str, tokens: int, cap_s: float) -> tuple[float, int, str]:
@@ -64,7 +71,7 @@ def our_run(client: Any, model: str, tokens: int, cap_s: float) -> tuple[float, 
             parts.append(event.text)
             if time.perf_counter() - start > cap_s:
                 break
-    return decode_rate(arrivals), len(arrivals), "".join(parts)
+    return decode_rate(arrivals, start), len(arrivals), "".join(parts)
 
 
 def condition(name: str, client: Any, args: argparse.Namespace) -> dict[str, float]:
@@ -114,8 +121,8 @@ def condition(name: str, client: Any, args: argparse.Namespace) -> dict[str, flo
         f"{name}: tok/s median (min..max)  "
         + "  ".join(f"{side} {spread(values, '{:.1f}')}" for side, values in rates.items())
         + f"\n{name}: terminus 2 threads / raw 1 thread "
-        f"{spread([o / r for o, r in zip(ours, rates['raw 1 thread'], strict=True)])}   "
-        f"/ raw 2 threads {spread([o / r for o, r in zip(ours, rates['raw 2 threads'], strict=True)])}"
+        f"{ratios(ours, rates['raw 1 thread'])}   "
+        f"/ raw 2 threads {ratios(ours, rates['raw 2 threads'])}"
         f"  {load_average()}",
         flush=True,
     )

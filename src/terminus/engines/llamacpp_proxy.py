@@ -115,14 +115,11 @@ class _Process:
             except (EOFError, OSError):
                 break
             kind, call_id = message[0], message[1]
+            if kind == "chunks":
+                self._deliver(message[2])
+                continue
             call = self.calls.get(call_id)
             if call is None:
-                continue
-            if kind == "chunks":
-                for chunk in message[2]:
-                    call.queue.put(chunk)
-                if call.stop is not None and not call.cancel_sent and call.stop():
-                    self.cancel(call)
                 continue
             with self.lock:
                 self.calls.pop(call_id, None)
@@ -133,6 +130,18 @@ class _Process:
             else:
                 call.queue.put(_rebuilt(message[2], message[3]))
         self._fail_all("generating")
+
+    def _deliver(self, batch: list[tuple[int, Any]]) -> None:
+        """Hand each chunk to its call; a call that should stop is cancelled here."""
+        touched: dict[int, Call] = {}
+        for call_id, chunk in batch:
+            call = self.calls.get(call_id)
+            if call is not None:
+                call.queue.put(chunk)
+                touched[call_id] = call
+        for call in touched.values():
+            if call.stop is not None and not call.cancel_sent and call.stop():
+                self.cancel(call)
 
     def _fail_all(self, doing: str) -> None:
         """The worker is gone: every call still running gets the crash, none waits forever."""
