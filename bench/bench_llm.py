@@ -273,12 +273,16 @@ def first_token(sides: Sides, requests: int) -> None:
 def four_streams(sides: Sides, rounds: int, tokens: int, streams: int) -> None:
     prompts = [f"{PROMPT} Version {i}." for i in range(streams)]
     ratios, ttft_overheads, count_mismatches = [], [], 0
+    cpu: dict[str, list[float]] = {"raw": [], "ours": []}  # CPU ms per generated token
     for i in range(rounds):
         order = ("raw", "ours") if i % 2 == 0 else ("ours", "raw")
         results: dict[str, tuple[float, list[Run]]] = {}
         for side in order:
             run = sides.raw_run if side == "raw" else sides.our_run
+            before = sides.cpu_seconds(side)
             results[side] = concurrent(lambda k, run=run: run(prompts[k], tokens), streams)  # type: ignore[misc]
+            generated = sum(r.tokens for r in results[side][1])
+            cpu[side].append((sides.cpu_seconds(side) - before) * 1000 / max(1, generated))
         (raw_rate, raw_runs), (our_rate, our_runs) = results["raw"], results["ours"]
         raw_counts = [r.tokens for r in raw_runs]
         our_counts = [r.tokens for r in our_runs]
@@ -298,7 +302,9 @@ def four_streams(sides: Sides, rounds: int, tokens: int, streams: int) -> None:
     print(
         f"{streams} streams  aggregate ratio {spread(ratios)}   "
         f"TTFT overhead ms {spread(ttft_overheads, '{:+.1f}')}   "
-        f"same token counts in {rounds - count_mismatches}/{rounds} rounds",
+        f"same token counts in {rounds - count_mismatches}/{rounds} rounds\n"
+        f"           CPU ms per token: raw {spread(cpu['raw'], '{:.2f}')}, "
+        f"terminus host + worker {spread(cpu['ours'], '{:.2f}')}",
         flush=True,
     )
 

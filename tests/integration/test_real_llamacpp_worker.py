@@ -253,3 +253,18 @@ def test_worker_threads_wait_passively(
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     pid = worker_pid(own_client())
     assert psutil.Process(pid).environ().get("OMP_WAIT_POLICY") == "PASSIVE"
+
+
+def test_a_prestarted_worker_is_taken_by_the_next_load(
+    own_client: Callable[..., Terminus],
+) -> None:
+    """`terminus run` starts the worker before it knows the model; the load then uses it."""
+    from terminus.engines import llamacpp_proxy
+
+    llamacpp_proxy.prestart_worker()
+    spare = llamacpp_proxy._spare
+    assert spare is not None and spare.alive()
+    client = own_client()
+    assert worker_pid(client) == spare.process.pid
+    assert llamacpp_proxy._spare is None
+    assert client.completion(STORY, max_tokens=4, **GREEDY, model=MODEL).text

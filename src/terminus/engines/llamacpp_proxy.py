@@ -55,7 +55,7 @@ class Call:
 class _Process:
     """One worker process, its connection, and the calls it is running."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str = "a model") -> None:
         host_end, worker_end = Pipe(duplex=True)
         fd = worker_end.fileno()
         env = worker_environment(os.environ)  # how llama.cpp's threads wait
@@ -216,6 +216,37 @@ def _kill_quietly(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+# A worker started ahead of its load (see prestart_worker), taken by the next start.
+_spare: _Process | None = None
+_spare_lock = threading.Lock()
+
+
+def prestart_worker() -> None:
+    """Start a worker process now, before the model to load is known.
+
+    A command that will load a model calls this first: the worker's interpreter
+    start and its xllamacpp import then run beside the host's own start-up (its
+    imports, the card and the header) instead of after it. The next load takes
+    it; one never taken ends with this process.
+    """
+    global _spare
+    with _spare_lock:
+        if _spare is not None and _spare.alive():
+            return
+        _spare = _Process()
+    weakref.finalize(_spare, _kill_quietly, _spare.process)
+
+
+def _take_spare(label: str) -> _Process | None:
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is None or not spare.alive():
+        return None
+    spare.label = label
+    return spare
+
+
 class WorkerServer:
     """``xllamacpp.Server``'s calls, run by a supervised worker process."""
 
@@ -245,7 +276,7 @@ class WorkerServer:
                 raise EngineError(f"{self.label} was unloaded")
             if process is not None:
                 process.kill()
-            process = _Process(self.label)
+            process = _take_spare(self.label) or _Process(self.label)
             try:
                 self.load_s = process.load(self._assignments)
             except BaseException:

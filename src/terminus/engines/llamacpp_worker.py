@@ -147,8 +147,15 @@ class _Worker:
                 return
 
 
+def _import_engine() -> None:
+    import xllamacpp  # noqa: F401  (the load finds it imported)
+
+
 def main(argv: list[str]) -> None:
     conn = Connection(int(argv[1]))
+    # Import llama.cpp while the host is still deciding what to load (a worker may be
+    # started ahead of its load); the load's own import then waits for this one.
+    threading.Thread(target=_import_engine, daemon=True).start()
     _Worker(conn).serve(conn)
     # Leave without waiting on llama.cpp's threads or running its destructors:
     # the host has stopped listening and the OS frees the model.
