@@ -336,19 +336,8 @@ def _read_uncached(path: str | os.PathLike[str]) -> GGUFHeader:
             return _parse(_Reader(buf, shown))
 
 
-# Headers already validated, by file identity: one load reads the header several
-# times (memory estimate, context, load); a changed file has a new identity.
-_VALIDATED: dict[tuple[str, int, int, int], GGUFHeader] = {}
-_VALIDATED_MAX = 64
-
-
 def validate_gguf(path: str | os.PathLike[str]) -> GGUFHeader:
     """Read the header and check that the file holds all the tensor data it describes."""
-    stat = os.stat(path)
-    key = (os.fspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    cached = _VALIDATED.get(key)
-    if cached is not None:
-        return cached
     header = read_gguf_header(path)
     end = header.tensor_data_end
     if header.file_size < end:
@@ -358,9 +347,6 @@ def validate_gguf(path: str | os.PathLike[str]) -> GGUFHeader:
             f"has {header.file_size} bytes ({missing} bytes missing)",
             hint="delete it and download it again",
         )
-    if len(_VALIDATED) >= _VALIDATED_MAX:
-        _VALIDATED.clear()
-    _VALIDATED[key] = header
     return header
 
 
