@@ -184,16 +184,18 @@ def longest_stall(action: Callable[[], Any]) -> tuple[float, Any]:
     return max(gaps, default=0.0), result
 
 
-def time_to_first_byte(cmd: list[str], env: dict[str, str]) -> float:
+def time_to_first_byte(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds to the first stdout byte, CPU seconds of the whole run, its children included)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     assert proc.stdout is not None
     proc.stdout.read(1)
     elapsed = time.perf_counter() - start
-    proc.kill()
-    proc.wait()
+    proc.stdout.read()
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
     proc.stdout.close()
-    return elapsed
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 # A plain script on the same GGUF: the body `terminus run` sends (card sampling and
@@ -377,19 +379,25 @@ def main() -> None:
     raw_cmd = [sys.executable, "-c", RAW_COLD, gguf, str(args.threads), json.dumps(cold_body)]
     print(f"cold start: {args.cold_rounds} rounds, alternating; {load_average()}", flush=True)
     cold: dict[str, list[float]] = {"raw": [], "ours": []}
+    cold_cpu: dict[str, list[float]] = {"raw": [], "ours": []}
     for i in range(args.cold_rounds):
         for side in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):
-            cold[side].append(time_to_first_byte(raw_cmd if side == "raw" else ours_cmd, env))
+            wall, cpu = time_to_first_byte(raw_cmd if side == "raw" else ours_cmd, env)
+            cold[side].append(wall)
+            cold_cpu[side].append(cpu)
         print(
             f"  cold round {i + 1}  raw {cold['raw'][-1]:.2f} s  terminus run "
             f"{cold['ours'][-1]:.2f} s  ratio {cold['ours'][-1] / cold['raw'][-1]:.2f}  "
+            f"CPU s raw {cold_cpu['raw'][-1]:.2f} terminus run {cold_cpu['ours'][-1]:.2f}  "
             f"{load_average()}",
             flush=True,
         )
     print(
         f"cold start first token s  raw {spread(cold['raw'], '{:.2f}')}  "
         f"terminus run {spread(cold['ours'], '{:.2f}')}  ratio "
-        f"{statistics.median(cold['ours']) / statistics.median(cold['raw']):.2f}  {load_average()}",
+        f"{statistics.median(cold['ours']) / statistics.median(cold['raw']):.2f}   CPU s (whole "
+        f"run, worker included) raw {spread(cold_cpu['raw'], '{:.2f}')} terminus run "
+        f"{spread(cold_cpu['ours'], '{:.2f}')}  {load_average()}",
         flush=True,
     )
 
