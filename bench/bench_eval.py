@@ -65,6 +65,10 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--only", choices=["loglikelihood", "generative"], help="One mode only.")
     args = parser.parse_args()
+    print(
+        f"bench_eval: {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
     import xllamacpp
 
@@ -147,12 +151,15 @@ def main() -> None:
         if args.only and mode != args.only:
             continue
         rates: dict[tuple[str, int], list[float]] = {}
-        for _ in range(args.rounds):
-            for side, fn in sides.items():
-                for parallel in (1, args.parallel):
+        names = list(sides)
+        for i in range(args.rounds):  # alternate which side (and which slot count) goes first
+            for side in names if i % 2 == 0 else names[::-1]:
+                for parallel in (1, args.parallel) if i % 2 == 0 else (args.parallel, 1):
                     rates.setdefault((side, parallel), []).append(
-                        items_per_second(fn, items, parallel)
+                        items_per_second(sides[side], items, parallel)
                     )
+            print(f"  {mode} round {i + 1} ({names[0] if i % 2 == 0 else names[-1]} first) "
+                  f"{'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}", flush=True)  # fmt: skip
         med = {key: statistics.median(values) for key, values in rates.items()}
         t_gain = med[("terminus", args.parallel)] / med[("terminus", 1)]
         r_gain = med[("raw", args.parallel)] / med[("raw", 1)]

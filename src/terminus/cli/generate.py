@@ -139,6 +139,10 @@ def run(
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
+    if peer is None and state.runs_here():
+        from terminus.engines.llamacpp_proxy import prestart_worker
+
+        prestart_worker()  # its start overlaps the client's; the load takes it
     client = state.client()
     if split:
         if peers:

@@ -86,8 +86,8 @@ THREADS_ENV = "TERMINUS_THREADS"
 def default_threads() -> int:
     """Physical cores this process may use (llama.cpp slows down on hyperthreads).
 
-    ``TERMINUS_THREADS`` overrides it: llama.cpp's spinning thread pool collapses
-    when another busy process shares the cores, so fewer threads win on busy machines.
+    ``TERMINUS_THREADS`` overrides it. The worker's llama.cpp threads wait passively
+    (see llamacpp_threads), so all cores stay usable next to a busy process.
     """
     override = os.environ.get(THREADS_ENV, "").strip()
     if override.isdigit() and int(override) > 0:
