@@ -38,6 +38,18 @@ def generation_options(command: Any) -> Any:
             "--stop", multiple=True, metavar="TEXT", help="Stop at this text (repeatable)."
         ),
         click.option("--context-length", type=int, help="Context window per request, in tokens."),
+        click.option(
+            "--speculative",
+            type=click.Choice(["off", "ngram", "draft"]),
+            help="Speculative decoding: n-gram prompt lookup, or a draft model (--draft).",
+        ),
+        click.option(
+            "--draft",
+            "draft_model",
+            metavar="MODEL",
+            help="A smaller model with the same tokenizer that drafts tokens for --model.",
+        ),
+        click.option("--draft-max", type=int, help="Tokens drafted per step [default: 8]."),
         click.option("--stats", is_flag=True, help="Print token counts and speed to stderr."),
     ]
     for option in reversed(options):
@@ -53,9 +65,15 @@ def _params(kwargs: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _load(state: CliState, model: str | None, context_length: int | None) -> str:
+def load_extras(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Load options from the speculative decoding flags (only those given)."""
+    keys = ("speculative", "draft_model", "draft_max")
+    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+
+
+def _load(state: CliState, model: str | None, kwargs: dict[str, Any]) -> str:
     client = state.client()
-    info = client.load_model(model, context_length=context_length)
+    info = client.load_model(model, context_length=kwargs["context_length"], **load_extras(kwargs))
     return info.id
 
 
@@ -110,6 +128,7 @@ def run(
       terminus run --schema '{"type":"object","properties":{"name":{"type":"string"}}}' "A name"
       terminus run -m gemma-3-270m "Once upon a time"     (a base model: raw continuation)
       terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Hi"   (on a provider peer)
+      terminus run -m qwen2.5-coder-1.5b --draft qwen "Write a quicksort"   (speculative)
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -137,7 +156,7 @@ def run(
             prompt, model=model_id, **request_kwargs
         )
     stream = make_stream(card.id)  # validates every flag before the model loads
-    _load(state, card.id, kwargs["context_length"])
+    _load(state, card.id, kwargs)
     try:
         done = render_events(stream, as_json=as_json, show_stats=kwargs["stats"])
     except KeyboardInterrupt:

@@ -18,11 +18,18 @@ import os
 import queue
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
 from terminus.engines.llamacpp_params import ParamsRecorder
 from terminus.engines.llamacpp_proxy import END, WorkerServer
+from terminus.engines.llamacpp_speculative import (
+    DRAFT_PATH_KEY,
+    check_draft_tokenizer,
+    configure_speculative,
+    speculative_plan,
+)
 from terminus.engines.tool_prompting import (
     looks_like_call,
     new_call_id,
@@ -150,7 +157,11 @@ class LlamaCppEngine:
         """Weights and KV cache, plus the prompt cache's bound (it fills up as prompts vary)."""
         context, parallel = self.resolve(card, files, options)
         kv_and_weights = estimate_load_bytes(validate_gguf(files.main), context * parallel)
-        return kv_and_weights.total_bytes + prompt_cache_mib(card, options) * MIB
+        return (
+            kv_and_weights.total_bytes
+            + _draft_bytes(card, options, context * parallel)
+            + prompt_cache_mib(card, options) * MIB
+        )
 
     def load(
         self, card: ModelCard, files: ModelFiles, options: LoadOptions
@@ -189,6 +200,17 @@ class LlamaCppEngine:
             template = options.chat_template or card.chat_template
             if template:
                 params.chat_template = template
+            plan = speculative_plan(card, options)
+            if plan is not None:
+                draft_path = _draft_path(options)
+                if draft_path is not None:
+                    check_draft_tokenizer(
+                        validate_gguf(files.main),
+                        validate_gguf(draft_path),
+                        card.id,
+                        str(plan.draft_model),
+                    )
+                configure_speculative(params, plan, draft_path, threads)
             projector = card.defaults.get("mmproj")
             if projector:  # a vision model's image encoder, pulled with it from the Hub
                 if projector not in files.paths:
@@ -201,6 +223,8 @@ class LlamaCppEngine:
         header = validate_gguf(files.main)
         memory = estimate_load_bytes(header, context * parallel).total_bytes
         memory += params.cache_ram_mib * MIB
+        if not embedding:
+            memory += _draft_bytes(card, options, context * parallel)
         try:
             if embedding:
                 from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
@@ -212,6 +236,21 @@ class LlamaCppEngine:
         except BaseException:
             server.close()
             raise
+
+
+def _draft_path(options: LoadOptions) -> Path | None:
+    value = options.extra.get(DRAFT_PATH_KEY)
+    return None if value is None else Path(str(value))
+
+
+def _draft_bytes(card: ModelCard, options: LoadOptions, tokens: int) -> int:
+    """A draft model's weights and KV cache (it keeps a context as long as the model's)."""
+    if card.capability == Capability.EMBED or speculative_plan(card, options) is None:
+        return 0
+    path = _draft_path(options)
+    if path is None:
+        return 0
+    return estimate_load_bytes(validate_gguf(path), tokens).total_bytes
 
 
 class LlamaCppChatModel:
@@ -407,6 +446,8 @@ def _translate(
         time_to_first_token_s=None if first_token_at is None else first_token_at - started,
         tokens_per_second=timings.get("predicted_per_second"),
         total_s=ended - started,
+        draft_tokens=timings.get("draft_n"),
+        draft_accepted=timings.get("draft_n_accepted"),
     )
     if cancel.cancelled:
         reason: StopReason = "cancelled"
