@@ -22,6 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
+from terminus.engines.llamacpp_kvdisk import (
+    KV_DISK_DIR_KEY,
+    KV_DISK_KEY,
+    Identity,
+    KVDiskCache,
+    budget_mib,
+    prefix_id,
+    template_sha256,
+)
+from terminus.engines.llamacpp_kvdisk import SLOT as SNAPSHOT_SLOT
 from terminus.engines.llamacpp_params import ParamsRecorder
 from terminus.engines.llamacpp_proxy import END, WorkerServer
 from terminus.engines.llamacpp_speculative import (
@@ -187,6 +197,7 @@ class LlamaCppEngine:
         params.verbosity = -1
         params.cache_ram_mib = prompt_cache_mib(card, options)
         embedding = card.capability == Capability.EMBED
+        kv_cache: KVDiskCache | None = None
         if embedding:
             from terminus.engines.llamacpp_embed import configure_embedding
 
@@ -211,6 +222,9 @@ class LlamaCppEngine:
                         str(plan.draft_model),
                     )
                 configure_speculative(params, plan, draft_path, threads)
+            kv_cache = _kv_disk_cache(card, files, options, template, context)
+            if kv_cache is not None:
+                params.slot_save_path = kv_cache.slot_save_path
             projector = card.defaults.get("mmproj")
             if projector:  # a vision model's image encoder, pulled with it from the Hub
                 if projector not in files.paths:
@@ -232,10 +246,30 @@ class LlamaCppEngine:
                 return LlamaCppEmbedModel(
                     card, server, context, parallel, memory, header.embedding_length
                 )
-            return LlamaCppChatModel(card, server, context, parallel, memory)
+            return LlamaCppChatModel(card, server, context, parallel, memory, kv_cache)
         except BaseException:
             server.close()
             raise
+
+
+def _kv_disk_cache(
+    card: ModelCard, files: ModelFiles, options: LoadOptions, template: str | None, context: int
+) -> KVDiskCache | None:
+    """The model's KV snapshot folder, when the load or the card asks for one."""
+    budget = budget_mib(options.extra.get(KV_DISK_KEY, card.defaults.get(KV_DISK_KEY)))
+    folder = options.extra.get(KV_DISK_DIR_KEY)
+    if not budget or folder is None:
+        return None
+    sha256 = next((f.sha256 for f in card.files if f.name == files.main.name), None)
+    if sha256 is None:
+        raise InvalidModelFileError(f"{card.id}: {files.main.name} has no pinned sha256")
+    identity = Identity(
+        model_sha256=sha256,
+        engine_build=f"xllamacpp {LlamaCppEngine.probe().version}",
+        template_sha256=template_sha256(template or validate_gguf(files.main).chat_template),
+        context=context,
+    )
+    return KVDiskCache(Path(str(folder)), identity, budget * MIB)
 
 
 def _draft_path(options: LoadOptions) -> Path | None:
@@ -255,9 +289,17 @@ def _draft_bytes(card: ModelCard, options: LoadOptions, tokens: int) -> int:
 
 class LlamaCppChatModel:
     def __init__(
-        self, card: ModelCard, server: Any, context: int, parallel: int, memory: int
+        self,
+        card: ModelCard,
+        server: Any,
+        context: int,
+        parallel: int,
+        memory: int,
+        kv_cache: KVDiskCache | None = None,
     ) -> None:
         self.card = card
+        #: KV snapshots of long prompt prefixes on disk (``kv_disk_cache``), or None.
+        self.kv_cache = kv_cache
         self.context_length = context
         self.parallel = parallel
         self.memory_bytes = memory
@@ -334,7 +376,33 @@ class LlamaCppChatModel:
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         body, tool_plan = self.build_body(request)
-        return self._stream("handle_chat_completions", body, request.tools, tool_plan, cancel)
+        if (
+            self.kv_cache is None
+            or len(body["messages"]) < 2
+            or request.params.cache_prompt is False
+        ):
+            if self.kv_cache is not None:
+                self.kv_cache.in_slot = None  # this request may land in the snapshot slot
+            return self._stream("handle_chat_completions", body, request.tools, tool_plan, cancel)
+        return self._chat_with_snapshot(body, request.tools, tool_plan, cancel)
+
+    def _chat_with_snapshot(
+        self, body: dict[str, Any], tools: tuple[Tool, ...], tool_plan: str, cancel: CancelToken
+    ) -> Iterator[ChatEvent]:
+        """Restore the KV state of the messages before the last one, or save it afterwards."""
+        cache, server = self.kv_cache, self._server
+        assert cache is not None
+        prefix = prefix_id(body["messages"][:-1])
+        address = None if server is None else server.start().address
+        cache.restore(address, prefix)
+        body["id_slot"] = SNAPSHOT_SLOT  # where the state was restored (and is saved from)
+        prompt_tokens = 0
+        for event in self._stream("handle_chat_completions", body, tools, tool_plan, cancel):
+            if isinstance(event, Stats):
+                prompt_tokens = event.prompt_tokens
+            elif isinstance(event, Done) and event.stop_reason != "cancelled":
+                cache.save(address, prefix, prompt_tokens)
+            yield event
 
     def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         params = request.params.merged_over(self.card.defaults)

@@ -24,6 +24,7 @@ from terminus.engines.base import (
     LoadOptions,
     TextModel,
 )
+from terminus.engines.llamacpp_kvdisk import KV_DISK_DIR_KEY, KV_DISK_KEY
 from terminus.engines.llamacpp_speculative import DRAFT_PATH_KEY, speculative_plan
 from terminus.engines.registry import engine_class
 from terminus.errors import (
@@ -332,9 +333,13 @@ class ModelManager:
             return entry
 
     def _with_draft_file(self, card: ModelCard, options: LoadOptions) -> LoadOptions:
-        """Speculative decoding with a draft model: fetch and verify the draft's file too."""
+        """Where KV snapshots go, and a draft model's verified file (speculative decoding)."""
         if card.engine != "llamacpp" or card.capability == Capability.EMBED:
             return options
+        kv = options.extra.get(KV_DISK_KEY, card.defaults.get(KV_DISK_KEY))
+        if kv and KV_DISK_DIR_KEY not in options.extra:  # snapshots live in this home
+            extra = {**options.extra, KV_DISK_DIR_KEY: str(self.cache.root / "kv")}
+            options = replace(options, extra=extra)
         plan = speculative_plan(card, options)
         if plan is None or plan.draft_model is None:
             return options
