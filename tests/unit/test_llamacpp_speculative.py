@@ -113,5 +113,7 @@ def test_settings_build_real_params(tmp_path: Path) -> None:
 def test_cli_flags_become_load_options() -> None:
     kwargs = {"speculative": None, "draft_model": "qwen", "draft_max": 4, "context_length": 512}
     assert load_extras(kwargs) == {"draft_model": "qwen", "draft_max": 4}
+    assert load_extras({**kwargs, "kv_disk_cache": False}) == load_extras(kwargs)
+    assert load_extras({"kv_disk_cache": True}) == {"kv_disk_cache": True}
     result = CliRunner().invoke(cli, ["run", "--speculative", "fast", "hi"])
     assert result.exit_code == 2 and "fast" in result.output

@@ -50,6 +50,13 @@ def generation_options(command: Any) -> Any:
             help="A smaller model with the same tokenizer that drafts tokens for --model.",
         ),
         click.option("--draft-max", type=int, help="Tokens drafted per step [default: 8]."),
+        click.option(
+            "--kv-disk-cache",
+            "kv_disk_cache",
+            is_flag=True,
+            default=None,
+            help="Snapshot a long system prompt's KV state to disk; later runs restore it.",
+        ),
         click.option("--stats", is_flag=True, help="Print token counts and speed to stderr."),
     ]
     for option in reversed(options):
@@ -66,9 +73,12 @@ def _params(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_extras(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Load options from the speculative decoding flags (only those given)."""
+    """Load options from the speculative decoding and KV snapshot flags (only those given)."""
     keys = ("speculative", "draft_model", "draft_max")
-    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+    extras = {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+    if kwargs.get("kv_disk_cache"):  # absent: the card's default stands
+        extras["kv_disk_cache"] = True
+    return extras
 
 
 def _load(state: CliState, model: str | None, kwargs: dict[str, Any]) -> str:
