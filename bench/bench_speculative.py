@@ -166,6 +166,20 @@ def main() -> None:
                     f"{load_average()}",
                     flush=True,
                 )
+                if ours.text != base.text:
+                    at = next(
+                        (
+                            i
+                            for i, (a, b) in enumerate(zip(ours.text, base.text, strict=False))
+                            if a != b
+                        ),
+                        min(len(ours.text), len(base.text)),
+                    )
+                    print(
+                        f"  texts part at character {at}: raw {base.text[at : at + 40]!r}, "
+                        f"speculative {ours.text[at : at + 40]!r}",
+                        flush=True,
+                    )
             rate = f"{kept / drafted:.0%}" if drafted else "n/a"
             line = (
                 f"{mode:5} {name:4}: decode {spread(ratios)} raw, {rate} of {drafted} drafted "
