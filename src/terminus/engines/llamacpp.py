@@ -18,26 +18,18 @@ import os
 import queue
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
-from terminus.engines.llamacpp_kvdisk import (
-    KV_DISK_DIR_KEY,
-    KV_DISK_KEY,
-    Identity,
-    KVDiskCache,
-    budget_mib,
-    prefix_id,
-    template_sha256,
-)
 from terminus.engines.llamacpp_kvdisk import SLOT as SNAPSHOT_SLOT
+from terminus.engines.llamacpp_kvdisk import KVDiskCache, kv_disk_cache_for, prefix_id
 from terminus.engines.llamacpp_params import ParamsRecorder
 from terminus.engines.llamacpp_proxy import END, WorkerServer
 from terminus.engines.llamacpp_speculative import (
-    DRAFT_PATH_KEY,
     check_draft_tokenizer,
     configure_speculative,
+    draft_bytes,
+    draft_file,
     speculative_plan,
 )
 from terminus.engines.tool_prompting import (
@@ -169,7 +161,7 @@ class LlamaCppEngine:
         kv_and_weights = estimate_load_bytes(validate_gguf(files.main), context * parallel)
         return (
             kv_and_weights.total_bytes
-            + _draft_bytes(card, options, context * parallel)
+            + draft_bytes(card, options, context * parallel)
             + prompt_cache_mib(card, options) * MIB
         )
 
@@ -213,7 +205,7 @@ class LlamaCppEngine:
                 params.chat_template = template
             plan = speculative_plan(card, options)
             if plan is not None:
-                draft_path = _draft_path(options)
+                draft_path = draft_file(options)
                 if draft_path is not None:
                     check_draft_tokenizer(
                         validate_gguf(files.main),
@@ -222,7 +214,9 @@ class LlamaCppEngine:
                         str(plan.draft_model),
                     )
                 configure_speculative(params, plan, draft_path, threads)
-            kv_cache = _kv_disk_cache(card, files, options, template, context)
+            kv_cache = kv_disk_cache_for(
+                card, files, options, template, context, f"xllamacpp {available.version}"
+            )
             if kv_cache is not None:
                 params.slot_save_path = kv_cache.slot_save_path
             projector = card.defaults.get("mmproj")
@@ -238,7 +232,7 @@ class LlamaCppEngine:
         memory = estimate_load_bytes(header, context * parallel).total_bytes
         memory += params.cache_ram_mib * MIB
         if not embedding:
-            memory += _draft_bytes(card, options, context * parallel)
+            memory += draft_bytes(card, options, context * parallel)
         try:
             if embedding:
                 from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
@@ -250,41 +244,6 @@ class LlamaCppEngine:
         except BaseException:
             server.close()
             raise
-
-
-def _kv_disk_cache(
-    card: ModelCard, files: ModelFiles, options: LoadOptions, template: str | None, context: int
-) -> KVDiskCache | None:
-    """The model's KV snapshot folder, when the load or the card asks for one."""
-    budget = budget_mib(options.extra.get(KV_DISK_KEY, card.defaults.get(KV_DISK_KEY)))
-    folder = options.extra.get(KV_DISK_DIR_KEY)
-    if not budget or folder is None:
-        return None
-    sha256 = next((f.sha256 for f in card.files if f.name == files.main.name), None)
-    if sha256 is None:
-        raise InvalidModelFileError(f"{card.id}: {files.main.name} has no pinned sha256")
-    identity = Identity(
-        model_sha256=sha256,
-        engine_build=f"xllamacpp {LlamaCppEngine.probe().version}",
-        template_sha256=template_sha256(template or validate_gguf(files.main).chat_template),
-        context=context,
-    )
-    return KVDiskCache(Path(str(folder)), identity, budget * MIB)
-
-
-def _draft_path(options: LoadOptions) -> Path | None:
-    value = options.extra.get(DRAFT_PATH_KEY)
-    return None if value is None else Path(str(value))
-
-
-def _draft_bytes(card: ModelCard, options: LoadOptions, tokens: int) -> int:
-    """A draft model's weights and KV cache (it keeps a context as long as the model's)."""
-    if card.capability == Capability.EMBED or speculative_plan(card, options) is None:
-        return 0
-    path = _draft_path(options)
-    if path is None:
-        return 0
-    return estimate_load_bytes(validate_gguf(path), tokens).total_bytes
 
 
 class LlamaCppChatModel:

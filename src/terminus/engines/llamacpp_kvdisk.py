@@ -33,7 +33,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from terminus.errors import InvalidParameterError
+from terminus.engines.base import LoadOptions
+from terminus.errors import InvalidModelFileError, InvalidParameterError
+from terminus.models.cache import ModelFiles
+from terminus.models.card import ModelCard
+from terminus.models.gguf import validate_gguf
 
 KV_DISK_KEY = "kv_disk_cache"  # load option / card default: True, or a budget in MiB
 KV_DISK_DIR_KEY = "kv_disk_dir"  # set by the runtime: TERMINUS_HOME/kv
@@ -219,6 +223,31 @@ class KVDiskCache:
 
     def usage_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.folder.glob("*" + _DATA))
+
+
+def kv_disk_cache_for(
+    card: ModelCard,
+    files: ModelFiles,
+    options: LoadOptions,
+    template: str | None,
+    context: int,
+    engine_build: str,
+) -> KVDiskCache | None:
+    """The model's snapshot folder, when the load or the card asks for one."""
+    budget = budget_mib(options.extra.get(KV_DISK_KEY, card.defaults.get(KV_DISK_KEY)))
+    folder = options.extra.get(KV_DISK_DIR_KEY)
+    if not budget or folder is None:
+        return None
+    sha256 = next((f.sha256 for f in card.files if f.name == files.main.name), None)
+    if sha256 is None:
+        raise InvalidModelFileError(f"{card.id}: {files.main.name} has no pinned sha256")
+    identity = Identity(
+        model_sha256=sha256,
+        engine_build=engine_build,
+        template_sha256=template_sha256(template or validate_gguf(files.main).chat_template),
+        context=context,
+    )
+    return KVDiskCache(Path(str(folder)), identity, budget * (1 << 20))
 
 
 def _post(address: str, action: str, filename: str) -> dict[str, Any]:

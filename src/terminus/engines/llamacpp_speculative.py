@@ -26,7 +26,8 @@ from terminus.engines.base import LoadOptions
 from terminus.engines.llamacpp_params import Native
 from terminus.errors import InvalidParameterError
 from terminus.models.card import ModelCard
-from terminus.models.gguf import GGUFHeader
+from terminus.models.gguf import GGUFHeader, estimate_load_bytes, validate_gguf
+from terminus.types.common import Capability
 
 SPECULATIVE_KEY = "speculative"
 DRAFT_MODEL_KEY = "draft_model"
@@ -125,3 +126,19 @@ def configure_speculative(
     spec.draft.cpuparams_batch.n_threads = threads
     spec.draft.n_max = plan.draft_max
     spec.draft.n_min = 0
+
+
+def draft_file(options: LoadOptions) -> Path | None:
+    """The draft model's verified file, as the runtime resolved it."""
+    value = options.extra.get(DRAFT_PATH_KEY)
+    return None if value is None else Path(str(value))
+
+
+def draft_bytes(card: ModelCard, options: LoadOptions, tokens: int) -> int:
+    """A draft model's weights and KV cache (it keeps a context as long as the model's)."""
+    if card.capability == Capability.EMBED or speculative_plan(card, options) is None:
+        return 0
+    path = draft_file(options)
+    if path is None:
+        return 0
+    return estimate_load_bytes(validate_gguf(path), tokens).total_bytes
