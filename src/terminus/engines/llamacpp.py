@@ -353,10 +353,12 @@ class LlamaCppChatModel:
         assert cache is not None
         prefix = prefix_id(body["messages"][:-1])
         address = None if server is None else server.start().address
+        started = time.perf_counter()  # the restore counts in the time to first token
         cache.restore(address, prefix)
         body["id_slot"] = SNAPSHOT_SLOT  # where the state was restored (and is saved from)
         prompt_tokens = 0
-        for event in self._stream("handle_chat_completions", body, tools, tool_plan, cancel):
+        events = self._stream("handle_chat_completions", body, tools, tool_plan, cancel, started)
+        for event in events:
             if isinstance(event, Stats):
                 prompt_tokens = event.prompt_tokens
             elif isinstance(event, Done) and event.stop_reason != "cancelled":
@@ -383,11 +385,12 @@ class LlamaCppChatModel:
         tools: tuple[Tool, ...],
         tool_plan: str,
         cancel: CancelToken,
+        started: float | None = None,
     ) -> Iterator[ChatEvent]:
         server = self._server
         if server is None:
             raise EngineError(f"{self.card.id} was unloaded")
-        started = time.perf_counter()
+        started = time.perf_counter() if started is None else started
         process, call = server.open(method, body, streamed=True, stop=lambda: cancel.cancelled)
         try:
             yield from _translate(call.queue, tools, tool_plan, cancel, started, self._slots)
