@@ -88,7 +88,14 @@ def test_eviction_keeps_the_folder_within_its_budget(tmp_path: Path) -> None:
     for age, prefix in enumerate(["old", "mid", "new"]):
         _snapshot(cache, prefix, 100, age)
     (cache.folder / "orphan-0000.kv").write_bytes(b"x" * 50)  # no metadata: a crash left it
+    stale = cache.folder / "tmp-gone-0000.kv"
+    stale.write_bytes(b"x" * 50)  # a save that never finished, long ago
+    os.utime(stale, (1_000_000, 1_000_000))
+    fresh = cache.folder / "tmp-now-0000.kv"
+    fresh.write_bytes(b"x")  # a save in progress: left alone
     cache._evict()
+    assert not stale.exists() and fresh.exists()
+    fresh.unlink()
     assert cache.usage_bytes() <= 250
     assert cache.verified("old") is None  # least recently used went first
     assert cache.verified("new") is not None and cache.verified("mid") is not None

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
@@ -45,6 +46,7 @@ DEFAULT_BUDGET_MIB = 1024
 MIN_PROMPT_TOKENS = 256
 SLOT = 0  # requests with a cached prefix run in this slot, where the state is restored
 TIMEOUT_S = 60.0
+STALE_TMP_S = 3600.0  # a temporary file this old belongs to no save in progress
 _META = ".json"
 _DATA = ".kv"
 
@@ -202,8 +204,12 @@ class KVDiskCache:
             size = data.stat().st_size if data.is_file() else 0
             sizes.append((meta_path, data, size))
             total += size
+        stale = time.time() - STALE_TMP_S
         for path in self.folder.glob("*" + _DATA):
-            if path.name not in live and not path.name.startswith("tmp-"):
+            if path.name.startswith("tmp-"):
+                if path.stat().st_mtime < stale:
+                    path.unlink(missing_ok=True)  # a save that never finished
+            elif path.name not in live:
                 path.unlink(missing_ok=True)  # left by a crash between rename and metadata
         for meta_path, data, size in sizes:
             if total <= self.budget_bytes:
