@@ -40,6 +40,25 @@ def generation_options(command: Any) -> Any:
             "--stop", multiple=True, metavar="TEXT", help="Stop at this text (repeatable)."
         ),
         click.option("--context-length", type=int, help="Context window per request, in tokens."),
+        click.option(
+            "--speculative",
+            type=click.Choice(["off", "ngram", "draft"]),
+            help="Speculative decoding: n-gram prompt lookup, or a draft model (--draft).",
+        ),
+        click.option(
+            "--draft",
+            "draft_model",
+            metavar="MODEL",
+            help="A smaller model with the same tokenizer that drafts tokens for --model.",
+        ),
+        click.option("--draft-max", type=int, help="Tokens drafted per step [default: 8]."),
+        click.option(
+            "--kv-disk-cache",
+            "kv_disk_cache",
+            is_flag=True,
+            default=None,
+            help="Snapshot a long system prompt's KV state to disk; later runs restore it.",
+        ),
         click.option("--stats", is_flag=True, help="Print token counts and speed to stderr."),
     ]
     for option in reversed(options):
@@ -55,9 +74,18 @@ def _params(kwargs: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _load(state: CliState, model: str | None, context_length: int | None) -> str:
+def load_extras(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Load options from the speculative decoding and KV snapshot flags (only those given)."""
+    keys = ("speculative", "draft_model", "draft_max")
+    extras = {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+    if kwargs.get("kv_disk_cache"):  # absent: the card's default stands
+        extras["kv_disk_cache"] = True
+    return extras
+
+
+def _load(state: CliState, model: str | None, kwargs: dict[str, Any]) -> str:
     client = state.client()
-    info = client.load_model(model, context_length=context_length)
+    info = client.load_model(model, context_length=kwargs["context_length"], **load_extras(kwargs))
     return info.id
 
 
@@ -132,6 +160,7 @@ def run(
       terminus run -m MY-VLM "What is in this picture?" --image photo.jpg
       terminus run --peer NODE_A --peer NODE_B "Hi"       (on the least busy of a pool)
       terminus run --split WORKER_A,WORKER_B "Hi"        (layers spread over RPC workers)
+      terminus run -m qwen2.5-coder-1.5b --draft qwen "Write a quicksort"   (speculative)
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -139,7 +168,7 @@ def run(
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
-    if peer is None and state.runs_here():
+    if not peers and not split and state.runs_here():
         from terminus.engines.llamacpp_proxy import prestart_worker
 
         prestart_worker()  # its start overlaps the client's; the load takes it
@@ -183,7 +212,7 @@ def run(
             message if images else prompt, model=model_id, **request_kwargs
         )
     stream = make_stream(card.id)  # validates every flag before the model loads
-    _load(state, card.id, kwargs["context_length"])
+    _load(state, card.id, kwargs)
     try:
         done = render_events(stream, as_json=as_json, show_stats=kwargs["stats"])
     except KeyboardInterrupt:

@@ -74,6 +74,7 @@ class _Process:
         worker_end.close()
         self.conn: Connection = host_end
         self.calls: dict[int, Call] = {}
+        self.address: str | None = None  # llama.cpp's own HTTP API, on loopback
         self.lock = threading.Lock()  # sends, and the calls table
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._drainer = threading.Thread(
@@ -106,6 +107,7 @@ class _Process:
             raise EngineError(f"llama.cpp could not load {self.label}: {message[1]}")
         self.reader = threading.Thread(target=self._read, name="terminus-llamacpp", daemon=True)
         self.reader.start()
+        self.address = message[1].get("address")
         return float(message[1]["load_s"])
 
     def _read(self) -> None:
@@ -265,6 +267,12 @@ class WorkerServer:
         """The worker's process id while one runs (tests and diagnostics)."""
         process = self._process
         return process.process.pid if process is not None and process.alive() else None
+
+    @property
+    def address(self) -> str | None:
+        """llama.cpp's HTTP API of the running worker (``http://127.0.0.1:PORT``), if any."""
+        process = self._process
+        return process.address if process is not None and process.alive() else None
 
     def start(self) -> _Process:
         """The running worker; starts one and loads the model if none runs."""

@@ -7,7 +7,7 @@ over the connection on file descriptor FD (pickled tuples)::
                      ("call", id, method, body, streamed)       method: handle_chat_completions, ...
                      ("cancel", id)
                      ("exit",)
-    worker -> host   ("ready", {load_s})
+    worker -> host   ("ready", {load_s, address})
                      ("chunks", 0, [(id, chunk), ...])          streamed calls' chunks, in order
                      ("result", id, value)                      the handler's return value; last
                      ("error", id, exception class name, message)
@@ -101,7 +101,9 @@ class _Worker:
         except Exception as exc:
             self.outbox.send(("load_error", f"{type(exc).__name__}: {exc}"))
             return
-        self.outbox.send(("ready", {"load_s": time.perf_counter() - started}))
+        # The server also answers llama.cpp's HTTP API on a loopback port (KV snapshots).
+        address = getattr(self.server, "listening_address", None)
+        self.outbox.send(("ready", {"load_s": time.perf_counter() - started, "address": address}))
 
     def call(self, call_id: int, method: str, body: Any, streamed: bool) -> None:
         try:
