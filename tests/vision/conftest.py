@@ -15,12 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 from fakecards import fake_card
 from projector_kit import build_projector
+from visionkit import VISION_MODEL, vision_client
 
 from terminus import Terminus
 from terminus.engines.fake import FakeEngine
 from terminus.models.card import ModelCard
-
-VISION_MODEL = "smollm2-eyes"
 
 
 @pytest.fixture(autouse=True)
@@ -63,15 +62,6 @@ def vision_home(
         client.models.add(smollm2_gguf, model_id=VISION_MODEL, mmproj=colour_projector)
     yield home
     shutil.rmtree(home, ignore_errors=True)  # 100 MB of weights
-
-
-def vision_client(home: Path, **load: Any) -> Terminus:
-    client = Terminus(home=home, allow_download=False, memory_budget="2G")
-    load.setdefault("context_length", 1024)
-    load.setdefault("parallel", 2)
-    load.setdefault("threads", 1)
-    client.load_model(VISION_MODEL, **load)
-    return client
 
 
 @pytest.fixture(scope="session")

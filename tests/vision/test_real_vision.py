@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import VISION_MODEL, vision_client
 from images import square, text_line
 from projector_kit import IMAGE_TOKENS
+from visionkit import VISION_MODEL, vision_client
 
 from terminus import Terminus
 from terminus.engines.base import LoadOptions

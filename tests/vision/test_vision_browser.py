@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import VISION_MODEL
 from images import square
 from liveserver import LiveServer
+from visionkit import VISION_MODEL
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "webapp"))
 from webkit import shot  # noqa: E402

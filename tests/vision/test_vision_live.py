@@ -10,9 +10,9 @@ from pathlib import Path
 import ollama
 import openai
 import pytest
-from conftest import VISION_MODEL
 from images import data_url, square
 from liveserver import LiveServer, terminus
+from visionkit import VISION_MODEL
 
 pytestmark = pytest.mark.real
 
