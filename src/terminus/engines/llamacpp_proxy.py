@@ -235,8 +235,8 @@ def prestart_worker() -> None:
     with _spare_lock:
         if _spare is not None and _spare.alive():
             return
-        _spare = _Process()
-    weakref.finalize(_spare, _kill_quietly, _spare.process)
+        _spare = spare = _Process()
+    weakref.finalize(spare, _kill_quietly, spare.process)
 
 
 def _take_spare(label: str) -> _Process | None:
