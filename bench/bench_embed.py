@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -64,13 +65,17 @@ def compare(
     for fn in sides.values():  # warm-up: thread pools, caches, first allocations
         fn()
     runs: dict[str, list[tuple[float, int]]] = {name: [] for name in sides}
-    for _ in range(rounds):
-        for name, fn in sides.items():
-            runs[name].append(timed(fn))
+    names = list(sides)
+    for i in range(rounds):  # rotate who goes first, so drift hits every side alike
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            runs[name].append(timed(sides[name]))
     medians = {name: statistics.median(s for s, _ in r) for name, r in runs.items()}
     tokens = {name: r[0][1] for name, r in runs.items()}
     first = next(iter(sides))
-    print(label)
+    print(
+        f"{label}  ({rounds} rounds, medians, {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())})",
+        flush=True,
+    )
     for name, seconds in medians.items():
         ratio = seconds / medians[first]  # Terminus' throughput over this side's
         print(
@@ -125,6 +130,10 @@ def main() -> None:
     parser.add_argument("--no-llamacpp", action="store_true")
     parser.add_argument("--st-python", help="python of a venv with sentence-transformers")
     args = parser.parse_args()
+    print(
+        f"bench_embed: {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
     from terminus import Terminus
     from terminus.engines.llamacpp import default_threads

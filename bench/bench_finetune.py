@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.metadata as md
+import os
 import resource
 import statistics
 import tempfile
@@ -81,6 +82,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    print(
+        f"bench_finetune: {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
     base = load_torch_model(smollm2(), threads=args.threads)
     data = examples(args.steps * 2)
     raw: list[float] = []
@@ -90,8 +95,9 @@ def main() -> None:
         threads=args.threads, learning_rate=1e-3,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.rounds):  # alternate, so machine load hits both sides alike
-            raw += bare_loop(base, data, args.steps, 2)[1:]
+        for i in range(args.rounds):  # alternate, so machine load hits both sides alike
+            if i % 2 == 0:
+                raw += bare_loop(base, data, args.steps, 2)[1:]
             step_times: list[float] = []
             result = train_lora(
                 smollm2(), data, [], options, output=Path(tmp) / "a.gguf", base_id="smollm2",
@@ -99,9 +105,14 @@ def main() -> None:
                 on_step=lambda r, sink=step_times: sink.append(r.seconds),
             )  # fmt: skip
             ours += step_times[1:]
+            if i % 2 == 1:
+                raw += bare_loop(base, data, args.steps, 2)[1:]
+            print(f"  round {i + 1} ({'bare' if i % 2 == 0 else 'terminus'} first) "
+                  f"{'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}", flush=True)  # fmt: skip
         r, o = statistics.median(raw), statistics.median(ours)
         print(
             f"s/step (batch 2, context 128): terminus {o:.3f}, bare torch {r:.3f}, ratio {o / r:.2f}"
+            f"  {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}"
         )
         print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         print(f"adapter written: {result.adapter_path.stat().st_size / 1e6:.1f} MB")

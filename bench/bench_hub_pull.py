@@ -13,7 +13,9 @@ alternating order:
   listing, the transfer through the hashing sink, the fsync and the rename into the
   cache, and the card written.
 
-Prints MB/s per path (median over rounds), the ratios, and the load average.
+Prints each round as it ends (its ratios), then MB/s per path (median over rounds),
+the median per-round ratios with their spread, and the load average before and after.
+Terminus also syncs the file to disk before the rename (curl does not).
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ def main() -> None:
     url = f"{info['endpoint']}/{REPO}/resolve/main/{info['file']}"
     work = Path(tempfile.mkdtemp(prefix="bench-hub-"))
     times: dict[str, list[float]] = {"curl": [], "curl | sha256sum": [], "terminus": []}
+    print(f"file: {path.name}, {size / 1e6:.1f} MB, {args.rounds} rounds, alternating order")
     load_before = os.getloadavg()
+    print(f"load average before: {load_before[0]:.2f} ({os.cpu_count()} CPUs)", flush=True)
     try:
         time_terminus(work / "warm")  # imports and first connection out of the timings
         for i in range(args.rounds):
@@ -112,23 +116,30 @@ def main() -> None:
                 else:
                     hashed = name != "curl"
                     times[name].append(time_curl(url, work / "curl.out", hashed=hashed))
+            t = {name: ts[-1] for name, ts in times.items()}
+            print(
+                f"round {i + 1} ({' -> '.join(order)}): "
+                + ", ".join(f"{name} {size / t[name] / 1e6:.0f} MB/s" for name in times)
+                + f"; terminus/curl {t['curl'] / t['terminus']:.2f}, "
+                f"terminus/(curl | sha256sum) {t['curl | sha256sum'] / t['terminus']:.2f}",
+                flush=True,
+            )
     finally:
         load_after = os.getloadavg()
         assert server.stdin is not None
         server.stdin.close()
         server.wait()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"file: {path.name}, {size / 1e6:.1f} MB, {args.rounds} rounds, alternating order")
-    print(
-        f"load average: {load_before[0]:.2f} before, {load_after[0]:.2f} after "
-        f"({os.cpu_count()} CPUs)"
-    )
+    print(f"load average after: {load_after[0]:.2f}")
     speed = {name: size / statistics.median(ts) / 1e6 for name, ts in times.items()}
-    for name, ts in times.items():
-        spread = ", ".join(f"{size / t / 1e6:.0f}" for t in ts)
-        print(f"{name:<18} {speed[name]:8.1f} MB/s  (rounds: {spread})")
-    print(f"terminus / (curl | sha256sum): {speed['terminus'] / speed['curl | sha256sum']:.2f}")
-    print(f"terminus / curl:               {speed['terminus'] / speed['curl']:.2f}")
+    for name in times:
+        print(f"{name:<18} {speed[name]:8.1f} MB/s (median)")
+    for base in ("curl", "curl | sha256sum"):
+        ratios = sorted(b / t for b, t in zip(times[base], times["terminus"], strict=True))
+        print(
+            f"terminus / {base}: median {statistics.median(ratios):.2f} "
+            f"(per round {min(ratios):.2f}-{max(ratios):.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model-dir", type=Path, help="an SDXS folder to reuse (else built)")
     args = parser.parse_args()
+    print(
+        f"bench_image: {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
     from imagekit import make_image_client, sdxs_card
     from sdxs_builder import build_sdxs512

@@ -10,6 +10,7 @@ generate the same number of tokens (and the same text, greedy, one stream at a
 time); a mismatch is printed. Not a test: nothing here asserts timings.
 
     python bench/bench_llm.py [--model smollm2] [--rounds 5] [--tokens 128] [--threads 1]
+                              [--cold-rounds 4] [--no-cold | --only-cold]
 
 ``--threads`` defaults to 1: llama.cpp's spinning thread pool stalls when anything
 else competes for the cores, which would measure the machine, not Terminus.
@@ -18,6 +19,7 @@ else competes for the cores, which would measure the machine, not Terminus.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -89,7 +91,7 @@ class Sides:
 
     def request(self, prompt: str, tokens: int) -> Any:
         """The ``ChatRequest`` ``client.completion`` builds from the same arguments."""
-        return self.client.chat_request(self.model, prompt, max_tokens=tokens, **SAMPLING)
+        return self.client.chat_request(prompt, model=self.model, max_tokens=tokens, **SAMPLING)
 
     def raw_run(self, prompt: str, tokens: int) -> Run:
         body = self._body_of(self.request(prompt, tokens))
@@ -182,20 +184,24 @@ def longest_stall(action: Callable[[], Any]) -> tuple[float, Any]:
     return max(gaps, default=0.0), result
 
 
-def time_to_first_byte(cmd: list[str], env: dict[str, str]) -> float:
+def time_to_first_byte(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds to the first stdout byte, CPU seconds of the whole run, its children included)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     assert proc.stdout is not None
     proc.stdout.read(1)
     elapsed = time.perf_counter() - start
-    proc.kill()
-    proc.wait()
+    proc.stdout.read()
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
     proc.stdout.close()
-    return elapsed
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
+# A plain script on the same GGUF: the body `terminus run` sends (card sampling and
+# system prompt) comes in argv[3], so both sides decode the same request.
 RAW_COLD = """
-import sys, xllamacpp
+import json, sys, xllamacpp
 p = xllamacpp.CommonParams(); p.model.path = sys.argv[1]; p.n_ctx = 2048 * 4; p.n_parallel = 4
 p.cpuparams.n_threads = p.cpuparams_batch.n_threads = int(sys.argv[2]); p.verbosity = -1
 p.use_jinja = True
@@ -205,9 +211,9 @@ def cb(c):
         t = (ch.get("delta") or {}).get("content")
         if t:
             sys.stdout.write(t); sys.stdout.flush()
-s.handle_chat_completions({"messages": [{"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "Why is the sky blue?"}], "max_tokens": 8, "stream": True}, cb)
+s.handle_chat_completions(json.loads(sys.argv[3]), cb)
 """
+COLD_PROMPT = "Why is the sky blue?"
 
 
 def single_stream(sides: Sides, rounds: int, tokens: int) -> None:
@@ -269,12 +275,16 @@ def first_token(sides: Sides, requests: int) -> None:
 def four_streams(sides: Sides, rounds: int, tokens: int, streams: int) -> None:
     prompts = [f"{PROMPT} Version {i}." for i in range(streams)]
     ratios, ttft_overheads, count_mismatches = [], [], 0
+    cpu: dict[str, list[float]] = {"raw": [], "ours": []}  # CPU ms per generated token
     for i in range(rounds):
         order = ("raw", "ours") if i % 2 == 0 else ("ours", "raw")
         results: dict[str, tuple[float, list[Run]]] = {}
         for side in order:
             run = sides.raw_run if side == "raw" else sides.our_run
+            before = sides.cpu_seconds(side)
             results[side] = concurrent(lambda k, run=run: run(prompts[k], tokens), streams)  # type: ignore[misc]
+            generated = sum(r.tokens for r in results[side][1])
+            cpu[side].append((sides.cpu_seconds(side) - before) * 1000 / max(1, generated))
         (raw_rate, raw_runs), (our_rate, our_runs) = results["raw"], results["ours"]
         raw_counts = [r.tokens for r in raw_runs]
         our_counts = [r.tokens for r in our_runs]
@@ -294,7 +304,9 @@ def four_streams(sides: Sides, rounds: int, tokens: int, streams: int) -> None:
     print(
         f"{streams} streams  aggregate ratio {spread(ratios)}   "
         f"TTFT overhead ms {spread(ttft_overheads, '{:+.1f}')}   "
-        f"same token counts in {rounds - count_mismatches}/{rounds} rounds",
+        f"same token counts in {rounds - count_mismatches}/{rounds} rounds\n"
+        f"           CPU ms per token: raw {spread(cpu['raw'], '{:.2f}')}, "
+        f"terminus host + worker {spread(cpu['ours'], '{:.2f}')}",
         flush=True,
     )
 
@@ -310,6 +322,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ttft-requests", type=int, default=20)
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start comparison")
+    parser.add_argument("--cold-rounds", type=int, default=4)
+    parser.add_argument("--only-cold", action="store_true", help="skip the warm comparisons")
     args = parser.parse_args()
     print(f"bench_llm: {load_average()}, {os.cpu_count()} CPUs", flush=True)
 
@@ -346,29 +360,44 @@ def main() -> None:
         f"terminus (worker process) {our_stall * 1000:.0f} ms",
         flush=True,
     )
+    cold_body = body_of(client.chat_request(COLD_PROMPT, model=info.id, max_tokens=8))[0]
     sides.raw_run(PROMPT, 8)  # warm both (the first request pays one-time allocations)
     sides.our_run(PROMPT, 8)
 
-    single_stream(sides, args.rounds, args.tokens)
-    first_token(sides, args.ttft_requests)
-    four_streams(sides, max(2, args.rounds - 1), args.tokens, args.streams)
+    if not args.only_cold:
+        single_stream(sides, args.rounds, args.tokens)
+        first_token(sides, args.ttft_requests)
+        four_streams(sides, max(2, args.rounds - 1), args.tokens, args.streams)
     client.close()
     del raw
     if args.no_cold:
         return
 
-    env = dict(os.environ, TERMINUS_HOME=home)
+    env = dict(os.environ, TERMINUS_HOME=home, TERMINUS_THREADS=str(args.threads))
     terminus_bin = os.path.join(os.path.dirname(sys.executable), "terminus")
-    ours_cmd = [terminus_bin, "run", "-n", "8", "Why is the sky blue?"]
-    raw_cmd = [sys.executable, "-c", RAW_COLD, gguf, str(args.threads)]
+    ours_cmd = [terminus_bin, "run", "-n", "8", COLD_PROMPT]
+    raw_cmd = [sys.executable, "-c", RAW_COLD, gguf, str(args.threads), json.dumps(cold_body)]
+    print(f"cold start: {args.cold_rounds} rounds, alternating; {load_average()}", flush=True)
     cold: dict[str, list[float]] = {"raw": [], "ours": []}
-    for i in range(3):
+    cold_cpu: dict[str, list[float]] = {"raw": [], "ours": []}
+    for i in range(args.cold_rounds):
         for side in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):
-            cold[side].append(time_to_first_byte(raw_cmd if side == "raw" else ours_cmd, env))
+            wall, cpu = time_to_first_byte(raw_cmd if side == "raw" else ours_cmd, env)
+            cold[side].append(wall)
+            cold_cpu[side].append(cpu)
+        print(
+            f"  cold round {i + 1}  raw {cold['raw'][-1]:.2f} s  terminus run "
+            f"{cold['ours'][-1]:.2f} s  ratio {cold['ours'][-1] / cold['raw'][-1]:.2f}  "
+            f"CPU s raw {cold_cpu['raw'][-1]:.2f} terminus run {cold_cpu['ours'][-1]:.2f}  "
+            f"{load_average()}",
+            flush=True,
+        )
     print(
         f"cold start first token s  raw {spread(cold['raw'], '{:.2f}')}  "
         f"terminus run {spread(cold['ours'], '{:.2f}')}  ratio "
-        f"{statistics.median(cold['ours']) / statistics.median(cold['raw']):.2f}  {load_average()}",
+        f"{statistics.median(cold['ours']) / statistics.median(cold['raw']):.2f}   CPU s (whole "
+        f"run, worker included) raw {spread(cold_cpu['raw'], '{:.2f}')} terminus run "
+        f"{spread(cold_cpu['ours'], '{:.2f}')}  {load_average()}",
         flush=True,
     )
 

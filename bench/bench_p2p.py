@@ -3,14 +3,17 @@
 Transfer: a random-bytes "model" goes from `terminus share` processes on 127.0.0.1
 into a fresh cache (piece-verified by libtorrent, whole-file sha256 by the cache,
 renamed into place); its time is divided into a raw loopback TCP copy of the same
-file (sendfile -> recv -> write) measured in the same run. Also: 2 seeders vs 1,
-and libtorrent with default settings vs the tuned ones (in-process, same file).
+file (sendfile -> recv -> write) measured in the same run. Also: 2 seeders vs 1, and
+libtorrent alone, tuned: a bare session leeching from the same seeder process (no
+cache, no whole-file hash, no fsync; with --with-defaults also its default settings). Rounds run in alternating order and print as they end (with
+per-round ratios and the load average).
 
 Delegated inference: SmolLM2 on a `terminus provide` process vs the same model
 loaded here with the same options; tokens/s ratio and added time to first token.
 Not a test: nothing here asserts timings.
 
     python bench/bench_p2p.py [--size-mb 200] [--rounds 3] [--tokens 64] [--skip-infer]
+                              [--skip-transfer] [--with-defaults]
 """
 
 from __future__ import annotations
@@ -118,79 +121,105 @@ def pull_into_fresh_cache(root: Path, ref: str) -> float:
     return elapsed
 
 
-def libtorrent_in_process(home: Path, sha: str, tuned: bool) -> float:
-    """Download time between two in-process sessions (no cache import): the engine alone."""
+def libtorrent_alone(root: Path, ref: Any, tuned: bool) -> float:
+    """A bare libtorrent session (no cache, no hash of its own) leeching from the same
+    seeder process as the Terminus pull: the engine's own speed on this path."""
     import libtorrent as lt
 
-    from terminus.models.cache import ModelCache
-    from terminus.models.catalog import Catalog
-    from terminus.p2p.torrent import make_session, model_torrent, save_path_for, v2_info_hash
+    from terminus.p2p.reference import parse_address
+    from terminus.p2p.torrent import make_session
 
-    cache = ModelCache(home)
-    info = model_torrent(Catalog(home / "cards").get(MODEL), cache.blobs)
-    seeder = make_session("127.0.0.1:0", tuned=tuned)
-    params = lt.add_torrent_params()
-    params.ti = info
-    params.save_path = str(save_path_for(info, cache.blobs))
-    params.have_pieces = [True] * info.num_pieces()  # as Seeder.share does
-    params.flags = lt.torrent_flags.no_verify_files
-    seeder.add_torrent(params)
     leecher = make_session("127.0.0.1:0", tuned=tuned)
-    target = Path(tempfile.mkdtemp(dir=home.parent))
-    wanted = lt.parse_magnet_uri(f"magnet:?xt=urn:btmh:1220{v2_info_hash(info)}")
+    target = Path(tempfile.mkdtemp(dir=root))
+    wanted = lt.parse_magnet_uri(f"magnet:?xt=urn:btmh:1220{ref.info_hash}")
     wanted.save_path = str(target)
     started = time.perf_counter()
     handle = leecher.add_torrent(wanted)
-    handle.connect_peer(("127.0.0.1", seeder.listen_port()))
+    for peer in ref.peers:
+        handle.connect_peer(parse_address(peer))
     while not handle.status().is_seeding:
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
-    del seeder, leecher
+    del leecher
     shutil.rmtree(target)
     return elapsed
 
 
 def transfer(args: argparse.Namespace, root: Path) -> None:
     size = args.size_mb * 1_000_000
+    mb = size / 1e6
+    load_before = os.getloadavg()
+    print(
+        f"transfer of {args.size_mb} MB on 127.0.0.1, {args.rounds} rounds in alternating order; "
+        f"load average {load_before[0]:.2f} ({os.cpu_count()} CPUs)",
+        flush=True,
+    )
     source = root / "random.bin"
     sha = make_file(source, size)
     homes = [seed_home(root, f"seed-{i}", source, sha, size) for i in range(2)]
     procs: list[subprocess.Popen[bytes]] = []
+    rows: dict[str, list[float]] = {"raw": [], "one": [], "two": [], "lt-tuned": []}
+    if args.with_defaults:
+        rows["lt-default"] = []
     try:
         from terminus.p2p.reference import parse_reference
 
         ref_a = parse_reference(start_seeder(homes[0], procs))
         ref_b = parse_reference(start_seeder(homes[1], procs))
         one, two = ref_a.format(), ref_a.with_peers(ref_b.peers).format()
-        rows: dict[str, list[float]] = {
-            "raw": [],
-            "one": [],
-            "two": [],
-            "lt-default": [],
-            "lt-tuned": [],
+        runs = {
+            "raw": lambda: raw_tcp_copy(source, root / "copy.bin"),
+            "one": lambda: pull_into_fresh_cache(root, one),
+            "two": lambda: pull_into_fresh_cache(root, two),
+            "lt-tuned": lambda: libtorrent_alone(root, ref_a, tuned=True),
+            "lt-default": lambda: libtorrent_alone(root, ref_a, tuned=False),
         }
-        for _ in range(args.rounds):  # interleaved, so drift hits every variant alike
-            rows["raw"].append(raw_tcp_copy(source, root / "copy.bin"))
-            rows["one"].append(pull_into_fresh_cache(root, one))
-            rows["two"].append(pull_into_fresh_cache(root, two))
-            rows["lt-default"].append(libtorrent_in_process(homes[0], sha, tuned=False))
-            rows["lt-tuned"].append(libtorrent_in_process(homes[0], sha, tuned=True))
+        print("seeders up; each round: seconds, and the ratio to that round's raw copy", flush=True)
+        for i in range(args.rounds):  # alternating order, so drift hits every variant alike
+            order = list(rows) if i % 2 == 0 else list(reversed(rows))
+            for key in order:
+                rows[key].append(runs[key]())
+            raw = rows["raw"][-1]
+            print(
+                f"round {i + 1} ({' -> '.join(order)}): "
+                + ", ".join(f"{k} {rows[k][-1]:.2f}s ({raw / rows[k][-1]:.2f})" for k in rows)
+                + f"; load {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    load_after = os.getloadavg()
     med = {k: statistics.median(v) for k, v in rows.items()}
-    mb = size / 1e6
-    print(f"\ntransfer of {args.size_mb} MB on 127.0.0.1, median of {args.rounds} rounds")
+    print(
+        f"\ntransfer of {args.size_mb} MB on 127.0.0.1, median of {args.rounds} rounds; "
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    )
     print(f"  raw TCP copy (sendfile -> file)        {mb / med['raw']:8.0f} MB/s   ratio 1.00")
-    for key, label in (
-        ("one", "1 seeder, verified in the cache"),
-        ("two", "2 seeders, verified in the cache"),
-        ("lt-tuned", "libtorrent tuned, engine only"),
-        ("lt-default", "libtorrent defaults, engine only"),
-    ):
-        print(f"  {label:<38} {mb / med[key]:8.0f} MB/s   ratio {med['raw'] / med[key]:.2f}")
-    print(f"  2 seeders / 1 seeder speed: {med['one'] / med['two']:.2f}x")
+    labels = {
+        "one": "1 seeder, verified in the cache",
+        "two": "2 seeders, verified in the cache",
+        "lt-tuned": "libtorrent alone (tuned), same seeder",
+        "lt-default": "libtorrent alone (defaults)",
+    }
+    for key in rows:
+        if key == "raw":
+            continue
+        ratios = sorted(r / t for r, t in zip(rows["raw"], rows[key], strict=True))
+        print(
+            f"  {labels[key]:<38} {mb / med[key]:8.0f} MB/s   ratio {statistics.median(ratios):.2f}"
+            f" (per round {ratios[0]:.2f}-{ratios[-1]:.2f})"
+        )
+    speedups = sorted(o / t for o, t in zip(rows["one"], rows["two"], strict=True))
+    print(
+        f"  2 seeders / 1 seeder speed: {statistics.median(speedups):.2f}x "
+        f"(per round {speedups[0]:.2f}-{speedups[-1]:.2f})"
+    )
+    print(
+        "  verified in the cache / libtorrent engine only: "
+        f"{statistics.median(t / o for o, t in zip(rows['one'], rows['lt-tuned'], strict=True)):.2f}"
+    )
 
 
 def stream_timing(client: Any, prompt: str, tokens: int) -> tuple[float, float, int]:
@@ -282,6 +311,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--skip-infer", action="store_true")
     parser.add_argument("--skip-transfer", action="store_true")
+    parser.add_argument(
+        "--with-defaults", action="store_true", help="also libtorrent's default settings (slow)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="terminus-bench-p2p-") as tmp:
         root = Path(tmp)

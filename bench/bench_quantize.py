@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as md
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -70,21 +71,31 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    print(
+        f"bench_quantize: {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         f32 = folder / "f32.gguf"
         quantize_file(smollm2(), f32, scheme("F32"))
         for type_name in ("Q8_0", "Q4_K_M"):
             ours, raw, ref = [], [], []
-            for _ in range(args.rounds):
+            for i in range(args.rounds):  # alternate who goes first
+                if i % 2 == 1:
+                    raw.append(raw_ggml(f32, type_name))
                 start = time.perf_counter()
                 quantize_file(f32, folder / f"{type_name}.gguf", scheme(type_name))
                 ours.append(time.perf_counter() - start)
-                raw.append(raw_ggml(f32, type_name))
+                if i % 2 == 0:
+                    raw.append(raw_ggml(f32, type_name))
                 if type_name == "Q8_0":
                     ref.append(numpy_reference_q8(f32))
             o, r = statistics.median(ours), statistics.median(raw)
-            line = f"{type_name}: terminus {o:.2f} s, raw ggml {r:.2f} s, ratio {o / r:.2f}"
+            line = (
+                f"{type_name}: terminus {o:.2f} s, raw ggml {r:.2f} s, ratio {o / r:.2f} "
+                f"(medians of {args.rounds}, alternating; {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())})"
+            )
             if ref:
                 line += f"; gguf-py numpy {statistics.median(ref):.2f} s (ggml is {statistics.median(ref) / r:.1f}x faster)"
             print(line, flush=True)

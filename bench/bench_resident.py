@@ -3,9 +3,10 @@ model vs today's in-process run (which loads the model again), vs raw xllamacpp 
 process (load + first token: the floor of any reload), in one run.
 
 Each sample is a new process, as a user typing the command again: the time is from
-spawning it to the first byte of the answer on its stdout. Sides alternate (server,
-in-process, raw, server, …) so drift on a shared machine hits all alike; same GGUF,
-threads, context, slots, prompt and greedy sampling everywhere. Prints medians, ratios
+spawning it to the first byte of the answer on its stdout. Sides rotate (server,
+in-process, raw; each round starts one later) so drift on a shared machine hits all
+alike; same GGUF, threads, context, slots, prompt and sampling everywhere (the card's,
+greedy). Prints medians, ratios
 and the load average. Not a test: nothing here asserts timings.
 
     python bench/bench_resident.py [--rounds 5] [--threads 1] [--tokens 16]
@@ -40,7 +41,8 @@ params.use_jinja = True
 server = xllamacpp.Server(params)
 body = {{"messages": [{{"role": "system", "content": {system!r}}},
                       {{"role": "user", "content": {prompt!r}}}],
-        "max_tokens": {tokens}, "stream": True, "temperature": 0, "seed": 1}}
+        "max_tokens": {tokens}, "stream": True, "temperature": 0, "seed": 1,
+        "top_p": {top_p!r}, "repeat_penalty": {repeat_penalty!r}}}
 def on_chunk(chunk):
     for choice in chunk.get("choices") or ():
         text = (choice.get("delta") or {{}}).get("content")
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=1024)
     parser.add_argument("--model", default="smollm2", help="a chat model card (smollm2, qwen)")
     args = parser.parse_args()
+    print("bench_resident: load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
 
     home = Path(tempfile.mkdtemp(prefix="bench-resident-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINUS_")}
@@ -109,10 +112,13 @@ def main() -> None:
         from terminus import Terminus
 
         with Terminus(home=home, allow_download=False) as client:
-            gguf = client.manager.ensure_files(client.models.get(args.model)).main
+            card = client.models.get(args.model)
+            gguf = client.manager.ensure_files(card).main
+        # The card's sampling, as `terminus run` sends it (temperature and seed overridden).
         raw = [sys.executable, "-c", RAW.format(
             context=args.context, threads=args.threads, tokens=args.tokens,
-            system=SYSTEM, prompt=PROMPT,
+            system=SYSTEM, prompt=PROMPT, top_p=card.defaults.get("top_p", 1.0),
+            repeat_penalty=card.defaults.get("repeat_penalty", 1.0),
         ), str(gguf)]  # fmt: skip
         port = free_port()
         subprocess.run(
@@ -129,11 +135,19 @@ def main() -> None:
         }
         answers: dict[str, str] = {}
         load_before = os.getloadavg()
-        for _ in range(args.rounds):
-            for side, command in (("server", run), ("in-process", local), ("raw", raw)):
+        sides = [("server", run), ("in-process", local), ("raw", raw)]
+        for i in range(args.rounds):
+            order = sides[i % 3 :] + sides[: i % 3]  # rotate who goes first
+            for side, command in order:
                 ttft, total, cpu, text = first_byte(command, env)
                 samples[side].append((ttft, total, cpu))
                 answers[side] = text.strip()
+            print(
+                f"  round {i + 1} ({order[0][0]} first)  first token "
+                + "  ".join(f"{side} {samples[side][-1][0]:.2f} s" for side, _ in sides)
+                + "  load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+                flush=True,
+            )
         load_after = os.getloadavg()
     finally:
         subprocess.run([*cli, "serve", "--stop"], env=env, check=False, capture_output=True)
@@ -154,8 +168,8 @@ def main() -> None:
     server, local_ttft, raw_ttft = medians["server"][0], medians["in-process"][0], medians["raw"][0]
     print(f"in-process / server first token: {local_ttft / server:.2f}x")
     print(f"raw reload / server first token: {raw_ttft / server:.2f}x")
-    same = answers["server"] == answers["in-process"]
-    print(f"server and in-process answers identical: {same}")
+    same = answers["server"] == answers["in-process"] == answers["raw"]
+    print(f"server, in-process and raw answers identical: {same}")
 
 
 if __name__ == "__main__":

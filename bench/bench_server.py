@@ -256,6 +256,20 @@ def line(name: str, one: Load, many: Load) -> str:
     )
 
 
+def load_average() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def phase(name: str, one: OneRequest, clients: int, duration: float) -> Load:
+    load = run_load(one, clients, duration)
+    print(
+        f"  {name:<16} {clients} client(s) {load.rate:7.1f} tok/s, {load.requests} requests  "
+        f"{load_average()}",
+        flush=True,
+    )
+    return load
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2")
@@ -265,6 +279,7 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=1024, help="context per slot")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    print(f"bench_server: {load_average()}, {os.cpu_count()} CPUs", flush=True)
 
     from terminus import Terminus
 
@@ -289,11 +304,11 @@ def main() -> None:
                 one(0, 0)  # warm up both: a first request pays one-time allocations
                 raw(0, 0)
                 rss_before, raw_before = tree_rss(process), me.memory_info().rss
-                # interleaved, so drift on a shared machine hits both sides alike
-                served_one = run_load(one, 1, args.duration)
-                raw_one = run_load(raw, 1, args.duration)
-                served_many = run_load(one, args.clients, args.duration)
-                raw_many = run_load(raw, args.clients, args.duration)
+                # A-B-B-A, so drift on a shared machine hits both sides alike
+                served_one = phase("terminus serve", one, 1, args.duration)
+                raw_one = phase("raw xllamacpp", raw, 1, args.duration)
+                raw_many = phase("raw xllamacpp", raw, args.clients, args.duration)
+                served_many = phase("terminus serve", one, args.clients, args.duration)
                 rss_after, raw_after = tree_rss(process), me.memory_info().rss
             finally:
                 close()
@@ -317,6 +332,7 @@ def main() -> None:
         print(
             f"server / raw    tok/s ratio 1 client {ratio_one:.3f}, {args.clients} clients "
             f"{ratio_many:.3f}; p95 TTFT {served_many.ttft_ms(0.95) - raw_many.ttft_ms(0.95):+.0f} ms"
+            f"  {load_average()}"
         )
         errors = served_one.errors + served_many.errors + raw_one.errors + raw_many.errors
         for error in errors[:10]:

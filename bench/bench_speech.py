@@ -179,9 +179,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    print(
+        f"bench_speech: {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
     result = bench(args.rounds, args.threads)
     print(
         f"{args.rounds} interleaved rounds, {args.threads} thread(s); speech: {result['audio_s']:.1f} s"
+        f"; {'load {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}"
     )
     print(f"{'':6} {'direct':>10} {'terminus':>10} {'terminus/direct':>16}")
     for name, unit in (("stt", "x realtime"), ("tts", "x realtime"), ("ocr", "images/s")):

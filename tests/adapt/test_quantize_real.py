@@ -138,3 +138,20 @@ def test_quantized_model_loads_and_answers_like_its_source(
         adapt_client.unload_model(card_id)
     assert "Paris" in answers[0]
     assert answers[1] == answers[0]
+
+
+def test_lineage_records_the_source_and_its_coarser_origin(
+    adapt_client: Terminus, quants: dict[str, ModelCard]
+) -> None:
+    shipped = adapt_client.catalog.get("smollm2")
+    f32 = quants["f32"].lineage
+    assert f32 is not None
+    assert f32["source_model"] == shipped.id and f32["source_type"] == "Q4_1"
+    assert f32["source_sha256"] == shipped.files[0].sha256
+    assert "already Q4_1" in f32["warning"]  # F32 from 4-bit weights is still 4-bit
+    q8 = quants["q8"].lineage
+    assert q8 is not None and q8["source_type"] == "F32" and q8["origin_type"] == "Q4_1"
+    assert "via F32" in q8["warning"] and q8["type"] == "Q8_0"
+    assert quants["q4i"].lineage is not None and quants["q4i"].lineage["imatrix"] is True
+    reread = adapt_client.catalog.get(quants["q8"].id)  # the lineage survives the saved card
+    assert reread.lineage == quants["q8"].lineage

@@ -1,5 +1,7 @@
 """A small MCP server written with the official SDK, started by the tests as a subprocess.
 
+Tools (one that fails, one that hangs, one that kills the server…), a resource and a prompt.
+
 ``python facts_server.py`` serves over stdio; ``python facts_server.py http PORT`` over
 streamable HTTP on loopback.
 """
@@ -51,6 +53,17 @@ def fail() -> str:
 def wipe() -> str:
     """Erase everything (marked destructive)."""
     return "wiped"
+
+
+@server.resource("facts://atlas", name="atlas", description="the capitals of the region")
+def atlas() -> str:
+    return "Freedonia: Fredville\nOstland: Kerr\nSylvania: Marsh Town\n"
+
+
+@server.prompt()
+def brief(topic: str) -> str:
+    """Ask for a one-sentence brief on a topic."""
+    return f"Write one sentence about the {topic} of Freedonia, using the lookup tool."
 
 
 if __name__ == "__main__":

@@ -35,3 +35,16 @@ def test_mcp_http_refuses_a_public_address() -> None:
     out = CliRunner().invoke(cli, ["mcp", "--transport", "http", "--host", "0.0.0.0"])
     assert out.exit_code == InvalidParameterError.exit_code
     assert "loopback only" in out.stderr
+
+
+def test_provide_needs_something_named_and_someone_allowed(tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path)]
+    nothing = CliRunner().invoke(cli, [*home, "provide"])
+    assert nothing.exit_code == 2 and "--model, --tool or --mcp" in nothing.stderr
+    nobody = CliRunner().invoke(cli, [*home, "provide", "--tool", "os:getcwd"])
+    assert nobody.exit_code == 2 and "--allow KEY" in nobody.stderr
+
+
+def test_serve_tool_servers_need_a_label(tmp_path: Path) -> None:
+    out = CliRunner().invoke(cli, ["--home", str(tmp_path), "serve", "--mcp", "python x.py"])
+    assert out.exit_code == 2 and "LABEL=COMMAND" in out.stderr

@@ -82,3 +82,19 @@ def test_cli_agent_with_a_python_tool(qwen: Terminus) -> None:
     assert out.exit_code == 0, out.output
     assert "132" in out.stdout
     assert "→ multiply" in out.stderr
+
+
+def test_fact_from_an_mcp_resource_constrained(qwen: Terminus) -> None:
+    with McpServer([sys.executable, FACTS_SERVER], only=["read_resource"]) as facts:
+        result = qwen.agent(
+            "What is the capital of Ostland?",
+            model=QWEN,
+            tools=[facts],
+            constrained=True,
+            **GREEDY,
+        ).result()
+    assert [(c.name, c.arguments) for c in result.tool_calls][0] == (
+        "read_resource",
+        {"uri": "facts://atlas"},
+    )
+    assert "Kerr" in result.text and not result.text.lstrip().startswith("{")

@@ -16,7 +16,7 @@ import pytest
 from scripted import ScriptedModel
 
 from terminus.agents import Agent, AgentRun, McpServer, ToolFailure
-from terminus.errors import ToolServerError
+from terminus.errors import InvalidParameterError, ToolServerError
 
 SERVER = str(Path(__file__).with_name("facts_server.py"))
 
@@ -74,6 +74,38 @@ def test_a_server_that_cannot_start_is_a_typed_error(tmp_path: Path) -> None:
 def test_only_keeps_the_named_tools() -> None:
     with McpServer([sys.executable, SERVER], only=["lookup"], prefix="facts") as server:
         assert [t.name for t in server.tools()] == ["facts.lookup"]
+
+
+def test_resources_become_a_read_resource_tool(facts: McpServer) -> None:
+    assert [str(r.uri) for r in facts.resources()] == ["facts://atlas"]
+    reader = {t.name: t for t in facts.tools()}["read_resource"]
+    assert reader.parameters["properties"]["uri"]["enum"] == ["facts://atlas"]
+    assert "facts://atlas: the capitals of the region" in reader.description
+    model = ScriptedModel([("read_resource", {"uri": "facts://atlas"})], "Kerr.")
+    result = AgentRun(lambda c: Agent(model, "m", [facts]).events("Capital of Ostland?", c))
+    [read] = result.result().tool_results
+    assert read.error is None and "Ostland: Kerr" in read.content
+    with pytest.raises(ToolFailure) as missing:
+        facts.read_resource("facts://nowhere")
+    assert missing.value.kind == "server_error" and "nowhere" in missing.value.message
+
+
+def test_resources_can_be_left_out() -> None:
+    with McpServer([sys.executable, SERVER], resources=False) as server:
+        assert "read_resource" not in {t.name for t in server.tools()}
+        assert server.read_resource("facts://atlas").startswith("Freedonia")  # still readable
+
+
+def test_prompts_become_messages(facts: McpServer) -> None:
+    [brief] = facts.prompts()
+    assert brief.name == "brief" and [a.name for a in brief.arguments] == ["topic"]
+    [message] = facts.prompt("brief", {"topic": "rivers"})
+    assert message.role == "user"
+    assert message.content == (
+        "Write one sentence about the rivers of Freedonia, using the lookup tool."
+    )
+    with pytest.raises(InvalidParameterError, match="no prompt 'nosuch'.*brief"):
+        facts.prompt("nosuch")
 
 
 def _free_port() -> int:

@@ -120,10 +120,48 @@ def test_streamable_http_server_from_the_command_line(terminus: Terminus) -> Non
             except OSError:
                 time.sleep(0.2)
         with McpServer(f"http://127.0.0.1:{port}/mcp") as server:
-            assert {t.name for t in server.tools()} == TOOLS
+            # the workspaces resource makes one more tool
+            assert {t.name for t in server.tools()} == TOOLS | {"read_resource"}
             text = server.call("embed", {"texts": ["hello"]})
             assert text.startswith('{"model": "all-minilm-l6-v2", "vectors": [[')
             assert "[cut: " in text  # 384 floats are more than a small model should read
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_workspaces_are_resources_and_prompts_use_them(terminus: Terminus) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    from terminus.rag.workspace import Workspace
+
+    workspace = Workspace(terminus, "library")
+    workspace.ingest_text("The Sylvan river is 412 km long.", source="rivers.txt")
+    workspace.close()
+    async with Client(build_server(terminus)) as client:
+        listed = [str(r.uri) for r in (await client.list_resources()).resources]
+        assert listed == ["terminus://workspaces"]
+        templates = (await client.list_resource_templates()).resource_templates
+        assert {t.uri_template for t in templates} == {
+            "terminus://workspaces/{workspace}/documents",
+            "terminus://workspaces/{workspace}/documents/{document}",
+        }
+        rows = json.loads((await client.read_resource("terminus://workspaces")).contents[0].text)
+        library = next(r for r in rows if r["name"] == "library")
+        assert library["documents"] == 1
+        documents = json.loads((await client.read_resource(library["uri"])).contents[0].text)
+        assert [d["source"] for d in documents] == ["rivers.txt"]
+        text = (await client.read_resource(documents[0]["uri"])).contents[0].text
+        assert text == "The Sylvan river is 412 km long."
+        with pytest.raises(MCPError, match="no document 'nosuch'"):
+            await client.read_resource("terminus://workspaces/library/documents/nosuch")
+
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        assert prompts == {"ask_workspace", "summarize_document"}
+        summary = await client.get_prompt(
+            "summarize_document", {"workspace": "library", "document": "rivers.txt"}
+        )
+        assert "(rivers.txt)" in summary.messages[0].content.text
+        assert "412 km" in summary.messages[0].content.text
+        ask = await client.get_prompt("ask_workspace", {"workspace": "library", "question": "x?"})
+        assert "rag_search" in ask.messages[0].content.text

@@ -72,6 +72,8 @@ def test_compare_says_when_two_runs_agree_on_every_item(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "always-b [b1] and B = always-b [b2] are identical on 8 items" in result.stdout
     assert "+0.000 to +0.000" not in result.stdout
+    # The exact bound from 0 discordant of 4 per benchmark: 1 − 0.025^(1/4) = 0.602.
+    assert "no discordant items among 4 (B − A within ±0.602)" in result.stdout
 
 
 def test_eval_run_json_is_the_summary(tmp_path: Path) -> None:

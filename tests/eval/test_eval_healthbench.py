@@ -71,7 +71,9 @@ def examples_file(tmp_path: Path) -> Path:
 def _client(tmp_path: Path, judge_replies: list[str]) -> Terminus:
     client = Terminus(memory_budget="1G", allow_download=False)
     client.catalog.register(fake_card(tmp_path / "w", "fake-doctor"))
-    client.catalog.register(fake_card(tmp_path / "w", "fake-judge", replies=judge_replies))
+    client.catalog.register(
+        fake_card(tmp_path / "w", "fake-judge", replies=judge_replies, context_length=4096)
+    )
     return client
 
 
@@ -162,7 +164,7 @@ def test_cli_healthbench(tmp_path: Path, examples_file: Path) -> None:
     with Terminus(allow_download=False) as client:  # cards saved in this test's home
         client.catalog.save_user_card(fake_card(tmp_path / "w", "fake-doctor"))
         client.catalog.save_user_card(
-            fake_card(tmp_path / "w", "fake-judge", replies=JUDGE_REPLIES)
+            fake_card(tmp_path / "w", "fake-judge", replies=JUDGE_REPLIES, context_length=4096)
         )
     out = CliRunner().invoke(
         cli,
@@ -183,7 +185,7 @@ def test_cli_healthbench_json(tmp_path: Path, examples_file: Path) -> None:
     with Terminus(allow_download=False) as client:
         client.catalog.save_user_card(fake_card(tmp_path / "w", "fake-doctor"))
         client.catalog.save_user_card(
-            fake_card(tmp_path / "w", "fake-judge", replies=JUDGE_REPLIES)
+            fake_card(tmp_path / "w", "fake-judge", replies=JUDGE_REPLIES, context_length=4096)
         )
     out = CliRunner().invoke(
         cli,
@@ -194,3 +196,113 @@ def test_cli_healthbench_json(tmp_path: Path, examples_file: Path) -> None:
     printed = json.loads(out.stdout)
     assert printed["run_dir"] == str(tmp_path / "hb")
     assert printed["overall"]["score"] == pytest.approx(0.125 / 3)
+
+
+def test_unreadable_grades_are_counted_and_retries_change_the_request(
+    tmp_path: Path, examples_file: Path
+) -> None:
+    from terminus.engines.fake import FakeEngine
+    from terminus.eval.healthbench import GRADER_TEMPLATE, RETRY_REMINDER, RETRY_TEMPERATURE
+
+    # ex1's first item: three unreadable replies (greedy, reminder, sampled) → left out.
+    replies = [
+        "no idea",
+        "still no idea",
+        "nope",
+        MET,
+        NOT_MET,
+        MET,
+        MET,
+        MET,
+        MET,
+        NOT_MET,
+        NOT_MET,
+    ]
+    with _client(tmp_path, replies) as client:
+        calls = len(FakeEngine.calls)
+        report = run_healthbench(
+            ClientBackend(client, "fake-doctor", parallel=1),
+            ClientBackend(client, "fake-judge", parallel=1),
+            load_examples(examples_file),
+            tmp_path / "run",
+        )
+        judged = [c for c in FakeEngine.calls[calls:] if c.model == "fake-judge"]
+    assert report["unparsed_grades"] == 1 and report["grades"] == 8
+    first, second, third = (c.messages[-1].content for c in judged[:3])
+    assert "States that oral iron supplements" in GRADER_TEMPLATE and "# Example 2" in first
+    assert not first.endswith(RETRY_REMINDER) and second.endswith(RETRY_REMINDER)
+    assert judged[0].params.temperature == 0 and judged[2].params.temperature == RETRY_TEMPERATURE
+    # ex1 is scored on its two readable items: onset (3) met, "waiting" (−2) not → 3 / 3.
+    stored = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    ex1 = next(r for r in stored if r["id"] == "ex1")
+    assert ex1["met"] == [None, True, False] and ex1["unparsed_grades"] == 1
+    assert ex1["score"] == pytest.approx(1.0)  # the unreadable 5-point item is left out
+    progress = (tmp_path / "run" / "progress.jsonl").read_text()
+    assert '"still no idea"' not in progress and '"nope"' in progress  # the last reply is kept
+    assert "1 of 8 judge replies unreadable" in healthbench_markdown(report)
+
+
+class _Flaky(ClientBackend):
+    """A judge that fails after a number of replies, like a crash mid-run."""
+
+    def __init__(self, *args: Any, fail_after: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.left = fail_after
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        if self.left <= 0:
+            raise RuntimeError("the judge went away")
+        self.left -= 1
+        return super().generate(*args, **kwargs)
+
+
+def test_answers_and_grades_are_kept_as_they_arrive(tmp_path: Path, examples_file: Path) -> None:
+    from terminus.engines.fake import FakeEngine
+
+    with _client(tmp_path, [MET]) as client:
+        doctor = ClientBackend(client, "fake-doctor", parallel=1)
+        flaky = _Flaky(client, "fake-judge", parallel=1, fail_after=4)
+        with pytest.raises(RuntimeError):
+            run_healthbench(doctor, flaky, load_examples(examples_file), tmp_path / "run")
+        calls = len(FakeEngine.calls)
+        report = run_healthbench(
+            doctor, ClientBackend(client, "fake-judge", parallel=1),
+            load_examples(examples_file), tmp_path / "run",
+        )  # fmt: skip
+        fresh = FakeEngine.calls[calls:]
+    # 3 answers + 8 grades in all; 2 answers and 4 grades were stored before the failure.
+    assert sum(c.model == "fake-doctor" for c in fresh) == 1
+    assert sum(c.model == "fake-judge" for c in fresh) == 8 - 4
+    assert report["n"] == 3 and report["unparsed_grades"] == 0
+
+
+def test_cli_two_judges_grade_the_same_answers_side_by_side(
+    tmp_path: Path, examples_file: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from terminus.cli.main import cli
+    from terminus.engines.fake import FakeEngine
+
+    with Terminus(allow_download=False) as client:
+        client.catalog.save_user_card(fake_card(tmp_path / "w", "fake-doctor"))
+        client.catalog.save_user_card(
+            fake_card(tmp_path / "w", "fake-judge", replies=JUDGE_REPLIES, context_length=4096)
+        )
+        client.catalog.save_user_card(
+            fake_card(tmp_path / "w", "lenient", replies=[MET], context_length=4096)
+        )
+    calls = len(FakeEngine.calls)
+    out = CliRunner().invoke(
+        cli,
+        ["eval", "healthbench", "-m", "fake-doctor", "--judge", "fake-judge", "--judge", "lenient",
+         "--file", str(examples_file), "--parallel", "1", "--out", str(tmp_path / "hb")],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    fresh = FakeEngine.calls[calls:]
+    assert sum(c.model == "fake-doctor" for c in fresh) == 3  # answered once, graded twice
+    assert "| | fake-judge | lenient |" in out.output
+    lenient = json.loads((tmp_path / "hb" / "healthbench-judge2.json").read_text())
+    # Every item met: ex1 (5 + 3 − 2) / 8, ex2 (4 + 4 − 10) / 8, ex3 (2 − 1) / 2.
+    assert lenient["overall"]["score"] == pytest.approx((0.75 - 0.25 + 0.5) / 3)
+    assert "0.042" in out.output  # fake-judge's score, as in the single-judge run

@@ -55,3 +55,28 @@ def test_bootstrap_std_is_seeded_and_near_the_standard_error() -> None:
     assert first == again
     assert 0.018 < first < 0.032
     assert bootstrap_std([], lambda v: 0.0) == 0.0
+
+
+def test_clopper_pearson_matches_published_values() -> None:
+    from terminus.eval.stats import clopper_pearson
+
+    # 0 of 10: upper = 1 − 0.025^(1/10); 5 of 10: 0.187086–0.812914 (standard tables).
+    assert clopper_pearson(0, 10).high == pytest.approx(1 - 0.025 ** (1 / 10), abs=1e-9)
+    five = clopper_pearson(5, 10)
+    assert five.low == pytest.approx(0.187086, abs=1e-6)
+    assert five.high == pytest.approx(0.812914, abs=1e-6)
+    assert clopper_pearson(10, 10).low == pytest.approx(0.025 ** (1 / 10), abs=1e-9)
+
+
+def test_paired_exact_interval_and_mcnemar() -> None:
+    from terminus.eval.stats import paired_exact
+
+    none = paired_exact(0, 0, 200)
+    assert none.difference == 0 and none.p_value == 1.0
+    assert none.high == pytest.approx(1 - 0.025 ** (1 / 200)) and none.low == -none.high
+    some = paired_exact(5, 1, 100)
+    assert some.difference == pytest.approx(0.04)
+    assert some.p_value == pytest.approx(2 * 7 / 64)  # 2·P(X ≤ 1), X ~ Bin(6, ½)
+    assert some.low < 0 < some.difference < some.high
+    # The interval lies within what the discordant share allows: |B − A| ≤ 6/100.
+    assert some.low >= -0.06 and some.high <= 0.06

@@ -63,6 +63,26 @@ def test_catalog_name_pulls_and_pins(hub: FakeHub, isolated_home: Path, smollm2_
     assert "cached" in listed.output
 
 
+def test_medpsy_by_name_picks_the_imatrix_q4_k_m(
+    hub: FakeHub, isolated_home: Path, smollm2_gguf: Path
+) -> None:
+    repo = "qvac/MedPsy-1.7B-GGUF"
+    hub.add_file(repo, "medpsy-1.7b-q4_k_m-imat.gguf", smollm2_gguf)
+    hub.add_file(repo, "medpsy-1.7b-q8_0.gguf", b"y" * 1000, lfs=True)
+    hub.add_file(repo, "medpsy-1.7b-bf16.gguf", b"z" * 1000, lfs=True)
+    assert {e.name for e in search_entries("medpsy")} == {
+        "medpsy:1.7b",
+        "medpsy:4b",
+        "medpsy:4b-bf16",
+    }
+    result = CliRunner().invoke(cli, ["models", "pull", "medpsy:1.7b"])
+    assert result.exit_code == 0, result.output
+    card = tomllib.loads((isolated_home / "cards" / "medpsy-1.7b.toml").read_text())
+    assert [f["sha256"] for f in card["files"]] == [
+        hub.repos[repo].files["medpsy-1.7b-q4_k_m-imat.gguf"].sha256
+    ]
+
+
 def test_image_model_from_the_hub(hub: FakeHub, isolated_home: Path) -> None:
     repo = "IDKiro/sdxs-512-dreamshaper"
     for i, path in enumerate(

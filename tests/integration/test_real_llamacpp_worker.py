@@ -242,3 +242,29 @@ def test_the_prompt_cache_is_bounded_counted_and_keeps_memory_flat(
         client.completion(f"Note {i}: {words}.", max_tokens=1, **GREEDY, model=MODEL).result()
     grown = worker.memory_info().rss - start
     assert grown < (bound + 24) << 20, f"worker RSS grew {grown / 2**20:.0f} MiB"
+
+
+def test_worker_threads_wait_passively(
+    own_client: Callable[..., Terminus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp's OpenMP threads must not spin on a busy machine: the worker process
+    runs with OMP_WAIT_POLICY=PASSIVE."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    pid = worker_pid(own_client())
+    assert psutil.Process(pid).environ().get("OMP_WAIT_POLICY") == "PASSIVE"
+
+
+def test_a_prestarted_worker_is_taken_by_the_next_load(
+    own_client: Callable[..., Terminus],
+) -> None:
+    """`terminus run` starts the worker before it knows the model; the load then uses it."""
+    from terminus.engines import llamacpp_proxy
+
+    llamacpp_proxy.prestart_worker()
+    spare = llamacpp_proxy._spare
+    assert spare is not None and spare.alive()
+    client = own_client()
+    assert worker_pid(client) == spare.process.pid
+    assert llamacpp_proxy._spare is None
+    assert client.completion(STORY, max_tokens=4, **GREEDY, model=MODEL).text

@@ -121,3 +121,37 @@ def big_model_card(
         f'[[files]]\nname = "weights.bin"\nsha256 = "{sha256}"\nsize = {size}\n'
         f'[[sources]]\ntype = "local"\npaths = {{ "weights.bin" = "{source}" }}\n'
     )
+
+
+def send_raw(identity: object, ref: str, header: dict[str, object]) -> list[dict[str, object]]:
+    """One hand-made request header on a fresh connection; every frame of the answer but pings."""
+    from terminus.p2p.node import (
+        EventLoopThread,
+        bind_endpoint,
+        dial,
+        parse_node_ref,
+        read_frame,
+        write_frame,
+    )
+
+    loop = EventLoopThread()
+
+    async def go() -> list[dict[str, object]]:
+        endpoint = await bind_endpoint(identity, "127.0.0.1:0")
+        connection = await dial(endpoint, parse_node_ref(ref))
+        stream = await connection.open_bi()
+        await write_frame(stream.send(), header)
+        frames: list[dict[str, object]] = []
+        while (frame := await read_frame(stream.recv())) is not None:
+            if not frame.get("ping"):
+                frames.append(frame)
+            if frame.get("end") or "error" in frame:
+                break
+        connection.close(0, b"")
+        await endpoint.close()
+        return frames
+
+    try:
+        return loop.run(go(), timeout=30)
+    finally:
+        loop.stop()

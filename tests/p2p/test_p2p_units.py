@@ -170,13 +170,20 @@ def test_multi_file_model_round_trip_in_process(tmp_path: Path) -> None:
     try:
         ref = seeder.share(card)
         home = tmp_path / "leech"
-        got, files, _ = pull_from_peers(Catalog(home / "cards"), ModelCache(home), ref.format())
+        got, files, source = pull_from_peers(
+            Catalog(home / "cards"), ModelCache(home), ref.format()
+        )
     finally:
         seeder.close()
     assert got.id == "two-files"
     for name, data in payloads.items():
         assert files.paths[name].read_bytes() == data
     assert not any((home / "p2p" / "staging").iterdir())
+    # each file was hashed as its pieces arrived, so the cache did not read it again
+    assert source.last_report is not None
+    assert {sha: d.sha256 for sha, d in source.last_report.digests.items()} == {
+        f.sha256: f.sha256 for f in card.files
+    }
 
 
 def test_node_and_peers_commands(tmp_path: Path) -> None:

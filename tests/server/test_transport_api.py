@@ -59,6 +59,8 @@ async def test_errors_keep_their_type(api: httpx.AsyncClient) -> None:
 
     unknown_op = await api.post("/terminus/v1/transport/dance", content=b"{}", headers=JSON)
     assert unknown_op.status_code == 400 and error(unknown_op)["code"] == "invalid_parameter"
+    tools = await api.post("/terminus/v1/transport/list_tools", content=b"{}", headers=JSON)
+    assert tools.status_code == 400  # peer tools are a peer-channel operation only
     malformed = await api.post("/terminus/v1/transport/chat", content=b'{"model": 3}', headers=JSON)
     assert malformed.status_code == 400 and error(malformed)["code"] == "invalid_parameter"
     body = request_body(OPS["chat"], _request(model="no-such-model"))

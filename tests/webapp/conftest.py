@@ -6,20 +6,13 @@ system temp dir); the folder is printed at the end of the run.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from webkit import KEY, SHOTS, LiveServer, shot
+from webkit import KEY, SHOTS, LiveServer, serve_live, shot
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,48 +26,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("webapp-home")
-    log = home.parent / f"{home.name}.log"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINUS_")}
-    env.update(TERMINUS_HOME=str(home), TERMINUS_OFFLINE="1", TERMINUS_MEMORY_BUDGET="3G")
-    env["TERMINUS_EVAL_DATA_DIR"] = str(Path(__file__).parents[1] / "data" / "medbench")
-    command = [
-        sys.executable, "-m", "terminus.cli.main", "serve", "--port", str(port),
-        "--context-length", "2048", "--parallel", "1", "--threads", "1", "--api-key", KEY,
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"terminus serve exited:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"terminus serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield LiveServer(url, home, log)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve_live(tmp_path_factory.mktemp("webapp-home")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@
 from terminus.agents.events import AgentDone, AgentResult, ToolResultEvent, collect_agent_result
 from terminus.agents.loop import Agent
 from terminus.agents.mcp_client import McpServer
+from terminus.agents.peer_host import OfferedTools
+from terminus.agents.peer_tools import PeerTools, peer_tools
 from terminus.agents.run import AgentRun, AsyncAgentRun
 from terminus.agents.tools import AgentTool, ToolFailure, function_tool, tool
 
@@ -22,9 +24,12 @@ __all__ = [
     "AgentTool",
     "AsyncAgentRun",
     "McpServer",
+    "OfferedTools",
+    "PeerTools",
     "ToolFailure",
     "ToolResultEvent",
     "collect_agent_result",
     "function_tool",
+    "peer_tools",
     "tool",
 ]

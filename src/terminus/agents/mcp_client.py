@@ -18,9 +18,16 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from terminus.agents.mcp_resources import (
+    READ_RESOURCE,
+    prompt_messages,
+    resource_text,
+    resource_tool_description,
+    resource_tool_schema,
+)
 from terminus.agents.tools import DEFAULT_TIMEOUT_S, AgentTool, ToolFailure, result_text
 from terminus.errors import InvalidParameterError, ToolServerError
-from terminus.types import CancelToken
+from terminus.types import CancelToken, Message
 
 START_TIMEOUT_S = 60.0
 
@@ -44,6 +51,11 @@ class McpServer:
     streamable-HTTP one. ``only`` keeps the named tools, ``dangerous`` marks tools
     that need approval (``True`` for all; by default those the server itself
     annotates as destructive), ``prefix`` renames tools ``prefix.name``.
+
+    A server's resources become one more tool, ``read_resource(uri)`` (its URIs listed in
+    the description and allowed by the schema), unless ``resources=False``;
+    :meth:`read_resource` reads one directly. Its prompts are listed by :meth:`prompts`
+    and fetched as messages by :meth:`prompt`, ready for ``Terminus.agent``.
     """
 
     def __init__(
@@ -56,6 +68,7 @@ class McpServer:
         dangerous: bool | Sequence[str] | None = None,
         prefix: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        resources: bool = True,
     ) -> None:
         if isinstance(target, str):
             target = target.strip()
@@ -74,6 +87,9 @@ class McpServer:
         self.dangerous = dangerous
         self.prefix = prefix
         self.timeout_s = timeout_s
+        self.offer_resources = resources
+        self._resources: list[Any] = []
+        self._prompts: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: Any = None
@@ -147,6 +163,11 @@ class McpServer:
             async with mcp.Client(self._transport(mcp)) as client:
                 self._client = client
                 self._listing = await _list_all_tools(client)
+                capabilities = client.server_capabilities
+                if capabilities.resources is not None:
+                    self._resources = await _list_all(client.list_resources, "resources")
+                if capabilities.prompts is not None:
+                    self._prompts = await _list_all(client.list_prompts, "prompts")
                 self._ready.set()
                 await self._closing.wait()
         except BaseException as exc:  # reported to callers; the thread must not die silently
@@ -205,7 +226,60 @@ class McpServer:
                     source=f"mcp:{self.label}",
                 )
             )
+        wanted = self.only is None or READ_RESOURCE in self.only
+        if self.offer_resources and self._resources and wanted:
+            out.append(self._resource_tool())
         return out
+
+    # -- resources and prompts ------------------------------------------------------
+
+    def resources(self) -> list[Any]:
+        """The server's resources (``mcp.types.Resource``: ``uri``, ``name``, ``description``…)."""
+        self.start()
+        return list(self._resources)
+
+    def read_resource(self, uri: str, *, timeout: float | None = None) -> str:
+        """A resource's text (binary parts are named, not included); failures raise ``ToolFailure``."""
+        client = self._client
+        if client is None:
+            raise ToolFailure("server_error", f"MCP server {self.label} is not running")
+        result = self._wait(client.read_resource(uri), timeout, None)
+        return result_text(resource_text(result))
+
+    def prompts(self) -> list[Any]:
+        """The server's prompts (``mcp.types.Prompt``: ``name``, ``description``, ``arguments``)."""
+        self.start()
+        return list(self._prompts)
+
+    def prompt(self, name: str, arguments: dict[str, str] | None = None) -> list[Message]:
+        """The prompt's messages, as Terminus messages (``t.agent(server.prompt(...), ...)``)."""
+        self.start()
+        if name not in {p.name for p in self._prompts}:
+            known = ", ".join(p.name for p in self._prompts) or "none"
+            raise InvalidParameterError(f"MCP server {self.label} has no prompt {name!r} ({known})")
+        client = self._client
+        if client is None:
+            raise ToolServerError(f"MCP server {self.label} is not running")
+        try:
+            result = self._wait(client.get_prompt(name, arguments or {}), None, None)
+        except ToolFailure as exc:
+            raise ToolServerError(
+                f"MCP server {self.label}: prompt {name!r}: {exc.message}"
+            ) from None
+        return prompt_messages(result)
+
+    def _resource_tool(self) -> AgentTool:
+        name = f"{self.prefix}.{READ_RESOURCE}" if self.prefix else READ_RESOURCE
+        return AgentTool(
+            name=name,
+            description=resource_tool_description(self._resources),
+            parameters=resource_tool_schema(self._resources),
+            invoke=lambda arguments, timeout, cancel: self.read_resource(
+                str(arguments.get("uri", "")), timeout=timeout
+            ),
+            timeout_s=self.timeout_s,
+            source=f"mcp:{self.label}",
+        )
 
     def _is_dangerous(self, spec: Any) -> bool:
         if isinstance(self.dangerous, bool):
@@ -230,13 +304,19 @@ class McpServer:
         cancel: CancelToken | None = None,
     ) -> str:
         """Call one tool and return its text; failures raise :class:`ToolFailure`."""
-        client, loop = self._client, self._loop
-        if client is None or loop is None or self._stopped.is_set():
+        client = self._client
+        if client is None:
+            raise ToolFailure("server_error", f"MCP server {self.label} is not running")
+        return _result_text(self._wait(client.call_tool(name, arguments), timeout, cancel))
+
+    def _wait(self, coro: Any, timeout: float | None, cancel: CancelToken | None) -> Any:
+        """Run ``coro`` on the server's loop; wait at most ``timeout`` (ToolFailure otherwise)."""
+        loop = self._loop
+        if loop is None or self._stopped.is_set():
+            coro.close()
             raise ToolFailure("server_error", f"MCP server {self.label} is not running")
         limit = self.timeout_s if timeout is None else timeout
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(
-            client.call_tool(name, arguments), loop
-        )
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, loop)
         waited = 0.0
         while True:
             try:
@@ -257,7 +337,18 @@ class McpServer:
                     raise ToolFailure("timeout", f"no result within {limit:g} s") from None
             except Exception as exc:
                 raise ToolFailure("server_error", _describe(exc)) from None
-        return _result_text(result)
+        return result
+
+
+async def _list_all(list_page: Any, field: str) -> list[Any]:
+    items: list[Any] = []
+    cursor = None
+    while True:
+        page = await list_page(cursor=cursor)
+        items.extend(getattr(page, field))
+        cursor = page.next_cursor
+        if not cursor:
+            return items
 
 
 async def _list_all_tools(client: Any) -> list[Any]:

@@ -14,7 +14,7 @@ from terminus.errors import InvalidParameterError
 from terminus.types import ContentDelta, ToolCall, ToolCallEvent
 
 
-def _import_tool(spec: str) -> Any:
+def import_tool(spec: str) -> Any:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise InvalidParameterError(f"--tool takes module:function, not {spec!r}")
@@ -57,6 +57,13 @@ def _approver(yes: bool) -> Any:
     metavar="MODULE:FUNCTION",
     help="A Python function to offer as a tool (repeatable).",
 )
+@click.option(
+    "--peer-tools",
+    "peers",
+    multiple=True,
+    metavar="PEER",
+    help="Use the tools a peer offers (terminus:node/… or a known node id; repeatable).",
+)
 @click.option("--max-steps", type=int, default=6, show_default=True, help="Model calls at most.")
 @click.option(
     "--constrained", is_flag=True, help="Constrain every step to a JSON call (small models)."
@@ -80,6 +87,7 @@ def agent(
     model: str | None,
     servers: tuple[str, ...],
     functions: tuple[str, ...],
+    peers: tuple[str, ...],
     max_steps: int,
     constrained: bool,
     deferred: bool | None,
@@ -97,16 +105,21 @@ def agent(
       terminus agent "What is 17*23?" --tool mytools:multiply
       terminus agent "What does notes.txt say?" \\
           --mcp "npx -y @modelcontextprotocol/server-filesystem ."
+      terminus agent "…" --peer-tools terminus:node/…?addr=192.168.1.7:4433
     """
-    from terminus.agents import AgentDone, McpServer, ToolResultEvent
+    from terminus.agents import AgentDone, McpServer, PeerTools, ToolResultEvent
 
-    tools: list[Any] = [_import_tool(spec) for spec in functions]
-    started: list[McpServer] = []
+    tools: list[Any] = [import_tool(spec) for spec in functions]
+    started: list[McpServer | PeerTools] = []
     try:
         for target in servers:
             server = McpServer(target, timeout_s=tool_timeout)
             started.append(server.start())
             tools.append(server)
+        for peer in peers:
+            offered = PeerTools(peer, home=state.client().home, timeout_s=tool_timeout)
+            started.append(offered)
+            tools.append(offered.start())
         options: dict[str, Any] = {
             "temperature": temperature,
             "seed": seed,
@@ -144,5 +157,5 @@ def agent(
             click.echo(f"error: {done.error or done.stop_reason}", err=True)
             sys.exit(130 if done.stop_reason == "cancelled" else 1)
     finally:
-        for server in started:
-            server.close()
+        for connection in started:
+            connection.close()

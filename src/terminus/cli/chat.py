@@ -13,7 +13,7 @@ import click
 from terminus.cli.chat_session import ChatSession, refuse_base_model, say, say_error
 from terminus.cli.context import CliState, pass_state
 from terminus.cli.generate import _params as request_params
-from terminus.cli.generate import generation_options
+from terminus.cli.generate import generation_options, load_extras
 from terminus.cli.render import render_events
 from terminus.errors import TerminusError
 from terminus.types import Message
@@ -46,7 +46,8 @@ def chat(state: CliState, **kwargs: Any) -> None:
     session.stats = kwargs["stats"]
     session.context_length = kwargs["context_length"]
     session.check()  # reject bad flags before loading
-    session.model = client.load_model(card.id, context_length=session.context_length).id
+    extras = load_extras(kwargs)
+    session.model = client.load_model(card.id, context_length=session.context_length, **extras).id
     interactive = sys.stdin.isatty()
     history_file = _start_history(Path(client.home)) if interactive else None
     say(f"chatting with {session.model}; /help for commands, /bye to leave")

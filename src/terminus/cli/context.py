@@ -53,6 +53,14 @@ class CliState:
             progress=terminal_progress(),
         )
 
+    def runs_here(self) -> bool:
+        """True when requests run in this process (no resident server answers them)."""
+        from terminus.paths import terminus_home
+        from terminus.transports.resident import resident_path, server_disabled
+
+        home = terminus_home(self.home)
+        return self.no_server or server_disabled() or not resident_path(home).exists()
+
     def server_transport(self) -> Any:
         """An HTTP transport to this home's live resident server, or ``None``."""
         from terminus.paths import terminus_home

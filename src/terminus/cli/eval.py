@@ -81,6 +81,14 @@ def list_benchmarks(as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses the subset.")
 @click.option("--data-dir", type=_DIR, help="Folder holding the benchmark files.")
 @click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="BENCH=PATH",
+    help="Read BENCH from PATH whatever its name (a held-out or renamed copy); repeatable. "
+    "Nothing is fetched for it.",
+)
+@click.option(
     "--out",
     "run_dir",
     type=_DIR,
@@ -91,7 +99,15 @@ def list_benchmarks(as_json: bool) -> None:
     type=click.IntRange(min=1),
     default=4,
     show_default=True,
-    help="Items in flight at once.",
+    help="Items in flight at once (with --peer: per provider).",
+)
+@click.option(
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="REF",
+    help="Score on provider peers instead (repeatable): items are shared out across the "
+    "pool, each to the least busy provider.",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for a local model.")
 @click.option(
@@ -108,6 +124,35 @@ def list_benchmarks(as_json: bool) -> None:
     show_default=True,
     help="Alternatives read per item (loglikelihood); endpoints that cap it (vLLM: 20) "
     "need a lower value.",
+)
+@click.option(
+    "--fewshot",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Examples held out of each file (seeded) and answered before every item.",
+)
+@click.option(
+    "--prompt-template",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file with the prompt wording: {context} {question} {options} {keys}.",
+)
+@click.option(
+    "--circular", is_flag=True, help="CircularEval: right only under every rotation of the options."
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Answers sampled per item (generative, --temperature > 0): mean@k with a CI across seeds.",
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Sampling temperature (generative); 0 is greedy.",
 )
 @click.option(
     "--base-url", metavar="URL", help="Evaluate a model behind an OpenAI-compatible API instead."
@@ -127,14 +172,21 @@ def run(
     limit: int | None,
     seed: int,
     data_dir: Path | None,
+    files: tuple[str, ...],
     run_dir: Path | None,
     parallel: int,
     threads: int | None,
     max_tokens: int,
     top_logprobs: int,
+    fewshot: int,
+    prompt_template: Path | None,
+    circular: bool,
+    samples: int,
+    temperature: float,
     base_url: str | None,
     api_key: str | None,
     as_json: bool,
+    peers: tuple[str, ...],
 ) -> None:
     """Score MODEL on the benchmarks; writes report.json, report.md and report.png.
 
@@ -143,17 +195,31 @@ def run(
     """
     from terminus.eval.api import backend_for, evaluate
     from terminus.eval.backends import EvalBackend
+    from terminus.eval.datasets import parse_file_overrides
     from terminus.eval.report import markdown
     from terminus.eval.runner import RunConfig
 
     client = state.client()
+    overrides = parse_file_overrides(files)
+    if peers:
+        if base_url:
+            raise click.UsageError("--peer and --base-url name two different places to run")
+        from terminus.cli.node import use_peer
+
+        use_peer(state, peers, False)
+        parallel *= len(peers)  # each provider keeps --parallel items in flight
     config = RunConfig(
-        benchmarks=_benchmark_names(benchmarks, data_dir),
+        benchmarks=_benchmark_names(benchmarks, data_dir, overrides),
         mode=mode,  # type: ignore[arg-type]
         limit=limit,
         seed=seed,
         max_tokens=max_tokens,
         top_logprobs=top_logprobs,
+        fewshot=fewshot,
+        template=prompt_template.read_text(encoding="utf-8") if prompt_template else None,
+        circular=circular,
+        samples=samples,
+        temperature=temperature,
     )
 
     def backend() -> EvalBackend:
@@ -166,6 +232,7 @@ def run(
         model,
         config,
         data_dir=data_dir,
+        files=overrides,
         run_dir=run_dir,
         backend=backend,
         progress=sys.stderr.isatty(),
@@ -173,23 +240,29 @@ def run(
     if as_json:
         click.echo(json.dumps({**summary, "run_dir": str(folder)}, indent=2))
         return
+    for name, data in summary["data"].items():
+        click.echo(f"{name}: read {data['source']} (sha256 {data['sha256']})")
     click.echo(markdown([summary]))
     click.echo(f"run: {folder}")
 
 
-def _benchmark_names(value: str, data_dir: Path | None) -> tuple[str, ...]:
+def _benchmark_names(
+    value: str, data_dir: Path | None, files: dict[str, Path] | None = None
+) -> tuple[str, ...]:
     from terminus.errors import InvalidParameterError
     from terminus.eval.datasets import BENCHMARKS, benchmark
 
     if value == "all":
         return tuple(BENCHMARKS)
+    if value == "local" and files and data_dir is None:
+        return tuple(name for name in BENCHMARKS if name in files)
     if value == "local":
         if data_dir is None:
             raise InvalidParameterError("-b local needs --data-dir", hint="or name the benchmarks")
         found = tuple(
             name
             for name, spec in BENCHMARKS.items()
-            if any((data_dir / f).is_file() for f in spec.files)
+            if any((data_dir / f).is_file() for f in spec.files) or name in (files or {})
         )
         if not found:
             raise InvalidParameterError(
@@ -197,6 +270,106 @@ def _benchmark_names(value: str, data_dir: Path | None) -> tuple[str, ...]:
             )
         return found
     return tuple(benchmark(name.strip()).name for name in value.split(",") if name.strip())
+
+
+@eval_group.command()
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    metavar="MODEL",
+    help="A model of the grid; repeat for several (smallest first reads best).",
+)
+@click.option(
+    "-q",
+    "--quant",
+    "quants",
+    multiple=True,
+    metavar="TYPE",
+    help="Also score each model quantized to TYPE (made with terminus quantize "
+    "unless MODEL-TYPE is cached), or only MODEL with MODEL=TYPE; repeatable.",
+)
+@click.option(
+    "-b",
+    "--benchmarks",
+    default="local",
+    show_default=True,
+    metavar="LIST",
+    help="As for `eval run`.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["loglikelihood", "generative"]),
+    default="loglikelihood",
+    show_default=True,
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Items per benchmark (a seeded subset).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data-dir", type=_DIR, help="Folder holding the benchmark files.")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="BENCH=PATH",
+    help="Read BENCH from PATH whatever its name; repeatable.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=_DIR,
+    help="Ladder folder: runs/, ladder_report.{html,md,json}, ladder_size.png "
+    "[default: $TERMINUS_HOME/eval/ladders/…, shown in the web app].",
+)
+@click.option("--parallel", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for local models.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True)
+@pass_state
+def ladder(
+    state: CliState,
+    models: tuple[str, ...],
+    quants: tuple[str, ...],
+    benchmarks: str,
+    mode: str,
+    limit: int | None,
+    seed: int,
+    data_dir: Path | None,
+    files: tuple[str, ...],
+    out_dir: Path | None,
+    parallel: int,
+    threads: int | None,
+    max_tokens: int,
+) -> None:
+    """Score a grid of MODELS × quantizations × benchmarks on the same items; write one
+    HTML report (table, accuracy vs size, paired quantization deltas, baselines).
+
+    Every cell is a resumable run under OUT/runs; run the command again to resume.
+    """
+    from terminus.eval.datasets import parse_file_overrides
+    from terminus.eval.ladder import default_ladder_dir, run_ladder
+    from terminus.eval.ladder_report import write_ladder_report
+    from terminus.eval.runner import RunConfig
+    from terminus.quantize.rules import scheme
+
+    for quant in quants:
+        scheme(quant.rpartition("=")[2])  # an unknown type fails before anything runs
+    client = state.client()
+    overrides = parse_file_overrides(files)
+    config = RunConfig(
+        benchmarks=_benchmark_names(benchmarks, data_dir, overrides),
+        mode=mode,  # type: ignore[arg-type]
+        limit=limit,
+        seed=seed,
+        max_tokens=max_tokens,
+    )
+    out_dir = out_dir or default_ladder_dir(client.home, models, quants, config)
+    run_ladder(client, models, quants, config, out_dir, data_dir=data_dir, files=overrides,
+               parallel=parallel, threads=threads, say=lambda m: click.echo(m, err=True),
+               progress=sys.stderr.isatty())  # fmt: skip
+    paths = write_ladder_report(out_dir)
+    click.echo(paths["markdown"].read_text(encoding="utf-8"))
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 @eval_group.command()
@@ -243,7 +416,13 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
 @eval_group.command()
 @click.option("-m", "--model", required=True, metavar="MODEL", help="The model answering.")
 @click.option(
-    "--judge", required=True, metavar="MODEL", help="The grading model (named in the report)."
+    "--judge",
+    "judges",
+    required=True,
+    multiple=True,
+    metavar="MODEL",
+    help="The grading model (named in the report); repeat to grade the same answers with "
+    "several judges side by side (--judge-base-url applies to the first).",
 )
 @click.option(
     "--file",
@@ -271,7 +450,7 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
 def healthbench(
     state: CliState,
     model: str,
-    judge: str,
+    judges: tuple[str, ...],
     data_file: Path | None,
     variant: str,
     limit: int | None,
@@ -288,7 +467,11 @@ def healthbench(
     from terminus.eval.api import backend_for
     from terminus.eval.datasets import fetch
     from terminus.eval.healthbench import VARIANTS, load_examples
-    from terminus.eval.healthbench_run import healthbench_markdown, run_healthbench
+    from terminus.eval.healthbench_run import (
+        healthbench_markdown,
+        judges_side_by_side,
+        run_healthbench,
+    )
 
     client = state.client()
     if data_file is None:
@@ -297,23 +480,41 @@ def healthbench(
             source, client.home, client.manager.allow_download, f"healthbench-{variant}.jsonl"
         )
     answering = backend_for(client, model, base_url=base_url, api_key=api_key, parallel=parallel)
-    grading = backend_for(
-        client, judge, base_url=judge_base_url, api_key=api_key, parallel=parallel
-    )
-    folder = run_dir or client.home / "eval" / "runs" / f"healthbench-{model}-by-{judge}-s{seed}"
-    result = run_healthbench(
-        answering,
-        grading,
-        load_examples(data_file),
-        folder,
-        limit=limit,
-        seed=seed,
-        max_tokens=max_tokens,
-        data_source=str(data_file),
-        progress=sys.stderr.isatty(),
-    )
+    name = f"healthbench-{model}-by-{'-'.join(judges)}-s{seed}".replace("/", "-")
+    folder = run_dir or client.home / "eval" / "runs" / name
+    results = []
+    for index, judge in enumerate(judges):
+        grading = backend_for(
+            client,
+            judge,
+            base_url=judge_base_url if index == 0 else None,
+            api_key=api_key,
+            parallel=parallel,
+        )
+        results.append(
+            run_healthbench(
+                answering,
+                grading,
+                load_examples(data_file),
+                folder,  # one folder: every judge grades the same stored answers
+                limit=limit,
+                seed=seed,
+                max_tokens=max_tokens,
+                data_source=str(data_file),
+                progress=sys.stderr.isatty(),
+                report_file="healthbench.json"
+                if index == 0
+                else f"healthbench-judge{index + 1}.json",
+            )
+        )
+    result = results[0]
     if as_json:
-        click.echo(json.dumps({**result, "run_dir": str(folder)}, indent=2))
+        payload = result if len(results) == 1 else {"judges": results}
+        click.echo(json.dumps({**payload, "run_dir": str(folder)}, indent=2))
+        return
+    if len(results) > 1:
+        click.echo(judges_side_by_side(results))
+        click.echo(f"run: {folder}")
         return
     click.echo(healthbench_markdown(result))
     click.echo(f"run: {folder}")

@@ -11,6 +11,7 @@ import click
 
 from terminus.cli.context import CliState, pass_state
 from terminus.cli.render import render_events
+from terminus.cli.rpc import run_split, split_options
 from terminus.errors import InvalidSchemaError
 from terminus.models.card import check_can_see
 from terminus.types.common import Capability
@@ -39,6 +40,25 @@ def generation_options(command: Any) -> Any:
             "--stop", multiple=True, metavar="TEXT", help="Stop at this text (repeatable)."
         ),
         click.option("--context-length", type=int, help="Context window per request, in tokens."),
+        click.option(
+            "--speculative",
+            type=click.Choice(["off", "ngram", "draft"]),
+            help="Speculative decoding: n-gram prompt lookup, or a draft model (--draft).",
+        ),
+        click.option(
+            "--draft",
+            "draft_model",
+            metavar="MODEL",
+            help="A smaller model with the same tokenizer that drafts tokens for --model.",
+        ),
+        click.option("--draft-max", type=int, help="Tokens drafted per step [default: 8]."),
+        click.option(
+            "--kv-disk-cache",
+            "kv_disk_cache",
+            is_flag=True,
+            default=None,
+            help="Snapshot a long system prompt's KV state to disk; later runs restore it.",
+        ),
         click.option("--stats", is_flag=True, help="Print token counts and speed to stderr."),
     ]
     for option in reversed(options):
@@ -54,9 +74,18 @@ def _params(kwargs: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _load(state: CliState, model: str | None, context_length: int | None) -> str:
+def load_extras(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Load options from the speculative decoding and KV snapshot flags (only those given)."""
+    keys = ("speculative", "draft_model", "draft_max")
+    extras = {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+    if kwargs.get("kv_disk_cache"):  # absent: the card's default stands
+        extras["kv_disk_cache"] = True
+    return extras
+
+
+def _load(state: CliState, model: str | None, kwargs: dict[str, Any]) -> str:
     client = state.client()
-    info = client.load_model(model, context_length=context_length)
+    info = client.load_model(model, context_length=kwargs["context_length"], **load_extras(kwargs))
     return info.id
 
 
@@ -85,10 +114,15 @@ def _schema(value: str | None) -> dict[str, Any] | None:
     "always run this way).",
 )
 @click.option(
-    "--peer", metavar="REF", help="Run on a provider peer (terminus:node/… or a known node id)."
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="REF",
+    help="Run on a provider peer (terminus:node/… or a known node id); repeat it for a pool "
+    "(each request goes to the least busy one that shares the model).",
 )
 @click.option(
-    "--fallback-local", is_flag=True, help="With --peer: run here if the peer is unreachable."
+    "--fallback-local", is_flag=True, help="With --peer: run here if no peer can take it."
 )
 @click.option(
     "-i",
@@ -98,6 +132,7 @@ def _schema(value: str | None) -> dict[str, Any] | None:
     type=click.Path(dir_okay=False),
     help="Show the model this image with the prompt (repeatable; a vision model).",
 )
+@split_options
 @pass_state
 def run(
     state: CliState,
@@ -105,9 +140,11 @@ def run(
     schema: str | None,
     as_json: bool,
     raw: bool,
-    peer: str | None,
+    peers: tuple[str, ...],
     fallback_local: bool,
     images: tuple[str, ...],
+    split: str | None,
+    tensor_split: str | None,
     **kwargs: Any,
 ) -> None:
     """Stream an answer to PROMPT (or to standard input when PROMPT is absent or -).
@@ -121,6 +158,9 @@ def run(
       terminus run -m gemma-3-270m "Once upon a time"     (a base model: raw continuation)
       terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Hi"   (on a provider peer)
       terminus run -m MY-VLM "What is in this picture?" --image photo.jpg
+      terminus run --peer NODE_A --peer NODE_B "Hi"       (on the least busy of a pool)
+      terminus run --split WORKER_A,WORKER_B "Hi"        (layers spread over RPC workers)
+      terminus run -m qwen2.5-coder-1.5b --draft qwen "Write a quicksort"   (speculative)
     """
     if prompt is None or prompt == "-":
         if sys.stdin.isatty():
@@ -128,11 +168,30 @@ def run(
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise click.UsageError("the prompt is empty")
+    if not peers and not split and state.runs_here():
+        from terminus.engines.llamacpp_proxy import prestart_worker
+
+        prestart_worker()  # its start overlaps the client's; the load takes it
     client = state.client()
-    if peer:
+    if split:
+        if peers:
+            raise click.UsageError("--split and --peer are two different ways to run")
+        run_split(
+            state,
+            kwargs["model"] or client.default_model,
+            prompt,
+            split,
+            max_tokens=kwargs["max_tokens"] or 256,
+            raw=raw,
+            context_length=kwargs["context_length"],
+            threads=kwargs.get("threads"),
+            tensor_split=tensor_split,
+        )
+        return
+    if peers:
         from terminus.cli.node import use_peer
 
-        use_peer(state, peer, fallback_local)
+        use_peer(state, peers, fallback_local)
     params = _params(kwargs)
     card = client.models.get(kwargs["model"] or client.default_model)
     if images:
@@ -153,7 +212,7 @@ def run(
             message if images else prompt, model=model_id, **request_kwargs
         )
     stream = make_stream(card.id)  # validates every flag before the model loads
-    _load(state, card.id, kwargs["context_length"])
+    _load(state, card.id, kwargs)
     try:
         done = render_events(stream, as_json=as_json, show_stats=kwargs["stats"])
     except KeyboardInterrupt:

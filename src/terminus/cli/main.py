@@ -121,6 +121,9 @@ def _register() -> None:
 
     for command in (share, pull, node, provide, peers):
         cli.add_command(command)
+    from terminus.cli.rpc import rpc
+
+    cli.add_command(rpc)
 
     for command in (finetune, quantize, compare):
         cli.add_command(command)

@@ -22,6 +22,20 @@ def _node_options(command: Any) -> Any:
             help="Load MODEL and serve delegated requests for it (repeatable).",
         ),
         click.option(
+            "--tool",
+            "functions",
+            multiple=True,
+            metavar="MODULE:FUNCTION",
+            help="Offer a Python function as a tool to the allowed keys (repeatable).",
+        ),
+        click.option(
+            "--mcp",
+            "servers",
+            multiple=True,
+            metavar="'CMD ARGS'|URL",
+            help="Offer an MCP server's tools to the allowed keys (repeatable).",
+        ),
+        click.option(
             "--allow",
             multiple=True,
             metavar="KEY",
@@ -55,6 +69,24 @@ def _node_options(command: Any) -> Any:
             type=click.Path(dir_okay=False),
             help="Also write the node reference here.",
         ),
+        click.option(
+            "--rpc",
+            is_flag=True,
+            help="Also offer this machine's memory as a llama.cpp RPC worker to the allowed "
+            "keys (`terminus run --split`); its port stays on 127.0.0.1.",
+        ),
+        click.option(
+            "--rpc-listen",
+            default="0.0.0.0:0",
+            show_default=True,
+            metavar="HOST:PORT",
+            help="QUIC address of the RPC tunnel.",
+        ),
+        click.option(
+            "--rpc-ref-file",
+            type=click.Path(dir_okay=False),
+            help="Also write the RPC worker's reference here.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -66,9 +98,12 @@ def _serve(state: CliState, **opts: Any) -> None:
     from terminus.p2p.nonces import PersistentNonceStore
     from terminus.p2p.provider import Provider, ProviderPolicy
 
-    if opts["models"] and not (opts["allow"] or opts["allow_any"]):
+    offers = opts["models"] or opts["functions"] or opts["servers"] or opts["rpc"]
+    if offers and not (opts["allow"] or opts["allow_any"]):
         raise click.UsageError("name the consumers with --allow KEY (or --allow-any)")
     client = state.client()
+    tools, servers = _offered_tools(opts["functions"], opts["servers"], client.home)
+    worker = _start_rpc_worker(client, opts) if opts["rpc"] else None
     for model in opts["models"]:
         info = client.load_model(
             model, context_length=opts["context_length"], parallel=opts["parallel"]
@@ -90,8 +125,15 @@ def _serve(state: CliState, **opts: Any) -> None:
         advertise=opts["advertise"],
         relay=opts["relay"],
         nonces=PersistentNonceStore(client.home / "p2p" / "nonces.sqlite"),
+        tools=tools,
     )
-    ref = provider.start().format()
+    try:
+        ref = provider.start().format()
+    except BaseException:
+        _close_all(servers)
+        if worker is not None:
+            worker.close()
+        raise
     if opts["ref_file"]:
         with open(opts["ref_file"], "w", encoding="utf-8") as fh:
             fh.write(ref + "\n")
@@ -99,6 +141,8 @@ def _serve(state: CliState, **opts: Any) -> None:
     sys.stdout.flush()
     shared = ", ".join(sorted(provider.models)) or "no models"
     click.echo(f"node {provider.identity.node_id} serving {shared} (Ctrl-C stops)", err=True)
+    if tools is not None:
+        click.echo(f"offering tools: {', '.join(tools.names)}", err=True)
     try:
         while True:
             time.sleep(1)
@@ -106,6 +150,56 @@ def _serve(state: CliState, **opts: Any) -> None:
         pass
     finally:
         provider.close()
+        _close_all(servers)
+        if worker is not None:
+            worker.close()
+
+
+def _offered_tools(
+    functions: tuple[str, ...], servers: tuple[str, ...], home: Any
+) -> tuple[Any, list[Any]]:
+    """The tools named on the command line (nothing else is offered), and the MCP
+    servers started for them."""
+    if not functions and not servers:
+        return None, []
+    from terminus.agents import McpServer, OfferedTools
+    from terminus.cli.agent import import_tool
+
+    tools: list[Any] = [import_tool(spec) for spec in functions]
+    started: list[Any] = []
+    try:
+        for target in servers:
+            started.append(McpServer(target).start())
+        offered = OfferedTools([*tools, *started], log_path=home / "p2p" / "tool-calls.jsonl")
+    except BaseException:
+        _close_all(started)
+        raise
+    return offered, started
+
+
+def _close_all(servers: list[Any]) -> None:
+    for server in servers:
+        server.close()
+
+
+def _start_rpc_worker(client: Any, opts: dict[str, Any]) -> Any:
+    from terminus.p2p.identity import load_or_create_identity
+    from terminus.p2p.rpc_binaries import RPC_SERVER, binary
+    from terminus.p2p.rpc_tunnel import RpcWorker
+
+    worker = RpcWorker(
+        load_or_create_identity(client.home),
+        binary(client.home, RPC_SERVER),
+        None if opts["allow_any"] else frozenset(k.lower() for k in opts["allow"]),
+        listen=opts["rpc_listen"],
+        cache_dir=client.home / "p2p" / "rpc-cache",
+    )
+    ref = worker.start().format()
+    if opts["rpc_ref_file"]:
+        with open(opts["rpc_ref_file"], "w", encoding="utf-8") as fh:
+            fh.write(ref + "\n")
+    click.echo(f"rpc worker: {ref}", err=True)
+    return worker
 
 
 @click.command()
@@ -133,17 +227,20 @@ def node(state: CliState, show: bool, **opts: Any) -> None:
 @_node_options
 @pass_state
 def provide(state: CliState, **opts: Any) -> None:
-    """Serve delegated inference: load --model M and answer the --allow'ed keys.
+    """Serve delegated inference (--model M) and tools (--tool, --mcp) to the --allow'ed keys.
 
     \b
     Example:
       terminus provide --model smollm2 --allow 5ec1ee52…  (a consumer's `terminus node --show`)
       terminus run --peer terminus:node/…?addr=192.168.1.7:4433 "Why is the sky blue?"
+      terminus provide --tool mytools:lookup --mcp "mcp-server-filesystem /srv" --allow 5ec1…
+      terminus agent "…" --peer-tools terminus:node/…?addr=192.168.1.7:4433
     Requests carry single-use tokens signed by the consumer's key; replays and
-    expired tokens are refused.
+    expired tokens are refused. Only the named tools are offered; every call is
+    logged (stderr and HOME/p2p/tool-calls.jsonl).
     """
-    if not opts["models"]:
-        raise click.UsageError("name at least one --model to provide")
+    if not (opts["models"] or opts["functions"] or opts["servers"] or opts["rpc"]):
+        raise click.UsageError("name at least one --model, --tool, --mcp or --rpc to provide")
     _serve(state, **opts)
 
 
@@ -177,6 +274,50 @@ def list_peers(state: CliState, as_json: bool) -> None:
         click.echo(f"{node_id}  {name:<12} {addrs:<30} last seen {when}")
 
 
+@peers.command("status")
+@click.option(
+    "--peer",
+    "refs",
+    multiple=True,
+    metavar="REF",
+    help="A provider to ask (repeatable); by default every known peer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answers as JSON.")
+@pass_state
+def peer_status(state: CliState, refs: tuple[str, ...], as_json: bool) -> None:
+    """Ask providers for their models, load and latency (each answer is a signed request)."""
+    from terminus.p2p.peers import PeerBook
+    from terminus.transports.pool import PoolTransport
+
+    home = state.client().home
+    targets = list(refs) or sorted(PeerBook(home).all())
+    if not targets:
+        raise click.UsageError("no known peers: name them with --peer REF or `terminus peers add`")
+    pool = PoolTransport(targets, home=home)
+    try:
+        pool.refresh()
+        rows = pool.describe()
+    finally:
+        pool.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            click.echo(_status_line(row))
+    if not any(row["reachable"] for row in rows):
+        raise SystemExit(30)  # PeerUnavailableError's exit code: nobody answered
+
+
+def _status_line(row: dict[str, Any]) -> str:
+    node = row["node_id"][:16] + "…"
+    if not row["reachable"]:
+        return f"{node}  unreachable  {row['error'] or ''}"
+    models = ",".join(row["models"]) or "-"
+    busy = f"{row['active']}/{row['max_concurrent']} busy"
+    load = f"load {row['load_average']}/{row['cores']} cores"
+    return f"{node}  {busy:<10} {load:<20} {row['latency_ms']:>6} ms  {models}"
+
+
 @peers.command("add")
 @click.argument("ref")
 @click.option("--name", help="A label for this peer.")
@@ -203,11 +344,11 @@ def remove_peer(state: CliState, node_id: str) -> None:
     click.echo(f"removed {node_id}")
 
 
-def use_peer(state: CliState, peer: str, fallback_local: bool) -> None:
-    """Route the client's requests to ``peer`` (``terminus run --peer``)."""
-    from terminus.transports.peer import PeerTransport
+def use_peer(state: CliState, peers: str | tuple[str, ...], fallback_local: bool) -> None:
+    """Route the client's requests to ``peers`` (``terminus run --peer``, repeatable)."""
+    from terminus.client.delegation import delegated_transport
 
     client = state.client()
-    client.transport = PeerTransport(
-        peer, home=client.home, fallback=client.transport if fallback_local else None
+    client.transport = delegated_transport(
+        client, peers, client.transport if fallback_local else None
     )

@@ -58,6 +58,8 @@ def serve_command(params: Mapping[str, Any]) -> list[str]:
         command += ["--model", model]
     for origin in params.get("cors_origins") or ():
         command += ["--cors-origin", origin]
+    for spec in params.get("tool_servers") or ():
+        command += ["--mcp", spec]
     if params.get("no_access_log"):
         command.append("--no-access-log")
     if params.get("allow_image_urls"):

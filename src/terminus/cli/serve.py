@@ -127,6 +127,14 @@ def listen(host: str, port: int) -> socket.socket:
     envvar="TERMINUS_API_KEYS_FILE",
     help="A file of API keys, one a line [env TERMINUS_API_KEYS_FILE].",
 )
+@click.option(
+    "--mcp",
+    "tool_servers",
+    multiple=True,
+    metavar="LABEL=CMD|URL",
+    help="An MCP server whose tools /v1/responses (an mcp tool naming LABEL) and the web "
+    "chat may run here (repeatable).",
+)
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
 @click.option(
     "--allow-image-urls",
@@ -165,6 +173,7 @@ def serve(
     grace_s: float,
     api_keys: tuple[str, ...],
     api_keys_file: str | None,
+    tool_servers: tuple[str, ...],
     no_access_log: bool,
     allow_image_urls: bool,
     keep_alive: str,
@@ -219,6 +228,7 @@ def serve(
             resolve_allowed_hosts,
             resolve_api_keys,
         )
+        from terminus.server.agent_tools import parse_tool_server
         from terminus.server.drain import DrainingServer
     except ImportError as exc:
         raise click.ClickException(
@@ -244,6 +254,7 @@ def serve(
             allow_image_urls=allow_image_urls,
             keep_alive_s=keep_alive_s,
             resident=resident,
+            tool_servers=tuple(parse_tool_server(spec) for spec in tool_servers),
         )
         check_exposure(settings)
     except InvalidParameterError as exc:

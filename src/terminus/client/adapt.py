@@ -91,7 +91,7 @@ class AdaptMixin:
 
         scheme(type)  # an unknown type fails before any file is fetched
         card = self._plain_model(model)
-        _check_architecture(card)  # before fetching anything
+        _check_quantizable(card)  # before fetching anything
         files = self.manager.ensure_files(card)
         return quantize_to_cache(
             card,
@@ -164,6 +164,16 @@ def _check_architecture(card: ModelCard) -> None:
         raise UnsupportedArchitectureError(
             f"{card.id} is a {card.architecture} model; fine-tuning and quantization support "
             + ", ".join(TRAINABLE_ARCHITECTURES)
+        )
+
+
+def _check_quantizable(card: ModelCard) -> None:
+    from terminus.quantize.writer import QUANTIZABLE_ARCHITECTURES
+
+    if card.architecture and card.architecture not in QUANTIZABLE_ARCHITECTURES:
+        raise UnsupportedArchitectureError(
+            f"{card.id} is a {card.architecture} model; quantization supports "
+            + ", ".join(QUANTIZABLE_ARCHITECTURES)
         )
 
 

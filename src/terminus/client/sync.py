@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from terminus.agents import Agent, AgentRun
 from terminus.client.adapt import AdaptMixin
+from terminus.client.delegation import delegated_transport
 from terminus.client.image import ImageMixin
 from terminus.client.model_arg import model_keyword
 from terminus.client.models_api import ModelsAPI
@@ -76,12 +77,13 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
         allow_download: bool | None = None,
         progress: bool | Progress = False,
         default_model: str | None = None,
-        delegate: str | None = None,
+        delegate: str | Sequence[str] | None = None,
         delegate_fallback: bool = False,
     ) -> None:
         """``delegate``: a provider's ``terminus:node/…`` reference (or known node id); every
         request then runs there, and locally too when ``delegate_fallback`` is set and the
-        provider cannot be reached (docs/p2p.md)."""
+        provider cannot be reached (docs/p2p.md). A list of providers is a pool: each
+        request goes to the least busy one that shares its model."""
         self.home: Path = terminus_home(home)
         self.catalog = Catalog(self.home / "cards")
         self.cache = ModelCache(self.home)
@@ -99,10 +101,9 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
         )
         self.transport: Transport = transport or LocalTransport(self.manager)
         if delegate is not None:
-            from terminus.transports.peer import PeerTransport
-
-            local = self.transport if delegate_fallback else None
-            self.transport = PeerTransport(delegate, home=self.home, fallback=local)
+            self.transport = delegated_transport(
+                self, delegate, self.transport if delegate_fallback else None
+            )
         self.models = ModelsAPI(self.catalog, self.cache, self.manager, self._progress_factory)
 
     def _progress_factory(self) -> Progress:

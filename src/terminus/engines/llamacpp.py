@@ -21,8 +21,17 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from terminus.engines.base import Availability, LoadOptions
+from terminus.engines.llamacpp_kvdisk import SLOT as SNAPSHOT_SLOT
+from terminus.engines.llamacpp_kvdisk import KVDiskCache, kv_disk_cache_for, prefix_id
 from terminus.engines.llamacpp_params import ParamsRecorder
 from terminus.engines.llamacpp_proxy import END, WorkerServer
+from terminus.engines.llamacpp_speculative import (
+    check_draft_tokenizer,
+    configure_speculative,
+    draft_bytes,
+    draft_file,
+    speculative_plan,
+)
 from terminus.engines.llamacpp_vision import projector_bytes
 from terminus.engines.tool_prompting import (
     looks_like_call,
@@ -86,8 +95,8 @@ THREADS_ENV = "TERMINUS_THREADS"
 def default_threads() -> int:
     """Physical cores this process may use (llama.cpp slows down on hyperthreads).
 
-    ``TERMINUS_THREADS`` overrides it: llama.cpp's spinning thread pool collapses
-    when another busy process shares the cores, so fewer threads win on busy machines.
+    ``TERMINUS_THREADS`` overrides it. The worker's llama.cpp threads wait passively
+    (see llamacpp_threads), so all cores stay usable next to a busy process.
     """
     override = os.environ.get(THREADS_ENV, "").strip()
     if override.isdigit() and int(override) > 0:
@@ -153,6 +162,7 @@ class LlamaCppEngine:
         kv_and_weights = estimate_load_bytes(validate_gguf(files.main), context * parallel)
         return (
             kv_and_weights.total_bytes
+            + draft_bytes(card, options, context * parallel)
             + prompt_cache_mib(card, options) * MIB
             + projector_bytes(card, files)
         )
@@ -181,6 +191,7 @@ class LlamaCppEngine:
         params.verbosity = -1
         params.cache_ram_mib = prompt_cache_mib(card, options)
         embedding = card.capability == Capability.EMBED
+        kv_cache: KVDiskCache | None = None
         if embedding:
             from terminus.engines.llamacpp_embed import configure_embedding
 
@@ -194,6 +205,22 @@ class LlamaCppEngine:
             template = options.chat_template or card.chat_template
             if template:
                 params.chat_template = template
+            plan = speculative_plan(card, options)
+            if plan is not None:
+                draft_path = draft_file(options)
+                if draft_path is not None:
+                    check_draft_tokenizer(
+                        validate_gguf(files.main),
+                        validate_gguf(draft_path),
+                        card.id,
+                        str(plan.draft_model),
+                    )
+                configure_speculative(params, plan, draft_path, threads)
+            kv_cache = kv_disk_cache_for(
+                card, files, options, template, context, f"xllamacpp {available.version}"
+            )
+            if kv_cache is not None:
+                params.slot_save_path = kv_cache.slot_save_path
             projector = card.defaults.get("mmproj")
             if projector:  # a vision model's image encoder, pulled with it from the Hub
                 if projector not in files.paths:
@@ -206,6 +233,8 @@ class LlamaCppEngine:
         header = validate_gguf(files.main)
         memory = estimate_load_bytes(header, context * parallel).total_bytes
         memory += params.cache_ram_mib * MIB + projector_bytes(card, files)
+        if not embedding:
+            memory += draft_bytes(card, options, context * parallel)
         try:
             if embedding:
                 from terminus.engines.llamacpp_embed import LlamaCppEmbedModel
@@ -213,7 +242,7 @@ class LlamaCppEngine:
                 return LlamaCppEmbedModel(
                     card, server, context, parallel, memory, header.embedding_length
                 )
-            return LlamaCppChatModel(card, server, context, parallel, memory)
+            return LlamaCppChatModel(card, server, context, parallel, memory, kv_cache)
         except BaseException:
             server.close()
             raise
@@ -221,9 +250,17 @@ class LlamaCppEngine:
 
 class LlamaCppChatModel:
     def __init__(
-        self, card: ModelCard, server: Any, context: int, parallel: int, memory: int
+        self,
+        card: ModelCard,
+        server: Any,
+        context: int,
+        parallel: int,
+        memory: int,
+        kv_cache: KVDiskCache | None = None,
     ) -> None:
         self.card = card
+        #: KV snapshots of long prompt prefixes on disk (``kv_disk_cache``), or None.
+        self.kv_cache = kv_cache
         self.context_length = context
         self.parallel = parallel
         self.memory_bytes = memory
@@ -302,7 +339,35 @@ class LlamaCppChatModel:
 
     def chat(self, request: ChatRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         body, tool_plan = self.build_body(request)
-        return self._stream("handle_chat_completions", body, request.tools, tool_plan, cancel)
+        if (
+            self.kv_cache is None
+            or len(body["messages"]) < 2
+            or request.params.cache_prompt is False
+        ):
+            if self.kv_cache is not None:
+                self.kv_cache.in_slot = None  # this request may land in the snapshot slot
+            return self._stream("handle_chat_completions", body, request.tools, tool_plan, cancel)
+        return self._chat_with_snapshot(body, request.tools, tool_plan, cancel)
+
+    def _chat_with_snapshot(
+        self, body: dict[str, Any], tools: tuple[Tool, ...], tool_plan: str, cancel: CancelToken
+    ) -> Iterator[ChatEvent]:
+        """Restore the KV state of the messages before the last one, or save it afterwards."""
+        cache, server = self.kv_cache, self._server
+        assert cache is not None
+        prefix = prefix_id(body["messages"][:-1])
+        address = None if server is None else server.start().address
+        started = time.perf_counter()  # the restore counts in the time to first token
+        cache.restore(address, prefix)
+        body["id_slot"] = SNAPSHOT_SLOT  # where the state was restored (and is saved from)
+        prompt_tokens = 0
+        events = self._stream("handle_chat_completions", body, tools, tool_plan, cancel, started)
+        for event in events:
+            if isinstance(event, Stats):
+                prompt_tokens = event.prompt_tokens
+            elif isinstance(event, Done) and event.stop_reason != "cancelled":
+                cache.save(address, prefix, prompt_tokens)
+            yield event
 
     def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
         params = request.params.merged_over(self.card.defaults)
@@ -324,11 +389,12 @@ class LlamaCppChatModel:
         tools: tuple[Tool, ...],
         tool_plan: str,
         cancel: CancelToken,
+        started: float | None = None,
     ) -> Iterator[ChatEvent]:
         server = self._server
         if server is None:
             raise EngineError(f"{self.card.id} was unloaded")
-        started = time.perf_counter()
+        started = time.perf_counter() if started is None else started
         process, call = server.open(method, body, streamed=True, stop=lambda: cancel.cancelled)
         try:
             yield from _translate(call.queue, tools, tool_plan, cancel, started, self._slots)
@@ -414,6 +480,8 @@ def _translate(
         time_to_first_token_s=None if first_token_at is None else first_token_at - started,
         tokens_per_second=timings.get("predicted_per_second"),
         total_s=ended - started,
+        draft_tokens=timings.get("draft_n"),
+        draft_accepted=timings.get("draft_n_accepted"),
     )
     if cancel.cancelled:
         reason: StopReason = "cancelled"

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from terminus.engines.llamacpp_params import Assignment
+from terminus.engines.llamacpp_threads import worker_environment
 from terminus.errors import EngineError, WorkerCrashedError
 
 END = object()  # a call's last queue item after its chunks (an exception ends it too)
@@ -54,10 +55,10 @@ class Call:
 class _Process:
     """One worker process, its connection, and the calls it is running."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str = "a model") -> None:
         host_end, worker_end = Pipe(duplex=True)
         fd = worker_end.fileno()
-        env = dict(os.environ)
+        env = worker_environment(os.environ)  # how llama.cpp's threads wait
         # The worker must import this very copy of terminus (also from a source tree).
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -73,6 +74,7 @@ class _Process:
         worker_end.close()
         self.conn: Connection = host_end
         self.calls: dict[int, Call] = {}
+        self.address: str | None = None  # llama.cpp's own HTTP API, on loopback
         self.lock = threading.Lock()  # sends, and the calls table
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._drainer = threading.Thread(
@@ -105,6 +107,7 @@ class _Process:
             raise EngineError(f"llama.cpp could not load {self.label}: {message[1]}")
         self.reader = threading.Thread(target=self._read, name="terminus-llamacpp", daemon=True)
         self.reader.start()
+        self.address = message[1].get("address")
         return float(message[1]["load_s"])
 
     def _read(self) -> None:
@@ -114,14 +117,11 @@ class _Process:
             except (EOFError, OSError):
                 break
             kind, call_id = message[0], message[1]
+            if kind == "chunks":
+                self._deliver(message[2])
+                continue
             call = self.calls.get(call_id)
             if call is None:
-                continue
-            if kind == "chunks":
-                for chunk in message[2]:
-                    call.queue.put(chunk)
-                if call.stop is not None and not call.cancel_sent and call.stop():
-                    self.cancel(call)
                 continue
             with self.lock:
                 self.calls.pop(call_id, None)
@@ -132,6 +132,18 @@ class _Process:
             else:
                 call.queue.put(_rebuilt(message[2], message[3]))
         self._fail_all("generating")
+
+    def _deliver(self, batch: list[tuple[int, Any]]) -> None:
+        """Hand each chunk to its call; a call that should stop is cancelled here."""
+        touched: dict[int, Call] = {}
+        for call_id, chunk in batch:
+            call = self.calls.get(call_id)
+            if call is not None:
+                call.queue.put(chunk)
+                touched[call_id] = call
+        for call in touched.values():
+            if call.stop is not None and not call.cancel_sent and call.stop():
+                self.cancel(call)
 
     def _fail_all(self, doing: str) -> None:
         """The worker is gone: every call still running gets the crash, none waits forever."""
@@ -206,6 +218,37 @@ def _kill_quietly(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+# A worker started ahead of its load (see prestart_worker), taken by the next start.
+_spare: _Process | None = None
+_spare_lock = threading.Lock()
+
+
+def prestart_worker() -> None:
+    """Start a worker process now, before the model to load is known.
+
+    A command that will load a model calls this first: the worker's interpreter
+    start and its xllamacpp import then run beside the host's own start-up (its
+    imports, the card and the header) instead of after it. The next load takes
+    it; one never taken ends with this process.
+    """
+    global _spare
+    with _spare_lock:
+        if _spare is not None and _spare.alive():
+            return
+        _spare = spare = _Process()
+    weakref.finalize(spare, _kill_quietly, spare.process)
+
+
+def _take_spare(label: str) -> _Process | None:
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is None or not spare.alive():
+        return None
+    spare.label = label
+    return spare
+
+
 class WorkerServer:
     """``xllamacpp.Server``'s calls, run by a supervised worker process."""
 
@@ -225,6 +268,12 @@ class WorkerServer:
         process = self._process
         return process.process.pid if process is not None and process.alive() else None
 
+    @property
+    def address(self) -> str | None:
+        """llama.cpp's HTTP API of the running worker (``http://127.0.0.1:PORT``), if any."""
+        process = self._process
+        return process.address if process is not None and process.alive() else None
+
     def start(self) -> _Process:
         """The running worker; starts one and loads the model if none runs."""
         with self._start_lock:
@@ -235,7 +284,7 @@ class WorkerServer:
                 raise EngineError(f"{self.label} was unloaded")
             if process is not None:
                 process.kill()
-            process = _Process(self.label)
+            process = _take_spare(self.label) or _Process(self.label)
             try:
                 self.load_s = process.load(self._assignments)
             except BaseException:

@@ -7,8 +7,8 @@ over the connection on file descriptor FD (pickled tuples)::
                      ("call", id, method, body, streamed)       method: handle_chat_completions, ...
                      ("cancel", id)
                      ("exit",)
-    worker -> host   ("ready", {load_s})
-                     ("chunks", id, [chunk, ...])               streamed calls, in order
+    worker -> host   ("ready", {load_s, address})
+                     ("chunks", 0, [(id, chunk), ...])          streamed calls' chunks, in order
                      ("result", id, value)                      the handler's return value; last
                      ("error", id, exception class name, message)
                      ("load_error", message)
@@ -16,7 +16,8 @@ over the connection on file descriptor FD (pickled tuples)::
 Each call runs in its own thread, so llama.cpp's slots batch them as in one
 process. A streamed call's chunk callback returns True once the host has sent
 ``cancel`` for it: llama.cpp's own stop hook, within a token of the message.
-Chunks that pile up while the connection is busy leave in one message.
+Chunks that pile up while the connection is busy (of any call) leave in one
+message; fields the host never reads are left out of them.
 
 The main thread only reads the connection, also while the model loads: when the
 host goes away (even killed) the connection ends and this process exits at once,
@@ -40,32 +41,48 @@ METHODS = frozenset(
 
 
 class _Outbox:
-    """Sends to the host from many threads; a streamed call's chunks go out in batches."""
+    """Sends to the host from many threads; streamed chunks go out in batches.
+
+    Chunks of all calls wait in one list, and whoever holds the connection sends
+    everything waiting: the slots llama.cpp decodes together produce their chunks
+    together, so concurrent streams cost one message (one write, one wake-up of
+    the host's reader) per step instead of one per stream.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self._pending: list[tuple[int, Any]] = []
+        self._guard = threading.Lock()
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self._lock:
+            self._flush()  # a call's chunks always arrive before its result
             self._conn.send(message)
 
-    def chunk_sender(self, call_id: int) -> Any:
-        pending: list[Any] = []
-        guard = threading.Lock()
+    def put(self, call_id: int, chunk: Any) -> None:
+        with self._guard:
+            self._pending.append((call_id, _slim(chunk)))
+        with self._lock:
+            self._flush()
 
-        def put(chunk: Any) -> None:
-            with guard:
-                pending.append(chunk)
-            # Whoever holds the connection's lock sends everything pending then.
-            with self._lock:
-                with guard:
-                    batch = pending[:]
-                    pending.clear()
-                if batch:
-                    self._conn.send(("chunks", call_id, batch))
+    def _flush(self) -> None:
+        with self._guard:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._conn.send(("chunks", 0, batch))
 
-        return put
+
+# Chunk fields the host never reads (the same on every chunk of a call): left out
+# of the pickle, which makes a chunk about half as long.
+_UNREAD = ("created", "id", "model", "system_fingerprint", "object")
+
+
+def _slim(chunk: Any) -> Any:
+    if isinstance(chunk, dict):
+        for key in _UNREAD:
+            chunk.pop(key, None)
+    return chunk
 
 
 class _Worker:
@@ -84,7 +101,9 @@ class _Worker:
         except Exception as exc:
             self.outbox.send(("load_error", f"{type(exc).__name__}: {exc}"))
             return
-        self.outbox.send(("ready", {"load_s": time.perf_counter() - started}))
+        # The server also answers llama.cpp's HTTP API on a loopback port (KV snapshots).
+        address = getattr(self.server, "listening_address", None)
+        self.outbox.send(("ready", {"load_s": time.perf_counter() - started, "address": address}))
 
     def call(self, call_id: int, method: str, body: Any, streamed: bool) -> None:
         try:
@@ -92,10 +111,10 @@ class _Worker:
                 raise RuntimeError(f"cannot run {method!r}: no model or no such call")
             handler = getattr(self.server, method)
             if streamed:
-                put = self.outbox.chunk_sender(call_id)
+                put = self.outbox.put
 
                 def on_chunk(chunk: Any) -> bool:
-                    put(chunk)
+                    put(call_id, chunk)
                     return call_id in self.cancelled
 
                 value = handler(body, on_chunk)
@@ -130,8 +149,15 @@ class _Worker:
                 return
 
 
+def _import_engine() -> None:
+    import xllamacpp  # noqa: F401  (the load finds it imported)
+
+
 def main(argv: list[str]) -> None:
     conn = Connection(int(argv[1]))
+    # Import llama.cpp while the host is still deciding what to load (a worker may be
+    # started ahead of its load); the load's own import then waits for this one.
+    threading.Thread(target=_import_engine, daemon=True).start()
     _Worker(conn).serve(conn)
     # Leave without waiting on llama.cpp's threads or running its destructors:
     # the host has stopped listening and the OS frees the model.

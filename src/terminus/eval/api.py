@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from terminus.errors import InvalidParameterError
 from terminus.eval.backends import ClientBackend, EvalBackend, OpenAIBackend
 from terminus.eval.datasets import load_benchmark
 from terminus.eval.report import load_run, summarize, write_reports
@@ -51,6 +52,7 @@ def evaluate(
     config: RunConfig,
     *,
     data_dir: Path | None = None,
+    files: Mapping[str, Path] | None = None,
     run_dir: Path | None = None,
     backend: EvalBackend | Callable[[], EvalBackend] | None = None,
     progress: bool = False,
@@ -58,11 +60,22 @@ def evaluate(
     """Run ``config`` on ``model`` and write report.{json,md,png} into the run folder.
 
     ``backend`` may be a factory: it is called after the data loaded, so a missing file
-    fails before a model is loaded.
+    fails before a model is loaded. ``files`` maps a benchmark to the file to read for it
+    (a held-out or renamed copy), whatever its name; the report names the file read.
     """
+    files = files or {}
+    unknown = set(files) - set(config.benchmarks)
+    if unknown:
+        raise InvalidParameterError(
+            f"--file names {', '.join(sorted(unknown))}, which this run does not score"
+        )
     data = {
         name: load_benchmark(
-            name, data_dir, client.home, allow_download=client.manager.allow_download
+            name,
+            data_dir,
+            client.home,
+            allow_download=client.manager.allow_download,
+            file=files.get(name),
         )
         for name in config.benchmarks
     }

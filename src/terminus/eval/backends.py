@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from terminus.errors import EngineError, ModelNotFoundError, SourceUnavailableError
+from terminus.eval.provenance import lineage_of
 
 if TYPE_CHECKING:
     from terminus.client.sync import Terminus
@@ -63,12 +64,16 @@ class ClientBackend:
             return info
         main = card.files[0]
         quant = _QUANT.search(main.name)
+        lineage = lineage_of(card) or {}
         info.update(
             model=card.id,
             file=main.name,
             sha256=main.sha256,
-            quantization=quant.group(1).upper() if quant else None,
+            # A quantized card knows its type; a file name like "…-q8-0.gguf" would read "Q8".
+            quantization=lineage.get("type") or (quant.group(1).upper() if quant else None),
             engine=card.engine,
+            architecture=card.architecture,
+            lineage=lineage or None,
             decoding="greedy, repeat_penalty 1.0, prompt computed afresh",
         )
         return info

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,19 +133,45 @@ class LoadedBenchmark:
 
 
 def load_benchmark(
-    name: str, data_dir: Path | None, home: Path, *, allow_download: bool
+    name: str,
+    data_dir: Path | None,
+    home: Path,
+    *,
+    allow_download: bool,
+    file: Path | None = None,
 ) -> LoadedBenchmark:
+    """``file`` (``--file BENCH=PATH``) is read whatever its name, and nothing is fetched;
+    else ``data_dir`` is searched for the benchmark's file names, else the published
+    file is fetched."""
     spec = benchmark(name)
-    path = _local_file(spec, data_dir)
+    if file is not None and not file.is_file():
+        raise BenchmarkDataError(f"--file {name}={file}: no such file")
+    path = file or _local_file(spec, data_dir)
     if path is None:
         path = _fetched(spec, home, allow_download)
     items = items_from_records(read_records(path), name, spec.keep)
     if name == "pubmedqa":
         truth = path.parent / PUBMEDQA_TEST_IDS
+        if not truth.is_file() and file is not None:
+            raise BenchmarkDataError(
+                f"--file pubmedqa={file}: {PUBMEDQA_TEST_IDS} must sit next to it",
+                hint="it names the 500 test items that are scored",
+            )
         if not truth.is_file():
             truth = fetch(Published(PUBMEDQA_TEST_IDS_URL), home, allow_download, PUBMEDQA_TEST_IDS)
         items = restrict_pubmedqa(items, truth)
     return LoadedBenchmark(name, items, str(path), file_sha256(path))
+
+
+def parse_file_overrides(values: Iterable[str]) -> dict[str, Path]:
+    """``BENCH=PATH`` pairs (``--file``) → benchmark name → path; names are checked."""
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InvalidParameterError(f"--file {value!r}: expected BENCH=PATH")
+        out[benchmark(name.strip()).name] = Path(path.strip()).expanduser()
+    return out
 
 
 def _local_file(spec: Benchmark, data_dir: Path | None) -> Path | None:

@@ -22,6 +22,11 @@ def strip_thinking(text: str) -> str:
     return _THINK.sub("", text)
 
 
+def thinking_of(text: str) -> str:
+    """The ``<think>…</think>`` parts of a reply (what :func:`strip_thinking` drops)."""
+    return "\n".join(match.group(0) for match in _THINK.finditer(text))
+
+
 def extract_answer(text: str, options: Collection[str]) -> str | None:
     """The option key the text commits to, or ``None``."""
     body = _MARKUP.sub("", strip_thinking(text)).strip()

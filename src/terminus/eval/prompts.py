@@ -7,6 +7,8 @@ the continuations `` A``, `` B``… (`` yes``/`` no``/`` maybe`` for PubMedQA).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from terminus.eval.items import McqItem
 
 PROMPT_VERSION = "medbench-v2"
@@ -58,3 +60,45 @@ def loglikelihood_prompt(benchmark: str, item: McqItem) -> str:
 def continuations(item: McqItem) -> dict[str, str]:
     """Option key → the continuation lm-eval scores (a space, then the letter or word)."""
     return {key: f" {key}" for key in item.options}
+
+
+def loglikelihood_text(
+    benchmark: str, item: McqItem, shots: Sequence[McqItem] = (), template: str | None = None
+) -> str:
+    """The log-likelihood prompt with ``shots`` answered before it (lm-eval's few-shot
+    layout: examples ended by their answer, separated by a blank line; MMLU's subject
+    header once, on top)."""
+    from terminus.eval.protocols import render_template
+
+    headed = bool(shots) and benchmark.startswith("mmlu") and not template
+
+    def one(x: McqItem) -> str:
+        if template:
+            return render_template(template, x)
+        text = loglikelihood_prompt(benchmark, x)
+        return text.split("\n\n", 1)[1] if headed else text
+
+    if not shots:
+        return one(item)
+    header = loglikelihood_prompt(benchmark, item).split("\n\n", 1)[0] + "\n\n" if headed else ""
+    examples = [one(s) + continuations(s)[s.answer] for s in shots]
+    return header + "\n\n".join([*examples, one(item)])
+
+
+def generative_messages(
+    item: McqItem, shots: Sequence[McqItem] = (), template: str | None = None
+) -> list[dict[str, str]]:
+    """System prompt, each shot as a user turn answered ``Answer: X``, then the item."""
+    from terminus.eval.protocols import render_template
+
+    def one(x: McqItem) -> str:
+        return render_template(template, x) if template else generative_prompt(x)
+
+    messages = [{"role": "system", "content": GENERATIVE_SYSTEM}]
+    for shot in shots:
+        messages += [
+            {"role": "user", "content": one(shot)},
+            {"role": "assistant", "content": f"Answer: {shot.answer}"},
+        ]
+    messages.append({"role": "user", "content": one(item)})
+    return messages

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from terminus.errors import EvalRunNotFoundError, IncomparableRunsError
+from terminus.eval.baselines import baseline_text, baselines, prediction_text
 from terminus.eval.runner import RUN_FILE, write_json
-from terminus.eval.stats import paired_difference, wilson_interval
+from terminus.eval.stats import mean_interval, paired_difference, paired_exact, wilson_interval
 from terminus.eval.store import RESULTS_FILE, read_results
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ def summarize(run: Run, display: str | None = None) -> dict[str, Any]:
             "completion_tokens": sum(int(r.get("completion_tokens", 0)) for r in values),
             "item_seconds": round(sum(float(r.get("seconds", 0.0)) for r in values), 3),
             "wall_seconds": run.meta.get("wall_seconds", {}).get(name),
+            "baselines": baselines(values),
         }
+        entry.update(protocol_figures(values))
         if run.meta["config"]["mode"] == "loglikelihood":
             entry["acc_norm"] = sum(1 for r in values if r.get("correct_norm")) / n if n else 0.0
             entry["options_outside_top_k"] = sum(int(r.get("outside_top_k", 0)) for r in values)
@@ -95,6 +98,10 @@ def summarize(run: Run, display: str | None = None) -> dict[str, Any]:
         "seed": config["seed"],
         "limit": config["limit"],
         "prompt_version": config["prompt_version"],
+        "prompt": run.meta.get("prompt"),
+        "decoding": run.meta.get("decoding"),
+        "parallel": run.meta.get("parallel"),
+        "software": run.meta.get("software"),
         "data": {
             k: {"source": v["source"], "sha256": v["sha256"]} for k, v in run.meta["data"].items()
         },
@@ -102,6 +109,28 @@ def summarize(run: Run, display: str | None = None) -> dict[str, Any]:
         "mean_accuracy": sum(scored) / len(scored) if scored else None,
         "benchmarks_in_mean": len(scored),
     }
+
+
+def protocol_figures(values: list[dict[str, Any]]) -> dict[str, Any]:
+    """mean@k with a t interval across sampling seeds; CircularEval's first-rotation accuracy."""
+    out: dict[str, Any] = {}
+    sampled = [r["sample_correct"] for r in values if r.get("sample_correct")]
+    if sampled and len(sampled) == len(values):
+        k = min(len(s) for s in sampled)
+        per_seed = [sum(s[j] for s in sampled) / len(sampled) for j in range(k)]
+        spread = mean_interval(per_seed)
+        out["mean_at_k"] = {
+            "k": k,
+            "mean": spread.estimate,
+            "per_seed": per_seed,
+            "ci95_across_seeds": [spread.low, spread.high],
+        }
+    if values and all("rotations" in r for r in values):
+        out["circular"] = True
+        out["first_rotation_accuracy"] = sum(
+            bool(r["correct_first_rotation"]) for r in values
+        ) / len(values)
+    return out
 
 
 def markdown(summaries: list[dict[str, Any]]) -> str:
@@ -118,13 +147,14 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
             f" · quantization {model.get('quantization') or 'n/a'}"
             f" · sha256 `{model.get('sha256') or 'n/a'}`\n"
         )
+        lines.append(provenance_text(s) + "\n")
         norm = s["mode"] == "loglikelihood"
         lines.append(
             "| benchmark | accuracy | 95% CI | n | unparsed |"
             + (" acc_norm |" if norm else "")
-            + " tokens | time (s) |"
+            + " tokens | time (s) | baselines | predictions |"
         )
-        lines.append("|---|---|---|---|---|" + ("---|" if norm else "") + "---|---|")
+        lines.append("|---|---|---|---|---|" + ("---|" if norm else "") + "---|---|---|---|")
         for name, b in s["benchmarks"].items():
             tokens = b["prompt_tokens"] + b["completion_tokens"]
             wall = b["wall_seconds"] if b["wall_seconds"] is not None else b["item_seconds"]
@@ -132,8 +162,22 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
                 f"| {name} | {b['accuracy']:.3f} | {b['ci95'][0]:.3f}–{b['ci95'][1]:.3f} | {b['n']}"
                 f" | {b['unparsed']} |"
                 + (f" {b['acc_norm']:.3f} |" if norm else "")
-                + f" {tokens} | {wall:.1f} |"
+                + f" {tokens} | {wall:.1f} | {baseline_text(b.get('baselines', {}))}"
+                + f" | {prediction_text(b.get('baselines', {}))} |"
             )
+        for name, b in s["benchmarks"].items():
+            if "mean_at_k" in b:
+                m = b["mean_at_k"]
+                lines.append(
+                    f"\n{name}: mean@{m['k']} {m['mean']:.3f} (95 % across seeds"
+                    f" {m['ci95_across_seeds'][0]:.3f}–{m['ci95_across_seeds'][1]:.3f});"
+                    " accuracy above is the first sample's"
+                )
+            if b.get("circular"):
+                lines.append(
+                    f"\n{name}: CircularEval (right under every rotation); options as published:"
+                    f" {b['first_rotation_accuracy']:.3f}"
+                )
         if s["mean_accuracy"] is not None:
             lines.append(
                 f"\nUnweighted mean over {s['benchmarks_in_mean']} benchmarks: **{s['mean_accuracy']:.3f}**\n"
@@ -155,8 +199,21 @@ def side_by_side(summaries: list[dict[str, Any]]) -> str:
     row("prompts", [s["prompt_version"] for s in summaries])
     row("engine", [str(s["model"].get("engine", s["model"].get("backend"))) for s in summaries])
     row("quantization", [s["model"].get("quantization") or "n/a" for s in summaries])
+    row("parallel", [str(s.get("parallel")) for s in summaries])
     for name in names:
         row(name, [_cell(s["benchmarks"].get(name)) for s in summaries])
+    for name in names:
+        row(
+            f"{name} baselines · predictions",
+            [
+                baseline_text(b.get("baselines", {}))
+                + " · "
+                + prediction_text(b.get("baselines", {}))
+                if (b := s["benchmarks"].get(name))
+                else "-"
+                for s in summaries
+            ],
+        )
     row(
         "**mean**",
         [
@@ -167,6 +224,27 @@ def side_by_side(summaries: list[dict[str, Any]]) -> str:
         ],
     )
     return "\n".join(lines) + "\n"
+
+
+def provenance_text(summary: dict[str, Any]) -> str:
+    """Software, parallelism, decoding and data files in one line for the Markdown report."""
+    soft = summary.get("software") or {}
+    builds = ", ".join(f"{k} {v}" for k, v in (soft.get("engine_builds") or {}).items() if v)
+    lineage = summary["model"].get("lineage")
+    parts = [
+        f"terminus {soft.get('terminus', '?')}" + (f" ({builds})" if builds else ""),
+        f"parallel {summary.get('parallel')}",
+    ]
+    if lineage:
+        parts.append("lineage " + ", ".join(f"{k} {v}" for k, v in lineage.items()))
+    decoding = summary.get("decoding") or {}
+    if decoding:
+        parts.append("decoding " + ", ".join(f"{k} {v}" for k, v in decoding.items()))
+    files = "; ".join(
+        f"{name} ← `{d['source']}` (sha256 `{d['sha256'][:12]}…`)"
+        for name, d in summary["data"].items()
+    )
+    return " · ".join(parts) + f"\n\ndata: {files}"
 
 
 def _run_name(summary: dict[str, Any]) -> str:
@@ -232,8 +310,32 @@ def write_reports(runs: list[Run], out_dir: Path, stem: str = "report") -> dict[
     return paths
 
 
+def comparable(a: Run, b: Run) -> None:
+    """Refuses two runs whose scores cannot be paired: another mode, prompt, items or file."""
+    problems = []
+    ca, cb = a.meta["config"], b.meta["config"]
+    for field in ("mode", "prompt_version", "fewshot", "circular", "samples", "template"):
+        if ca.get(field) != cb.get(field):
+            problems.append(f"{field} {ca.get(field)} vs {cb.get(field)}")
+    for name in a.meta["data"].keys() & b.meta["data"].keys():
+        da, db = a.meta["data"][name], b.meta["data"][name]
+        if da["sha256"] != db["sha256"]:
+            problems.append(f"{name}: different data files ({da['source']} vs {db['source']})")
+        elif da["item_ids"] != db["item_ids"] or da.get("fewshot_ids") != db.get("fewshot_ids"):
+            problems.append(
+                f"{name}: different items ({len(da['item_ids'])} vs {len(db['item_ids'])})"
+            )
+    if problems:
+        raise IncomparableRunsError(
+            f"{a.path} and {b.path} differ: " + "; ".join(problems),
+            hint="run both with the same mode, prompts, data files, --limit and --seed",
+        )
+
+
 def compare(a: Run, b: Run) -> dict[str, Any]:
-    """Per benchmark, accuracy of B minus A on the items both scored, with a paired 95 % CI."""
+    """Per benchmark, accuracy of B minus A on the items both scored, with an exact 95 %
+    interval given the discordant pairs (and the normal one from the paired differences)."""
+    comparable(a, b)
     name_a, name_b = run_labels([a, b])
     out: dict[str, Any] = {"a": name_a, "b": name_b, "benchmarks": {}}
     for name in a.rows.keys() & b.rows.keys():
@@ -242,15 +344,20 @@ def compare(a: Run, b: Run) -> dict[str, Any]:
             continue
         xs = [float(a.rows[name][i]["correct"]) for i in shared]
         ys = [float(b.rows[name][i]["correct"]) for i in shared]
-        diff = paired_difference(xs, ys)
+        normal = paired_difference(xs, ys)
+        b_only = sum(1 for x, y in zip(xs, ys, strict=True) if y > x)
+        a_only = sum(1 for x, y in zip(xs, ys, strict=True) if x > y)
+        exact = paired_exact(b_only, a_only, len(shared))
         out["benchmarks"][name] = {
             "n": len(shared),
             "accuracy_a": sum(xs) / len(xs),
             "accuracy_b": sum(ys) / len(ys),
-            "difference": diff.estimate,
-            "ci95": [diff.low, diff.high],
-            "b_right_a_wrong": sum(1 for x, y in zip(xs, ys, strict=True) if y > x),
-            "a_right_b_wrong": sum(1 for x, y in zip(xs, ys, strict=True) if x > y),
+            "difference": exact.difference,
+            "ci95": [exact.low, exact.high],
+            "ci95_normal": [normal.low, normal.high],
+            "p_value": exact.p_value,
+            "b_right_a_wrong": b_only,
+            "a_right_b_wrong": a_only,
         }
     if not out["benchmarks"]:
         raise IncomparableRunsError(
@@ -261,32 +368,31 @@ def compare(a: Run, b: Run) -> dict[str, Any]:
 
 
 def compare_markdown(result: dict[str, Any]) -> str:
-    """A row per benchmark; runs that agree on every item say so instead of a zero interval."""
+    """A row per benchmark; exact intervals, and "no discordant items" where none flipped."""
     comparisons = result["benchmarks"].values()
+    lines = []
     if all(c["b_right_a_wrong"] == c["a_right_b_wrong"] == 0 for c in comparisons):
         n = sum(c["n"] for c in comparisons)
-        per = ", ".join(
-            f"{name} {c['accuracy_a']:.3f} (n {c['n']})"
-            for name, c in sorted(result["benchmarks"].items())
-        )
-        return (
+        lines.append(
             f"A = {result['a']} and B = {result['b']} are identical on {n} items: every item "
-            f"right or wrong in both ({per}).\n"
+            "right or wrong in both.\n"
         )
-    lines = [
-        f"B − A, where A = {result['a']} and B = {result['b']} (paired, same items)\n",
-        "| benchmark | n | A | B | B − A | 95% CI | B right, A wrong | A right, B wrong |",
-        "|---|---|---|---|---|---|---|---|",
+    lines += [
+        f"B − A, where A = {result['a']} and B = {result['b']} (paired, same items; exact 95 %"
+        " interval given the discordant items, exact McNemar p)\n",
+        "| benchmark | n | A | B | B − A | 95% CI | p | B right, A wrong | A right, B wrong |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in sorted(result["benchmarks"].items()):
         lines.append(
-            f"| {name} | {c['n']} | {c['accuracy_a']:.3f} | {c['accuracy_b']:.3f} | {c['difference']:+.3f}"
-            f" | {_interval(c)} | {c['b_right_a_wrong']} | {c['a_right_b_wrong']} |"
+            f"| {name} | {c['n']} | {c['accuracy_a']:.3f} | {c['accuracy_b']:.3f}"
+            f" | {c['difference']:+.3f} | {interval_text(c)} | {c['p_value']:.3g}"
+            f" | {c['b_right_a_wrong']} | {c['a_right_b_wrong']} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def _interval(c: dict[str, Any]) -> str:
+def interval_text(c: dict[str, Any]) -> str:
     if c["b_right_a_wrong"] == c["a_right_b_wrong"] == 0:
-        return f"identical on {c['n']} items"
+        return f"no discordant items among {c['n']} (B − A within ±{c['ci95'][1]:.3f})"
     return f"{c['ci95'][0]:+.3f} to {c['ci95'][1]:+.3f}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,16 +14,18 @@ from typing import Any, Literal
 from terminus.errors import InvalidParameterError
 from terminus.eval.backends import EvalBackend
 from terminus.eval.datasets import LoadedBenchmark
-from terminus.eval.extract import extract_answer
+from terminus.eval.extract import extract_answer, thinking_of
 from terminus.eval.items import McqItem, sample
 from terminus.eval.prompts import (
     DEFAULT_TOP_LOGPROBS,
     GENERATIVE_SYSTEM,
     PROMPT_VERSION,
     continuations,
-    generative_prompt,
-    loglikelihood_prompt,
+    generative_messages,
+    loglikelihood_text,
 )
+from terminus.eval.protocols import check_template, rotations, split_fewshot, template_version
+from terminus.eval.provenance import software
 from terminus.eval.store import ResultStore, config_key
 
 Mode = Literal["generative", "loglikelihood"]
@@ -41,8 +43,30 @@ class RunConfig:
     temperature: float = 0.0
     top_logprobs: int = DEFAULT_TOP_LOGPROBS
     prompt_version: str = PROMPT_VERSION
+    #: Examples held out of each file and answered before every item (``protocols``).
+    fewshot: int = 0
+    #: A prompt template replacing the built-in wording; names its own prompt version.
+    template: str | None = None
+    #: CircularEval: an item counts only if right under every rotation of its options.
+    circular: bool = False
+    #: Answers sampled per item (generative, temperature > 0), seeds ``seed … seed + k − 1``.
+    samples: int = 1
 
     def __post_init__(self) -> None:
+        if self.template is not None:
+            check_template(self.template)
+            if self.prompt_version == PROMPT_VERSION:
+                object.__setattr__(self, "prompt_version", template_version(self.template))
+        if self.fewshot < 0:
+            raise InvalidParameterError("fewshot must be 0 or more")
+        if self.samples < 1:
+            raise InvalidParameterError("samples must be at least 1")
+        if self.samples > 1 and (self.mode != "generative" or self.temperature <= 0):
+            raise InvalidParameterError(
+                "several samples need --mode generative and a temperature above 0"
+            )
+        if self.samples > 1 and self.circular:
+            raise InvalidParameterError("use either samples or circular, not both")
         if self.mode not in ("generative", "loglikelihood"):
             raise InvalidParameterError(
                 f"mode must be generative or loglikelihood, not {self.mode!r}"
@@ -66,40 +90,84 @@ class RunConfig:
 
 
 def score_item(
-    backend: EvalBackend, benchmark: str, item: McqItem, config: RunConfig
+    backend: EvalBackend,
+    benchmark: str,
+    item: McqItem,
+    config: RunConfig,
+    shots: Sequence[McqItem] = (),
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    result: dict[str, Any] = {"benchmark": benchmark, "id": item.id, "answer": item.answer}
-    if config.mode == "loglikelihood":
-        result.update(_loglikelihood(backend, benchmark, item, config.top_logprobs))
-    else:
-        messages = [
-            {"role": "system", "content": GENERATIVE_SYSTEM},
-            {"role": "user", "content": generative_prompt(item)},
+    result: dict[str, Any] = {
+        "benchmark": benchmark,
+        "id": item.id,
+        "answer": item.answer,
+        "options": len(item.options),
+    }
+    if config.circular:
+        asked = [
+            (_score_once(backend, benchmark, rotated, config, shots, config.seed), back)
+            for rotated, back in rotations(item)
         ]
-        out = backend.generate(
-            messages, max_tokens=config.max_tokens, temperature=config.temperature, seed=config.seed
-        )
-        predicted = extract_answer(out.text, item.options)
-        result.update(
-            predicted=predicted,
-            parsed=predicted is not None,
-            response=out.text[:_KEEP_RESPONSE],
-            prompt_tokens=out.prompt_tokens,
-            completion_tokens=out.completion_tokens,
-        )
-    result["correct"] = result["predicted"] == item.answer
+        result.update(asked[0][0])  # the first rotation is the options as published
+        result["predicted"] = asked[0][1].get(asked[0][0]["predicted"] or "")
+        result["rotations"] = [back.get(one["predicted"] or "") for one, back in asked]
+        result["correct_first_rotation"] = result["predicted"] == item.answer
+        result["correct"] = all(p == item.answer for p in result["rotations"])
+        for field in ("prompt_tokens", "completion_tokens"):
+            result[field] = sum(int(one.get(field, 0)) for one, _ in asked)
+    elif config.samples > 1:
+        answers = [
+            _score_once(backend, benchmark, item, config, shots, config.seed + j)
+            for j in range(config.samples)
+        ]
+        result.update(answers[0])
+        result["samples"] = [one["predicted"] for one in answers]
+        result["sample_correct"] = [one["predicted"] == item.answer for one in answers]
+        result["correct"] = result["sample_correct"][0]
+        for field in ("prompt_tokens", "completion_tokens"):
+            result[field] = sum(int(one.get(field, 0)) for one in answers)
+    else:
+        result.update(_score_once(backend, benchmark, item, config, shots, config.seed))
+        result["correct"] = result["predicted"] == item.answer
     result["seconds"] = round(time.perf_counter() - started, 4)
     return result
 
 
-def _loglikelihood(backend: EvalBackend, benchmark: str, item: McqItem, top: int) -> dict[str, Any]:
+def _score_once(
+    backend: EvalBackend,
+    benchmark: str,
+    item: McqItem,
+    config: RunConfig,
+    shots: Sequence[McqItem],
+    seed: int,
+) -> dict[str, Any]:
+    if config.mode == "loglikelihood":
+        prompt = loglikelihood_text(benchmark, item, shots, config.template)
+        return _loglikelihood(backend, prompt, item, config.top_logprobs)
+    messages = generative_messages(item, shots, config.template)
+    out = backend.generate(
+        messages, max_tokens=config.max_tokens, temperature=config.temperature, seed=seed
+    )
+    predicted = extract_answer(out.text, item.options)
+    thinking = out.thinking or thinking_of(out.text)
+    return {
+        "predicted": predicted,
+        "parsed": predicted is not None,
+        "response": out.text[:_KEEP_RESPONSE],
+        # Kept apart from the answer: extraction never reads it, a reader may.
+        "thinking": thinking[:_KEEP_RESPONSE],
+        "prompt_tokens": out.prompt_tokens,
+        "completion_tokens": out.completion_tokens,
+    }
+
+
+def _loglikelihood(backend: EvalBackend, prompt: str, item: McqItem, top: int) -> dict[str, Any]:
     """lm-eval's ``acc`` / ``acc_norm`` over single-token continuations.
 
     An option outside the top-k alternatives has a lower log-probability than every
     option inside it, so the argmax (``acc``) is exact whenever one option is inside.
     """
-    nxt = backend.next_token(loglikelihood_prompt(benchmark, item), top)
+    nxt = backend.next_token(prompt, top)
     conts = continuations(item)
     scores = {key: nxt.top[text] for key, text in conts.items() if text in nxt.top}
     predicted = max(scores, key=lambda k: scores[k]) if scores else None
@@ -126,12 +194,15 @@ def run_eval(
 ) -> dict[str, Any]:
     """Score every chosen item not already stored for this configuration; returns run.json."""
     model = backend.describe()
-    key = config_key(config.item_key(model))
+    # Parallelism is part of the key: batched prompt processing moves log-probabilities.
+    key = config_key({**config.item_key(model), "parallel": backend.parallel})
     store = ResultStore(run_dir, key)
     stored = store.done()
-    chosen = {
-        name: sample(data[name].items, config.limit, config.seed) for name in config.benchmarks
-    }
+    shots: dict[str, list[McqItem]] = {}
+    chosen: dict[str, list[McqItem]] = {}
+    for name in config.benchmarks:
+        shots[name], scorable = split_fewshot(data[name].items, config.fewshot, config.seed)
+        chosen[name] = sample(scorable, config.limit, config.seed)
     total = sum(len(items) for items in chosen.values())
     bar = progress_bar(total, progress)
     walls: dict[str, float] = {}
@@ -142,7 +213,10 @@ def run_eval(
             bar.set_description(name)
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=max(1, backend.parallel)) as pool:
-                futures = [pool.submit(score_item, backend, name, item, config) for item in pending]
+                futures = [
+                    pool.submit(score_item, backend, name, item, config, shots[name])
+                    for item in pending
+                ]
                 for future in futures:
                     store.append(future.result())
                     bar.update(1)
@@ -155,12 +229,16 @@ def run_eval(
         "model": model,
         "label": backend.label,
         "parallel": backend.parallel,
+        "software": software(),
+        "prompt": prompt_record(config, chosen, shots),
+        "decoding": decoding_record(config),
         "data": {
             name: {
                 "source": data[name].source,
                 "sha256": data[name].sha256,
                 "items_in_file": len(data[name].items),
                 "item_ids": [item.id for item in chosen[name]],
+                "fewshot_ids": [item.id for item in shots[name]],
             }
             for name in config.benchmarks
         },
@@ -169,6 +247,54 @@ def run_eval(
     }
     write_json(run_dir / RUN_FILE, meta)
     return meta
+
+
+def decoding_record(config: RunConfig) -> dict[str, Any]:
+    """The sampling settings as sent, spelled out for the report."""
+    if config.mode == "loglikelihood":
+        return {
+            "kind": "next-token log-probabilities",
+            "max_tokens": 1,
+            "top_logprobs": config.top_logprobs,
+            "cache_prompt": False,
+        }
+    return {
+        "kind": "greedy" if config.temperature == 0 else "sampled",
+        "temperature": config.temperature,
+        "max_tokens": config.max_tokens,
+        "repeat_penalty": 1.0,
+        "seed": config.seed,
+        "cache_prompt": False,
+    }
+
+
+def prompt_record(
+    config: RunConfig,
+    chosen: Mapping[str, list[McqItem]],
+    shots: Mapping[str, list[McqItem]],
+) -> dict[str, Any]:
+    """The prompt version, the system text, and the first scored item's prompt per benchmark
+    exactly as sent, so a reader sees the wording without rerunning anything."""
+    examples: dict[str, str] = {}
+    for name, items in chosen.items():
+        if not items:
+            continue
+        if config.mode == "loglikelihood":
+            examples[name] = loglikelihood_text(name, items[0], shots[name], config.template)
+        else:
+            messages = generative_messages(items[0], shots[name], config.template)
+            examples[name] = "\n\n".join(f"[{m['role']}] {m['content']}" for m in messages[1:])
+    record: dict[str, Any] = {
+        "version": config.prompt_version,
+        "first_item": examples,
+        "template": config.template,
+        "fewshot": config.fewshot,
+        "circular": config.circular,
+        "samples": config.samples,
+    }
+    if config.mode == "generative":
+        record["system"] = GENERATIVE_SYSTEM
+    return record
 
 
 def progress_bar(total: int, enabled: bool) -> Any:

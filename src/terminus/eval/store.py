@@ -23,8 +23,8 @@ def config_key(config: dict[str, Any]) -> str:
 
 
 class ResultStore:
-    def __init__(self, run_dir: Path, key: str) -> None:
-        self.path = run_dir / RESULTS_FILE
+    def __init__(self, run_dir: Path, key: str, filename: str = RESULTS_FILE) -> None:
+        self.path = run_dir / filename
         self.key = key
         self._lock = threading.Lock()
         run_dir.mkdir(parents=True, exist_ok=True)

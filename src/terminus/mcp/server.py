@@ -1,5 +1,8 @@
 """``terminus mcp``: chat, RAG, speech, OCR, translation and embeddings as MCP tools.
 
+The user's document workspaces are resources too, with prompts over them
+(``terminus.mcp.resources``).
+
 Each tool is a thin call into the Terminus client, so an MCP host (an IDE, a
 desktop assistant, another agent) gets private, local AI on this machine. The
 HTTP transport binds to loopback only: the tools read local files.
@@ -151,6 +154,10 @@ def build_server(client: Terminus, *, chat_model: str | None = None) -> Any:
         result = client.embed(texts, model=model)
         return {"model": result.model, "vectors": [list(map(float, v)) for v in result.vectors]}
 
+    from terminus.mcp.resources import add_prompts, add_resources
+
+    add_resources(server, client)
+    add_prompts(server, client)
     return server
 
 

@@ -38,7 +38,7 @@ from terminus.errors import (
 )
 from terminus.models.card import ModelCard, ModelFile
 from terminus.models.progress import NullProgress, Progress
-from terminus.models.sources.base import CHUNK, BlobSink, Source
+from terminus.models.sources.base import CHUNK, BlobSink, Source, StagedFile
 from terminus.models.stamps import Stamp, StampStore
 
 LOCK_TIMEOUT_S = 3600.0
@@ -231,24 +231,25 @@ class ModelCache:
         self._stamp_verified(file.sha256)
         return self.blob_path(file.sha256)
 
-    def _adopt(self, staged: Path, file: ModelFile, source: Source, progress: Progress) -> Path:
-        """Verify a file a source staged on this filesystem, then rename it into place."""
-        digest = hashlib.sha256()
-        size = 0
-        progress.start(f"verifying {file.name}", staged.stat().st_size)
-        try:
-            with staged.open("rb") as fh:
-                while block := fh.read(CHUNK):
-                    digest.update(block)
-                    size += len(block)
-                    progress.advance(len(block))
-                os.fsync(fh.fileno())
-        finally:
-            progress.finish()
-        if digest.hexdigest() != file.sha256 or (file.size is not None and size != file.size):
+    def _adopt(
+        self, staged: Path | StagedFile, file: ModelFile, source: Source, progress: Progress
+    ) -> Path:
+        """Verify a file a source staged on this filesystem, then rename it into place.
+
+        A ``StagedFile`` was hashed and synced by its source as it was written: its digest
+        and size (checked against the file on disk) are compared, and it is not read again.
+        """
+        if isinstance(staged, StagedFile):
+            digest, size = staged.sha256, staged.size
+            if staged.path.stat().st_size != size:
+                digest = "size-changed"  # written to after it was hashed: never adopted
+            staged = staged.path
+        else:
+            digest, size = _hash_and_sync(staged, progress, file.name)
+        if digest != file.sha256 or (file.size is not None and size != file.size):
             staged.unlink(missing_ok=True)
             raise ChecksumMismatchError(
-                f"{file.name} from {source.describe()}: got sha256 {digest.hexdigest()[:16]}… "
+                f"{file.name} from {source.describe()}: got sha256 {digest[:16]}… "
                 f"({size} bytes), expected {file.sha256[:16]}…"
             )
         staged.chmod(0o444)
@@ -438,6 +439,22 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _hash_and_sync(path: Path, progress: Progress, name: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    progress.start(f"verifying {name}", path.stat().st_size)
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(CHUNK):
+                digest.update(block)
+                size += len(block)
+                progress.advance(len(block))
+            os.fsync(fh.fileno())
+    finally:
+        progress.finish()
+    return digest.hexdigest(), size
 
 
 def _hash_file(path: Path) -> str:

@@ -98,6 +98,8 @@ class ModelCard(BaseModel):
     chat_template: str | None = None
     defaults: dict[str, Any] = Field(default_factory=dict)
     base_model: str | None = None
+    #: For a quantized model: source model, file, sha256, type, lowest precision upstream.
+    lineage: dict[str, Any] | None = None
     user_added: bool = False
 
     @property

@@ -21,8 +21,6 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-
 from terminus.errors import CorruptTensorDataError
 from terminus.models.gguf import GGML_TYPE_SIZES, GGUFHeader
 
@@ -86,6 +84,8 @@ def _read(fh: BinaryIO, offset: int, size: int, block: int) -> bytes:
 
 
 def _non_finite(data: bytes, ggml_type: int) -> int:
+    import numpy as np  # here, not at the top: a model whose check is cached never needs it
+
     if ggml_type == _F32:
         values = np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4")
     elif ggml_type == _F16:

@@ -10,8 +10,11 @@ caller, so nothing can be duplicated. A stream that breaks after its first event
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,10 +24,10 @@ from terminus.errors import PeerUnavailableError
 from terminus.p2p.identity import Identity
 from terminus.p2p.node import (
     EventLoopThread,
+    FrameReader,
     NodeRef,
     bind_endpoint,
     dial,
-    read_frame,
     write_frame,
 )
 from terminus.p2p.ops import OPS, Op, load_value, request_body
@@ -61,6 +64,8 @@ class PeerClient:
         self._connection: Any = None
         self.reconnects = 0
         self.resent = 0
+        # Several threads may share one client (a pool, a server): one dial at a time.
+        self._dialing = threading.Lock()
 
     # -- public --------------------------------------------------------------------
 
@@ -107,9 +112,12 @@ class PeerClient:
         return self._loop.run(coro, timeout)
 
     def _ensure_endpoint(self) -> None:
-        if self._loop is None:
-            self._loop = EventLoopThread("terminus-consumer")
-            self._endpoint = self._run(bind_endpoint(self.identity, "0.0.0.0:0", self._relay), 10)
+        with self._dialing:
+            if self._loop is None:
+                self._loop = EventLoopThread("terminus-consumer")
+                self._endpoint = self._run(
+                    bind_endpoint(self.identity, "0.0.0.0:0", self._relay), 10
+                )
 
     def _open(self, op: Op, request: Any) -> tuple[Any, Any]:
         """A fresh stream carrying the signed request; reconnects when the link dropped."""
@@ -118,15 +126,10 @@ class PeerClient:
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             try:
-                if self._connection is None or self._connection.close_reason() is not None:
-                    if self._connection is not None:
-                        self.reconnects += 1
-                    self._connection = self._run(
-                        dial(self._endpoint, self.ref), self.connect_timeout
-                    )
+                connection = self._connect()
                 token = issue_token(self.identity, self.ref.node_id, op.name, body, self.token_ttl)
                 header = {"op": op.name, "token": token.to_wire(), "body": body.decode()}
-                return self._run(self._start(self._connection, header), self.connect_timeout)
+                return self._run(self._start(connection, header), self.connect_timeout)
             except (Exception, FutureTimeout) as exc:
                 last = exc
                 self._connection = None
@@ -138,28 +141,38 @@ class PeerClient:
             hint="is `terminus provide` running there?",
         )
 
-    @staticmethod
-    async def _start(connection: Any, header: dict[str, Any]) -> tuple[Any, Any]:
-        stream = await connection.open_bi()
-        send, recv = stream.send(), stream.recv()
-        await write_frame(send, header)
-        return send, recv
+    def _connect(self) -> Any:
+        with self._dialing:
+            connection = self._connection
+            if connection is None or connection.close_reason() is not None:
+                if connection is not None:
+                    self.reconnects += 1
+                connection = self._run(dial(self._endpoint, self.ref), self.connect_timeout)
+                self._connection = connection
+            return connection
 
-    def _read(self, recv: Any, cancel: CancelToken | None, send: Any = None) -> Any:
+    @staticmethod
+    async def _start(connection: Any, header: dict[str, Any]) -> tuple[Any, _Inbox]:
+        """Open a stream, send the header, and start reading the answer at once."""
+        stream = await connection.open_bi()
+        send = stream.send()
+        await write_frame(send, header)
+        return send, _Inbox.start(FrameReader(stream.recv()))
+
+    def _read(self, inbox: _Inbox, cancel: CancelToken | None, send: Any = None) -> Any:
         """The next frame other than a heartbeat, or None when the provider went silent.
 
-        While waiting, a cancel is forwarded to the provider once.
+        Frames are read on the loop as they arrive and handed over through a queue, so
+        this thread wakes once per frame. While waiting, a cancel is forwarded once.
         """
-        assert self._loop is not None
         forwarded = False
-        future = self._loop.submit(read_frame(recv))
         last_heard = time.monotonic()
         while True:
             try:
-                frame = future.result(POLL_S)
-            except FutureTimeout:
+                frame = inbox.frames.get(timeout=POLL_S)
+            except queue.Empty:
                 if time.monotonic() - last_heard > SILENCE_S:
-                    future.cancel()
+                    inbox.stop()
                     return None
                 if cancel is not None and cancel.cancelled and not forwarded and send is not None:
                     forwarded = True
@@ -169,7 +182,6 @@ class PeerClient:
             if frame is None or not frame.get("ping"):
                 return frame
             last_heard = time.monotonic()
-            future = self._loop.submit(read_frame(recv))
 
     def _resend(self, op: Op, request: Any) -> tuple[Any, Any]:
         """Drop a connection that lost a request before its answer began; send it again."""
@@ -218,6 +230,31 @@ class PeerClient:
         finally:
             # Leaving early (break, close) tells the provider to stop generating.
             self._finish(send)
+
+
+class _Inbox:
+    """The frames of one answer, read by a task on the event loop into a thread-safe queue."""
+
+    def __init__(self, task: asyncio.Task[None], frames: queue.SimpleQueue[Any]) -> None:
+        self._task = task
+        self.frames = frames
+
+    @classmethod
+    def start(cls, reader: FrameReader) -> _Inbox:
+        frames: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        async def pump() -> None:
+            while True:
+                frame = await reader.next()
+                frames.put(frame)
+                if frame is None:
+                    return
+
+        return cls(asyncio.get_running_loop().create_task(pump()), frames)
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self._task.get_loop().call_soon_threadsafe(self._task.cancel)
 
 
 def _describe(error: BaseException | None) -> str:

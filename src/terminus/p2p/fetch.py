@@ -3,12 +3,15 @@
 libtorrent verifies every block against the v2 Merkle tree before writing it and
 bans peers that send bad data; the download resumes after any kill because the
 staging folder keeps the metadata, resume data and the pieces already verified.
-The cache still hashes each whole file before it becomes visible (``PeerFileSource``).
+Pieces come in order, so the whole-file sha256 the cache checks is computed while they
+arrive (``stream_hash``), reading each piece once after it was verified and written; the
+cache compares it with the card before the file becomes visible (``PeerFileSource``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +21,8 @@ from typing import Any
 from terminus.errors import SourceUnavailableError
 from terminus.models.progress import NullProgress, Progress
 from terminus.p2p.reference import ModelRef, parse_address
-from terminus.p2p.torrent import libtorrent, make_session, public_default
+from terminus.p2p.stream_hash import Digest, InOrderHasher, verified_prefix
+from terminus.p2p.torrent import TUNED_SETTINGS, libtorrent, make_session, public_default
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,8 @@ class FetchReport:
     resumed_bytes: int = 0  # verified bytes found in the staging folder at start
     banned_peers: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: sha256 the file should have -> what its bytes hashed to as they arrived
+    digests: dict[str, Digest] = field(default_factory=dict)
 
 
 def staging_dir(home: Path, ref: ModelRef) -> Path:
@@ -60,6 +66,7 @@ def fetch_blobs(
     session = make_session(listen, public=public)
     started = time.monotonic()
     report = FetchReport(paths={})
+    hashing = _Hashing(folder)
     try:
         handle = session.add_torrent(_add_params(lt, ref, folder))
         if any(_staged_path(folder, f.sha256) for f in ref.files):
@@ -69,9 +76,11 @@ def fetch_blobs(
         report.resumed_bytes = _checked_bytes(handle)
         for peer in ref.peers:
             handle.connect_peer(parse_address(peer))
-        _wait_until_done(lt, session, handle, ref, folder, progress, report, stall_timeout)
-        _flush(lt, session, handle, folder)
+        _wait_until_done(lt, session, handle, ref, folder, progress, report, stall_timeout, hashing)
+        _flush(lt, session, handle, folder, report)
+        digests = hashing.finish(handle)
     finally:
+        hashing.cancel()
         progress.finish()
         session.pause()
         _dispose(session)
@@ -82,7 +91,44 @@ def fetch_blobs(
         if path is None:
             raise SourceUnavailableError(f"{file.name} is not in the torrent of {ref.model_id}")
         report.paths[file.sha256] = path
+        digest = digests.get(path)
+        if digest is not None and digest.sha256 == file.sha256:
+            report.digests[file.sha256] = digest  # else the cache hashes the file itself
     return report
+
+
+class _Hashing:
+    """The in-order hasher, started once the torrent's metadata is known."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._hasher: InOrderHasher | None = None
+        self._prefix = 0
+
+    def update(self, handle: Any, status: Any) -> None:
+        if not status.has_metadata:
+            return
+        if self._hasher is None:
+            queued = int(TUNED_SETTINGS["max_queued_disk_bytes"])
+            self._hasher = InOrderHasher(self._folder, handle.torrent_file(), queued)
+        self._prefix = verified_prefix(status.pieces, self._prefix)
+        self._hasher.advance(self._prefix)
+
+    def finish(self, handle: Any) -> dict[Path, Digest]:
+        """After the flush: hash what is left and sync the files once."""
+        if self._hasher is None:  # complete before the loop saw metadata
+            self._hasher = InOrderHasher(self._folder, handle.torrent_file())
+        hasher, self._hasher = self._hasher, None
+        digests = hasher.finish()
+        for path in digests:
+            with path.open("rb") as fh:  # libtorrent wrote it; sync once before the rename
+                os.fsync(fh.fileno())
+        return digests
+
+    def cancel(self) -> None:
+        if self._hasher is not None:
+            self._hasher.cancel()
+            self._hasher = None
 
 
 def _add_params(lt: Any, ref: ModelRef, folder: Path) -> Any:
@@ -97,6 +143,8 @@ def _add_params(lt: Any, ref: ModelRef, folder: Path) -> Any:
         params = lt.parse_magnet_uri(f"magnet:?xt=urn:btmh:1220{ref.info_hash}")
     params.save_path = str(folder)
     params.url_seeds = list(ref.web_seeds)
+    # In order, so the whole-file hash follows the download instead of re-reading it after.
+    params.flags |= lt.torrent_flags.sequential_download
     return params
 
 
@@ -109,6 +157,7 @@ def _wait_until_done(
     progress: Progress,
     report: FetchReport,
     stall_timeout: float,
+    hashing: _Hashing,
 ) -> None:
     total = sum(f.size or 0 for f in ref.files)
     progress.start(f"{ref.model_id} from peers", total or None)
@@ -116,6 +165,7 @@ def _wait_until_done(
     last_progress = last_resume = time.monotonic()
     while True:
         status = handle.status()
+        hashing.update(handle, status)
         done = int(status.total_wanted_done)
         if done > shown:
             progress.advance(done - shown)
@@ -173,18 +223,21 @@ def _on_alert(lt: Any, alert: Any, handle: Any, folder: Path, report: FetchRepor
         log.warning("banned peer %s for sending bad data", alert.endpoint)
 
 
-def _flush(lt: Any, session: Any, handle: Any, folder: Path) -> None:
+def _flush(lt: Any, session: Any, handle: Any, folder: Path, report: FetchReport) -> None:
     """Wait until every verified byte is written, and keep the resume data."""
     handle.save_resume_data(lt.save_resume_flags_t.flush_disk_cache)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    saved = False
+    while not saved and time.monotonic() < deadline:
         session.wait_for_alert(200)
-        for alert in session.pop_alerts():
+        for alert in session.pop_alerts():  # the whole batch, not up to the resume data
             if isinstance(alert, lt.save_resume_data_alert):
                 _write_atomic(folder / "resume.dat", lt.write_resume_data_buf(alert.params))
-                return
-            if isinstance(alert, lt.save_resume_data_failed_alert):
-                return
+                saved = True
+            elif isinstance(alert, lt.save_resume_data_failed_alert):
+                saved = True
+            else:
+                _on_alert(lt, alert, handle, folder, report)
 
 
 def _staged_path(folder: Path, sha256: str) -> Path | None:

@@ -99,7 +99,9 @@ class EventLoopThread:
             self.loop.close()
 
 
-async def bind_endpoint(identity: Identity, listen: str = "0.0.0.0:0", relay: bool = False) -> Any:
+async def bind_endpoint(
+    identity: Identity, listen: str = "0.0.0.0:0", relay: bool = False, alpn: bytes = ALPN
+) -> Any:
     module = iroh()
     builder = module.EndpointBuilder()
     if relay:
@@ -108,7 +110,7 @@ async def bind_endpoint(identity: Identity, listen: str = "0.0.0.0:0", relay: bo
         builder.apply_minimal()  # crypto only: nothing outside this network is contacted
         builder.relay_mode(module.RelayMode.disabled())
     builder.secret_key(identity.seed)
-    builder.alpns([ALPN])
+    builder.alpns([alpn])
     builder.bind_addr(listen)
     return await builder.bind()
 
@@ -127,14 +129,14 @@ def endpoint_addresses(endpoint: Any, advertise: tuple[str, ...] = ()) -> tuple[
     return tuple(dict.fromkeys(found))
 
 
-async def dial(endpoint: Any, ref: NodeRef) -> Any:
+async def dial(endpoint: Any, ref: NodeRef, alpn: bytes = ALPN) -> Any:
     module = iroh()
     if not ref.addresses:
         raise PeerUnavailableError(f"no address known for node {ref.node_id[:12]}…")
     addr = module.EndpointAddr(
         module.EndpointId.from_bytes(bytes.fromhex(ref.node_id)), None, list(ref.addresses)
     )
-    return await endpoint.connect(addr, ALPN)
+    return await endpoint.connect(addr, alpn)
 
 
 def remote_node_id(connection: Any) -> str:
@@ -143,6 +145,34 @@ def remote_node_id(connection: Any) -> str:
 
 async def write_frame(send: Any, message: dict[str, Any]) -> None:
     await send.write_all(encode_frame(message))
+
+
+class FrameReader:
+    """Frames from one stream, read in chunks: a small frame (header and body) usually
+    arrives in one read, one wake-up of the event loop instead of two per frame."""
+
+    def __init__(self, recv: Any) -> None:
+        self.recv = recv
+        self._buffer = bytearray()
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next frame, or None when the other side finished or the stream broke."""
+        try:
+            await self._fill(4)
+            length = frame_length(bytes(self._buffer[:4]))
+            await self._fill(4 + length)
+        except Exception:  # iroh raises one error type for reset and lost connections
+            return None
+        body = bytes(self._buffer[4 : 4 + length])
+        del self._buffer[: 4 + length]
+        return decode_body(body)
+
+    async def _fill(self, size: int) -> None:
+        while len(self._buffer) < size:
+            chunk = await self.recv.read(max(1 << 16, size - len(self._buffer)))
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
 
 
 async def read_frame(recv: Any) -> dict[str, Any] | None:

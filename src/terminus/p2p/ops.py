@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from terminus.p2p.status import ProviderStatus, StatusRequest
+from terminus.p2p.tool_ops import ToolCallOutcome, ToolCallRequest, ToolListing, ToolListRequest
 from terminus.p2p.wire import decode_body, json_default
 from terminus.types import ChatEvent, ChatRequest, Embeddings, EmbedRequest, TextRequest
 from terminus.types.image import ImageEvent, ImageRequest
@@ -56,6 +58,11 @@ OPS: dict[str, Op] = {
         Op("embed", EmbedRequest, Embeddings, False),
         Op("transcribe", TranscribeRequest, Transcription, False),
         Op("ocr", OcrRequest, OcrResult, False),
+        # peer tools: served by the provider's ToolHost, not its transport
+        Op("list_tools", ToolListRequest, ToolListing, False),
+        Op("call_tool", ToolCallRequest, ToolCallOutcome, False),
+        # answered by the provider itself, not its transport (models, load)
+        Op("status", StatusRequest, ProviderStatus, False),
     )
 }
 

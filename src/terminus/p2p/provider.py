@@ -30,15 +30,17 @@ from terminus.models.catalog import Catalog
 from terminus.p2p.identity import Identity
 from terminus.p2p.node import (
     EventLoopThread,
+    FrameReader,
     NodeRef,
     bind_endpoint,
     endpoint_addresses,
-    read_frame,
     remote_node_id,
     write_frame,
 )
 from terminus.p2p.ops import OPS, Op, dump_value, parse_request, run_op
+from terminus.p2p.status import ProviderStatus, machine_load
 from terminus.p2p.tokens import NonceCache, NonceStore, Token, check_token
+from terminus.p2p.tool_ops import TOOL_OPS, ToolHost
 from terminus.p2p.wire import error_message
 from terminus.types import CancelToken
 
@@ -86,14 +88,17 @@ class Provider:
         advertise: tuple[str, ...] = (),
         relay: bool = False,
         nonces: NonceStore | None = None,
+        tools: ToolHost | None = None,
     ) -> None:
         """``nonces`` remembers accepted tokens; pass a persistent store (as ``terminus
-        provide`` does) so that a restart does not accept a still-valid token twice."""
+        provide`` does) so that a restart does not accept a still-valid token twice.
+        ``tools`` serves peer tools; without it, tool requests are refused."""
         self.transport = transport
         self.identity = identity
         self.catalog = catalog
         self.models = frozenset(catalog.get(m).id for m in models)
         self.policy = policy
+        self.tools = tools
         self.stats = ProviderStats()
         self._nonces: NonceStore = nonces if nonces is not None else NonceCache()
         self._slots = threading.BoundedSemaphore(max(1, policy.max_concurrent))
@@ -138,6 +143,18 @@ class Provider:
         # iroh releases the UDP sockets only when the last handle goes away.
         self._endpoint = self._accepting = None
         gc.collect()
+
+    def status(self) -> ProviderStatus:
+        load, cores = machine_load()
+        return ProviderStatus(
+            node_id=self.identity.node_id,
+            models=sorted(self.models),
+            active=self.stats.active,
+            max_concurrent=self.policy.max_concurrent,
+            served=self.stats.served,
+            load_average=load,
+            cores=cores,
+        )
 
     # -- connections ---------------------------------------------------------------
 
@@ -185,15 +202,20 @@ class Provider:
     # -- requests ------------------------------------------------------------------
 
     async def _stream(self, peer: str, stream: Any) -> None:
-        send, recv = stream.send(), stream.recv()
+        send, recv = stream.send(), FrameReader(stream.recv())
         cancel = CancelToken()
         done = asyncio.Event()
         holding = False
         try:
-            header = await read_frame(recv)
+            header = await recv.next()
             if header is None:
                 return
             op, request = self._admit(peer, header)
+            if op.name == "status":  # answered even when every slot is busy
+                await write_frame(send, {"result": dump_value(op, self.status(), result=True)})
+                await write_frame(send, {"end": True})
+                await send.finish()
+                return
             if not self._slots.acquire(blocking=False):
                 raise PeerBusyError(
                     f"provider is serving {self.policy.max_concurrent} requests already",
@@ -203,7 +225,7 @@ class Provider:
             self.stats.active += 1
             watcher = asyncio.create_task(self._watch(recv, cancel, done))
             try:
-                await self._run(op, request, cancel, send)
+                await self._run(op, request, cancel, send, peer)
             finally:
                 done.set()
                 watcher.cancel()
@@ -244,6 +266,8 @@ class Provider:
             request = parse_request(op, raw)
         except ValueError as exc:
             raise InvalidParameterError(f"invalid {op.name} request: {exc}") from exc
+        if op.name in TOOL_OPS and self.tools is None:
+            raise PeerRefusedError("this provider offers no tools")
         model = getattr(request, "model", None)
         if model is not None and self.catalog.get(model).id not in self.models:
             raise ModelNotFoundError(f"this provider does not share {model!r}")
@@ -264,11 +288,17 @@ class Provider:
             )
         return request
 
-    async def _run(self, op: Op, request: Any, cancel: CancelToken, send: Any) -> None:
+    async def _run(
+        self, op: Op, request: Any, cancel: CancelToken, send: Any, peer: str = ""
+    ) -> None:
         if not op.streams:
-            work = asyncio.ensure_future(
-                asyncio.to_thread(run_op, self.transport, op, request, cancel)
-            )
+            if op.name in TOOL_OPS:
+                method = getattr(self.tools, op.name)
+                work = asyncio.ensure_future(asyncio.to_thread(method, request, peer))
+            else:
+                work = asyncio.ensure_future(
+                    asyncio.to_thread(run_op, self.transport, op, request, cancel)
+                )
             while not work.done():
                 await asyncio.wait({work}, timeout=HEARTBEAT_S)
                 if not work.done():
@@ -317,9 +347,9 @@ class Provider:
             raise _ConsumerGone from exc
 
     @staticmethod
-    async def _watch(recv: Any, cancel: CancelToken, done: asyncio.Event) -> None:
+    async def _watch(recv: FrameReader, cancel: CancelToken, done: asyncio.Event) -> None:
         """A cancel frame, or the consumer's side ending early, cancels the request."""
-        frame = await read_frame(recv)
+        frame = await recv.next()
         if not done.is_set():
             cancel.cancel("cancelled by the consumer" if frame else "consumer vanished")
 

@@ -9,7 +9,7 @@ from typing import Any
 from terminus.errors import InvalidParameterError, SourceUnavailableError
 from terminus.models.card import ModelFile, PeerSource
 from terminus.models.progress import Progress
-from terminus.models.sources.base import BlobSink, copy_file_into
+from terminus.models.sources.base import BlobSink, StagedFile, copy_file_into
 from terminus.p2p.fetch import FetchReport, fetch_blobs, staging_dir
 from terminus.p2p.reference import ModelRef, parse_reference
 from terminus.paths import terminus_home
@@ -18,9 +18,9 @@ from terminus.paths import terminus_home
 class PeerFileSource:
     """Delivers a model's files from the peers named in its references.
 
-    The whole torrent is fetched once into a private staging folder (resumable);
-    each file is then streamed through the cache's hashing sink, so a blob becomes
-    visible only when its sha256 matches the card.
+    The whole torrent is fetched once into a private staging folder (resumable), each
+    file hashed as its pieces arrive; a blob becomes visible in the cache only when that
+    sha256 matches the card.
     """
 
     resumable = False  # the staging folder, not the sink, holds the resumable state
@@ -57,12 +57,30 @@ class PeerFileSource:
     def provides(self, file_name: str) -> bool:
         return any(f.name == file_name for r in self.refs for f in r.files)
 
-    def fetch_to_path(self, file: ModelFile, progress: Progress) -> Path:
-        """Download (or resume) the torrent and return the staged file for the cache to verify.
+    def fetch_to_path(self, file: ModelFile, progress: Progress) -> Path | StagedFile:
+        """Download (or resume) the torrent and hand the staged file to the cache.
 
         The file sits in a folder of its own under the Terminus home, on the cache's
-        filesystem, so the cache renames it into place after hashing it.
+        filesystem. Its sha256 was computed as its pieces arrived, and it was synced: the
+        cache compares that digest with the card and renames the file into place.
         """
+        staged = self._staged(file, progress)
+        digest = self.last_report.digests.get(file.sha256) if self.last_report else None
+        if digest is None:
+            return staged  # the cache hashes it
+        return StagedFile(staged, digest.sha256, digest.size)
+
+    def fetch(self, file: ModelFile, sink: BlobSink, progress: Progress) -> None:
+        """The plain Source interface: stream the staged file through the cache's sink."""
+        staged = self._staged(file, progress)
+        progress.start(f"verifying {file.name}", staged.stat().st_size)
+        try:
+            copy_file_into(staged, sink, progress)
+        finally:
+            progress.finish()
+        staged.unlink(missing_ok=True)
+
+    def _staged(self, file: ModelFile, progress: Progress) -> Path:
         if not self.allow_download:
             raise SourceUnavailableError(
                 f"downloads are disabled; not fetching {file.name} from peers"
@@ -74,16 +92,6 @@ class PeerFileSource:
             staged = self.last_report.paths[file.sha256]
         self._used.add(ref)
         return staged
-
-    def fetch(self, file: ModelFile, sink: BlobSink, progress: Progress) -> None:
-        """The plain Source interface: stream the staged file through the cache's sink."""
-        staged = self.fetch_to_path(file, progress)
-        progress.start(f"verifying {file.name}", staged.stat().st_size)
-        try:
-            copy_file_into(staged, sink, progress)
-        finally:
-            progress.finish()
-        staged.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Drop staging folders whose files all reached the cache (their resume data too)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -14,8 +16,19 @@ from terminus.models.catalog import Catalog
 from terminus.models.gguf_io import staging_root
 from terminus.models.progress import NullProgress, Progress
 from terminus.quantize.imatrix import compute_imatrix, load_imatrix, save_imatrix
+from terminus.quantize.lineage import lineage, precision_warning
 from terminus.quantize.rules import scheme
 from terminus.quantize.writer import quantize_file
+
+log = logging.getLogger(__name__)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def default_quant_id(base: ModelCard, type_name: str, *, imatrix: bool) -> str:
@@ -59,6 +72,12 @@ def quantize_to_cache(
         matrix = compute_imatrix(source, calibration_text, threads=threads)
         if save_imatrix_to is not None:
             save_imatrix(matrix, save_imatrix_to, dataset="calibration text")
+    record = lineage(source, base.files[0].sha256 or file_sha256(source), base.id, base.lineage)
+    warning = precision_warning(record, plan.default)
+    if warning:
+        record["warning"] = warning
+        log.warning("%s: %s", card_id, warning)
+        say(f"warning: {warning}")
     staging = Path(tempfile.mkdtemp(prefix="quantize-", dir=staging_root(cache.root)))
     try:
         target = staging / f"{card_id}.gguf"
@@ -81,6 +100,7 @@ def quantize_to_cache(
         chat_template=base.chat_template,
         defaults=dict(base.defaults),
         base_model=base.id,
+        lineage={**record, "type": plan.name, "imatrix": matrix is not None},
         user_added=True,
     )
     catalog.save_user_card(card)

@@ -21,7 +21,9 @@ from terminus.models.gguf_io import (
 from terminus.models.progress import NullProgress, Progress
 from terminus.quantize.rules import Scheme, tensor_type
 
-QUANTIZABLE_ARCHITECTURES = ("llama", "qwen2")
+#: Dense decoder layouts whose tensors llama.cpp's type rules cover; Qwen3 adds only 1-D
+#: q/k norms (kept F32), so the same rules apply.
+QUANTIZABLE_ARCHITECTURES = ("llama", "qwen2", "qwen3")
 
 
 def quantize_file(

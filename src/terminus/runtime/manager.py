@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from terminus.engines.base import (
     ChatModel,
@@ -24,6 +24,8 @@ from terminus.engines.base import (
     LoadOptions,
     TextModel,
 )
+from terminus.engines.llamacpp_kvdisk import KV_DISK_DIR_KEY, KV_DISK_KEY
+from terminus.engines.llamacpp_speculative import DRAFT_PATH_KEY, speculative_plan
 from terminus.engines.registry import engine_class
 from terminus.errors import (
     CapabilityError,
@@ -310,6 +312,7 @@ class ModelManager:
                     return entry
             engine: Engine = engine_class(card.engine)()
             files = self.ensure_files(card)
+            options = self._with_draft_file(card, options)
             needed = engine.estimate_memory(card, files, options)
             self._make_room(card.id, needed)  # reserves `needed` until the load ends
             try:
@@ -330,6 +333,23 @@ class ModelManager:
                 self._entries[card.id] = entry
             self._wake_if_timed(card.id)
             return entry
+
+    def _with_draft_file(self, card: ModelCard, options: LoadOptions) -> LoadOptions:
+        """Where KV snapshots go, and a draft model's verified file (speculative decoding)."""
+        if card.engine != "llamacpp" or card.capability == Capability.EMBED:
+            return options
+        kv = options.extra.get(KV_DISK_KEY, card.defaults.get(KV_DISK_KEY))
+        if kv and KV_DISK_DIR_KEY not in options.extra:  # snapshots live in this home
+            extra = {**options.extra, KV_DISK_DIR_KEY: str(self.cache.root / "kv")}
+            options = replace(options, extra=extra)
+        plan = speculative_plan(card, options)
+        if plan is None or plan.draft_model is None:
+            return options
+        draft = self.catalog.get(plan.draft_model)
+        if draft.engine != card.engine or draft.capability == Capability.EMBED:
+            raise CapabilityError(f"{draft.id} is not a {card.engine} text model; it cannot draft")
+        path = self.ensure_files(draft).main
+        return replace(options, extra={**options.extra, DRAFT_PATH_KEY: str(path)})
 
     def _touch(self, card_id: str, hold: bool) -> _Entry | None:
         entry = self._entries.get(card_id)

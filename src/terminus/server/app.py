@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from terminus.client.sync import Terminus
+from terminus.server.agent_tools import ServerToolbox, add_agent_tool_routes
 from terminus.server.anthropic_api import add_anthropic_routes
 from terminus.server.audio import add_audio_routes
 from terminus.server.chat import add_chat_routes
@@ -72,6 +73,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
         max_bytes=settings.responses_max_bytes,
     )
     metrics = ServerMetrics(state)
+    tool_servers = ServerToolbox(settings.tool_servers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +87,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
                 clear_resident(client.home, os.getpid())
             await state.stop()
             store.close()
+            tool_servers.close()
 
     from terminus import __version__
 
@@ -97,6 +100,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
         redoc_url=None,
     )
     app.state.terminus = state
+    app.state.toolbox = tool_servers
     install_error_handlers(app)
 
     router = APIRouter()
@@ -112,6 +116,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_image_routes(router)
     add_audio_routes(router)
     add_tool_routes(router)
+    add_agent_tool_routes(router)
     add_eval_routes(router)
     add_eval_job_routes(router)
     add_node_routes(router)

@@ -27,6 +27,12 @@ class LoadRequest(Wire):
     context_length: int | None = None
     parallel: int | None = None
     threads: int | None = None
+    #: Speculative decoding for this load: "off", "ngram", or "draft" with ``draft_model``.
+    speculative: str | None = None
+    draft_model: str | None = None
+    draft_max: int | None = None
+    #: KV snapshots of long prompt prefixes on disk: true, or a budget in MiB.
+    kv_disk_cache: bool | int | None = None
 
 
 async def apply_keep_alive(state: ServerState, card_id: str, value: Any) -> None:
@@ -57,8 +63,17 @@ def _ps(state: ServerState) -> dict[str, Any]:
 def _load(state: ServerState, name: str, body: LoadRequest) -> dict[str, Any]:
     card = state.client.models.get(name)
     keep_alive = parse_keep_alive(body.keep_alive)
-    options = state.load_options(card)
-    for field in ("context_length", "parallel", "threads"):
+    options: dict[str, Any] = dict(state.load_options(card))
+    fields = (
+        "context_length",
+        "parallel",
+        "threads",
+        "speculative",
+        "draft_model",
+        "draft_max",
+        "kv_disk_cache",
+    )
+    for field in fields:
         value = getattr(body, field)
         if value is not None:
             options[field] = value

@@ -20,8 +20,10 @@ from starlette.responses import JSONResponse, Response
 from terminus.client.streams import AsyncCompletionStream
 from terminus.errors import EngineError, TerminusError
 from terminus.runtime.keepalive import parse_keep_alive
+from terminus.server.agent_tools import resolve_tools, toolbox
 from terminus.server.errors import APIError, describe, invalid
 from terminus.server.middleware import AccessRecord, access_record
+from terminus.server.responses_agent import AgentResponseBuilder, server_tool_specs, start_agent
 from terminus.server.responses_convert import (
     ResponsesRequest,
     completion_kwargs,
@@ -67,7 +69,8 @@ def add_response_routes(router: APIRouter, store: ResponseStore) -> None:
         state = server_state(request)
         record = access_record(request)
         record.model, record.stream = body.model, bool(body.stream)
-        kwargs = completion_kwargs(body)
+        server_tools = server_tool_specs(body)
+        kwargs = {} if server_tools else completion_kwargs(body)
         keep_alive = parse_keep_alive(body.keep_alive)
         context = await _context(store, body)
         messages = await asyncio.to_thread(  # images are decoded off the event loop
@@ -77,8 +80,15 @@ def add_response_routes(router: APIRouter, store: ResponseStore) -> None:
             raise invalid("input", "the conversation has no input for the model")
         card = await state.resolve(body.model, Capability.CHAT)
         record.model = card.id
-        stream = state.aclient.completion(messages, model=card.id, **kwargs)  # validates: 400s here
-        run = _Run(state, store, body, context, ResponseBuilder(body, card.id), record, keep_alive)
+        builder: ResponseBuilder
+        if server_tools:  # tools run here, through the agent loop
+            tools = await resolve_tools(toolbox(request), server_tools)
+            stream: Any = start_agent(state, body, list(messages), card.id, tools)
+            builder = AgentResponseBuilder(body, card.id, tools)
+        else:
+            stream = state.aclient.completion(messages, model=card.id, **kwargs)  # 400s here
+            builder = ResponseBuilder(body, card.id)
+        run = _Run(state, store, body, context, builder, record, keep_alive)
         return await run.respond(request, stream)
 
     @router.get("/v1/responses/{response_id}")

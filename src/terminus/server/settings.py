@@ -62,6 +62,9 @@ class ServerSettings:
     responses_ttl_s: float = 30 * 24 * 3600.0
     responses_max_rows: int = 10_000
     responses_max_bytes: int = 256 * 1024 * 1024
+    #: MCP servers (label, command or URL) whose tools the Responses API and the web chat
+    #: may run here, by label (``terminus serve --mcp LABEL=CMD``).
+    tool_servers: tuple[tuple[str, str], ...] = ()
     #: Written by ``terminus serve --detach``: the CLI finds this server through it.
     resident: bool = False
 

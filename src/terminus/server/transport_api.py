@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from terminus.errors import InvalidParameterError, TerminusError
 from terminus.p2p.ops import OPS, Op, dump_value, parse_request, run_op
+from terminus.p2p.tool_ops import TOOL_OPS
 from terminus.p2p.wire import error_message, json_default
 from terminus.server.middleware import access_record
 from terminus.server.state import TEXT_CAPABILITIES, ServerState, server_state
@@ -47,7 +48,7 @@ def add_transport_routes(router: APIRouter) -> None:
         state = server_state(request)
         op = OPS.get(op_name)
         try:
-            if op is None:
+            if op is None or op.name in TOOL_OPS:  # peer tools travel only between peers
                 raise InvalidParameterError(f"unknown operation {op_name!r}")
             try:
                 call = parse_request(op, await request.body())

@@ -14,8 +14,10 @@ import os
 import ssl
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # imported where used: a command with no server running never needs it
+    import httpx
 
 NO_SERVER_ENV = "TERMINUS_NO_SERVER"
 RESIDENT_FILE = Path("server") / "resident.json"
@@ -105,6 +107,8 @@ def loopback_http(timeout: float | None = None) -> httpx.Client:
     Its TLS context is empty (it trusts nothing), which spares loading the CA bundle,
     a noticeable part of a short command's start-up; it is never used for http://.
     """
+    import httpx
+
     key = api_key()
     return httpx.Client(
         verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
@@ -117,6 +121,8 @@ def find_resident(
     home: Path, timeout: float = 1.0, http: httpx.Client | None = None
 ) -> Resident | None:
     """The live resident server of ``home``, or ``None`` (no file, dead, or not ours)."""
+    import httpx
+
     found = read_resident(home)
     if found is None or not _loopback(found.host) or not pid_alive(found.pid):
         return None

@@ -178,6 +178,17 @@ class Stats(BaseModel):
     time_to_first_token_s: float | None = None
     tokens_per_second: float | None = None
     total_s: float = 0.0
+    #: Speculative decoding: tokens proposed by the draft (a draft model or n-gram lookup)
+    #: and how many of them the model kept; ``None`` when the model decoded without one.
+    draft_tokens: int | None = None
+    draft_accepted: int | None = None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Share of drafted tokens the model kept (``None`` without speculative decoding)."""
+        if not self.draft_tokens:
+            return None
+        return (self.draft_accepted or 0) / self.draft_tokens
 
     def __str__(self) -> str:
         """The line ``terminus run`` prints: ``12 prompt + 30 completion tokens, … 0.35 s``."""
@@ -186,6 +197,8 @@ class Stats(BaseModel):
             parts.append(f"first token {self.time_to_first_token_s * 1000:.0f} ms")
         if self.tokens_per_second:
             parts.append(f"{self.tokens_per_second:.1f} tok/s")
+        if self.draft_tokens:
+            parts.append(f"{self.draft_accepted or 0}/{self.draft_tokens} drafted tokens kept")
         parts.append(f"{self.total_s:.2f} s")
         return ", ".join(parts)
 

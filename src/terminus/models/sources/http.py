@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,7 +14,9 @@ import httpx
 from terminus.errors import SourceUnavailableError
 from terminus.models.card import HttpSource, ModelFile
 from terminus.models.progress import Progress
-from terminus.models.sources.base import BlobSink
+from terminus.models.sources import http_direct
+from terminus.models.sources.base import BlobSink, Buffer
+from terminus.models.sources.http_direct import LinkError, uses_proxy
 
 #: Statuses worth another try (the server or a proxy is busy, not wrong).
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -51,6 +56,22 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
     start_text = span.partition("-")[0].strip()
     start = int(start_text) if start_text.isdigit() else None
     return start, (int(total) if total.strip().isdigit() else None)
+
+
+class _Headers(Protocol):
+    def get(self, name: str, default: None = None, /) -> str | None: ...
+
+
+class Response(Protocol):
+    """What a download reads of a response: httpx's, or ``http_direct``'s."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> _Headers: ...
+    @property
+    def num_bytes_downloaded(self) -> int: ...
+    def iter_bytes(self) -> Iterator[Buffer]: ...
 
 
 class _Retry(Exception):
@@ -101,8 +122,13 @@ class HttpFileSource:
             raise SourceUnavailableError(f"{file.name}: only http(s) URLs are supported, got {url}")
         failures = restarts = 0
         delay = self._backoff
-        client = httpx.Client(
-            follow_redirects=True, timeout=self._timeout, headers={"User-Agent": _user_agent()}
+        # Direct connections read the body with http_direct; a proxy needs httpx.
+        client = (
+            httpx.Client(
+                follow_redirects=True, timeout=self._timeout, headers={"User-Agent": _user_agent()}
+            )
+            if uses_proxy(url)
+            else None
         )
         try:
             while True:
@@ -125,32 +151,42 @@ class HttpFileSource:
                 time.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)
         finally:
-            client.close()
+            if client is not None:
+                client.close()
             progress.finish()
 
     def _attempt(
-        self, client: httpx.Client, url: str, file: ModelFile, sink: BlobSink, progress: Progress
+        self,
+        client: httpx.Client | None,
+        url: str,
+        file: ModelFile,
+        sink: BlobSink,
+        progress: Progress,
     ) -> None:
         offset = sink.offset
-        headers = {"Accept-Encoding": "identity", **self._request_headers(url)}
+        headers = {
+            "Accept-Encoding": "identity",
+            "User-Agent": _user_agent(),
+            **self._request_headers(url),
+        }
         if offset:
             headers["Range"] = f"bytes={offset}-"
         try:
-            with client.stream("GET", url, headers=headers) as resp:
+            with self._get(client, url, headers) as resp:
                 self._check_status(resp, url, file, sink, offset)
                 if resp.status_code == 416:
                     return  # the partial already holds the whole file
-                length_text = resp.headers.get("Content-Length", "")
+                length_text = resp.headers.get("Content-Length") or ""
                 length = int(length_text) if length_text.isdigit() else None
                 total = file.size
                 if total is None and length is not None:
                     total = sink.offset + length
                 progress.start(file.name, total, initial=sink.offset)
                 for chunk in resp.iter_bytes():
-                    sink.write(chunk)
+                    sink.write(chunk)  # the sink owns each chunk: it is never reused here
                     progress.advance(len(chunk))
                 received = resp.num_bytes_downloaded
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, LinkError) as exc:
             raise _Retry(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
         except httpx.HTTPError as exc:
             raise SourceUnavailableError(f"{file.name} from {url}: {exc}") from exc
@@ -159,8 +195,17 @@ class HttpFileSource:
         if file.size is not None and sink.offset < file.size:
             raise _Retry(f"body ended at {sink.offset} of {file.size} bytes")
 
+    def _get(
+        self, client: httpx.Client | None, url: str, headers: dict[str, str]
+    ) -> AbstractContextManager[Response]:
+        if client is None:
+            timeout = self._timeout
+            seconds = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+            return http_direct.get(url, headers, timeout=seconds or DEFAULT_TIMEOUT.read or 60.0)
+        return client.stream("GET", url, headers=headers)
+
     def _check_status(
-        self, resp: httpx.Response, url: str, file: ModelFile, sink: BlobSink, offset: int
+        self, resp: Response, url: str, file: ModelFile, sink: BlobSink, offset: int
     ) -> None:
         status = resp.status_code
         if status == 206:

@@ -7,14 +7,12 @@ Range requests into ``blobs/<sha256>.incomplete``); this adds the Hub's addressi
 
 from __future__ import annotations
 
-import httpx
-
 from terminus.errors import GatedModelError, OfflineError, RemoteModelNotFoundError
 from terminus.models.card import HttpSource, HubSource, ModelFile
 from terminus.models.hub import file_url, hub_endpoint, hub_headers, hub_offline
 from terminus.models.progress import Progress
 from terminus.models.sources.base import BlobSink
-from terminus.models.sources.http import HttpFileSource
+from terminus.models.sources.http import HttpFileSource, Response
 
 
 class HubFileSource(HttpFileSource):
@@ -42,7 +40,7 @@ class HubFileSource(HttpFileSource):
         return hub_headers(url, self._endpoint)
 
     def _check_status(
-        self, resp: httpx.Response, url: str, file: ModelFile, sink: BlobSink, offset: int
+        self, resp: Response, url: str, file: ModelFile, sink: BlobSink, offset: int
     ) -> None:
         if resp.status_code in (401, 403):
             raise GatedModelError(

@@ -1,4 +1,6 @@
 // Chat: streamed answers over /v1/chat/completions, conversations kept by the server.
+// With tool servers picked (those the server was started with, `serve --mcp`), a turn goes
+// through /v1/responses instead: the server runs the agent loop and streams each tool call.
 import { el, getJSON, modelSelect, modelsWith, send, sendJSON, serverEvents, showError } from "./api.js";
 import { renderMarkdown, splitThinking } from "./markdown.js";
 
@@ -24,6 +26,8 @@ export function chatPage(root) {
   const maxTokens = el("input", { id: "chat-max-tokens", type: "number", min: "1", step: "1", value: "512" });
   const topP = el("input", { id: "chat-top-p", type: "number", min: "0", max: "1", step: "0.05", value: "0.95" });
   const modelSlot = el("span", { class: "model-slot" }, "loading models…");
+  const toolsBox = el("fieldset", { class: "chat-tools", id: "chat-tools", hidden: true }, el("legend", {}, "Tools"));
+  const constrained = el("input", { id: "chat-tools-constrained", type: "checkbox", checked: true });
   let select = null;
   const seeing = new Set();  // models that read images ("vision" in their capabilities)
   let attached = [];  // data URLs of the images going with the next message
@@ -66,7 +70,7 @@ export function chatPage(root) {
     el("div", { class: "chat" },
       el("aside", { class: "sidebar" }, newButton, list),
       el("section", { class: "chat-main" },
-        el("div", { class: "toolbar" }, el("label", {}, "Model ", modelSlot), settings),
+        el("div", { class: "toolbar" }, el("label", {}, "Model ", modelSlot), settings, toolsBox),
         messages, status, tray, form)),
   );
 
@@ -79,6 +83,15 @@ export function chatPage(root) {
     }
     messages.append(node);
     return node;
+  }
+
+  // One tool call: what was called (always shown) and its result or error (unfolded).
+  function toolCall(call) {
+    const status = call.status || "in_progress";
+    const result = call.error ? `Error: ${call.error.content ?? JSON.stringify(call.error)}` : call.output ?? "…";
+    return el("details", { class: `tool-call ${status}`, "data-status": status, open: true },
+      el("summary", {}, `${call.server_label ? call.server_label + " · " : ""}${call.name}(${call.arguments || ""})`),
+      el("pre", { class: "tool-result" }, result));
   }
 
   function showTray() {
@@ -95,7 +108,7 @@ export function chatPage(root) {
     attachButton.title = ok ? "Attach an image" : "This model cannot read images";
   }
 
-  function fill(node, text, extraThinking) {
+  function fill(node, text, extraThinking, calls = []) {
     const body = node.querySelector(".body");
     const { thinking, answer } = splitThinking(text);
     const thought = [extraThinking, thinking].filter(Boolean).join("\n");
@@ -105,6 +118,7 @@ export function chatPage(root) {
       details.append(el("div", {}, thought));
       body.append(details);
     }
+    if (calls.length) body.append(el("div", { class: "tool-calls" }, ...calls.map(toolCall)));
     const content = el("div", { class: "content" });
     content.innerHTML = node.dataset.role === "user" ? "" : renderMarkdown(answer);
     if (node.dataset.role === "user") content.textContent = answer;
@@ -113,7 +127,10 @@ export function chatPage(root) {
 
   function redraw() {
     messages.replaceChildren();
-    for (const m of conversation.messages) bubble(m.role, m.content, "", m.images);
+    for (const m of conversation.messages) {
+      if (m.role === "tool") fill(bubble("tool", ""), "", "", [JSON.parse(m.content)]);
+      else bubble(m.role, m.content, "", m.images);
+    }
     system.value = conversation.system || "";
     messages.scrollTop = messages.scrollHeight;
   }
@@ -171,7 +188,9 @@ export function chatPage(root) {
     node.classList.add("streaming");
     const wire = [];
     if (system.value.trim()) wire.push({ role: "system", content: system.value.trim() });
-    wire.push(...conversation.messages.map(onTheWire));
+    wire.push(...conversation.messages.filter((m) => m.role !== "tool").map(onTheWire));  // tool turns are shown, not resent
+    const servers = [...toolsBox.querySelectorAll("input[name=tool-server]:checked")].map((i) => i.value);
+    const calls = [];
     controller = new AbortController();
     sendButton.disabled = true;
     stopButton.disabled = false;
@@ -186,10 +205,17 @@ export function chatPage(root) {
     let pending = false;
     const paint = () => {
       pending = false;
-      fill(node, content, thinking);
+      fill(node, content, thinking, calls);
       messages.scrollTop = messages.scrollHeight;
     };
     try {
+      if (servers.length) {
+        ({ usage, finish } = await agentTurn(wire, servers, calls, (delta) => {
+          content += delta;
+          if (first === null) first = performance.now();
+          if (!pending) { pending = true; requestAnimationFrame(paint); }
+        }, () => { if (!pending) { pending = true; requestAnimationFrame(paint); } }));
+      } else {
       const response = await send("POST", "/v1/chat/completions", {
         model: select.value,
         messages: wire,
@@ -220,6 +246,7 @@ export function chatPage(root) {
           requestAnimationFrame(paint);
         }
       }
+      }
       paint();
       const seconds = (performance.now() - started) / 1000;
       const rate = usage && first ? usage.completion_tokens / ((performance.now() - first) / 1000) : null;
@@ -244,9 +271,63 @@ export function chatPage(root) {
       sendButton.disabled = false;
       stopButton.disabled = true;
     }
+    for (const call of calls) conversation.messages.push({ role: "tool", content: JSON.stringify(call) });
     if (content) conversation.messages.push({ role: "assistant", content });
     await save().catch((error) => { status.textContent = `not saved: ${error.message}`; });
   }
+
+  // A turn through /v1/responses with the picked servers' tools, run by the server's agent loop.
+  async function agentTurn(wire, servers, calls, onText, onCall) {
+    const instructions = wire.filter((m) => m.role === "system").map((m) => m.content).join("\n");
+    const response = await send("POST", "/v1/responses", {
+      model: select.value,
+      input: wire.filter((m) => m.role !== "system").map((m) => ({ type: "message", role: m.role, content: m.content })),
+      instructions: instructions || undefined,
+      tools: servers.map((label) => ({ type: "mcp", server_label: label, require_approval: "never" })),
+      tool_choice: constrained.checked ? "required" : "auto",
+      stream: true,
+      store: false,
+      temperature: Number(temperature.value),
+      top_p: Number(topP.value),
+      max_output_tokens: Number(maxTokens.value),
+    }, controller.signal);
+    const byId = new Map();
+    let usage = null;
+    let finish = null;
+    for await (const event of serverEvents(response)) {
+      const item = event.item;
+      if (event.type === "response.output_text.delta") onText(event.delta);
+      else if (item && item.type === "mcp_call" && event.type.startsWith("response.output_item.")) {
+        if (!byId.has(item.id)) { byId.set(item.id, calls.length); calls.push(item); }
+        calls[byId.get(item.id)] = { ...item, arguments: item.arguments || calls[byId.get(item.id)].arguments };
+        onCall();
+      } else if (event.type === "response.mcp_call_arguments.done" && byId.has(event.item_id)) {
+        calls[byId.get(event.item_id)].arguments = event.arguments;
+        onCall();
+      } else if (event.type === "error") throw new Error(event.message || "stream error");
+      else if (["response.completed", "response.incomplete", "response.failed"].includes(event.type)) {
+        const r = event.response;
+        if (r.error) throw new Error(r.error.message);
+        if (r.usage) usage = { completion_tokens: r.usage.output_tokens };
+        finish = r.incomplete_details ? r.incomplete_details.reason : r.status;
+      }
+    }
+    return { usage, finish };
+  }
+
+  getJSON("/terminus/v1/agent/tools").then(({ data }) => {
+    for (const server of data) {
+      const box = el("input", { type: "checkbox", name: "tool-server", value: server.label, id: `chat-tool-${server.label}` });
+      const names = server.tools.map((t) => t.name).join(", ");
+      toolsBox.append(el("label", { title: server.error || names }, box,
+        ` ${server.label} (${server.error ? "unavailable" : `${server.tools.length} tools`})`));
+    }
+    if (data.length) {
+      toolsBox.append(el("label", { title: "Every step is a JSON-constrained call; small models need it" },
+        constrained, " constrained calls"));
+      toolsBox.hidden = false;
+    }
+  }).catch(() => { /* a server without the tools route: chat without tools */ });
 
   modelsWith("chat").then((models) => {
     select = modelSelect(models.filter((m) => !m.user_added || m.capability === "chat"), "smollm2-135m-instruct");

@@ -6,6 +6,8 @@ const pct = (x) => (x === null || x === undefined ? "—" : `${(100 * x).toFixed
 export function evalsPage(root) {
   const runs = el("tbody");
   const report = el("div", { id: "eval-report" });
+  const ladders = el("tbody");
+  const ladderView = el("div", { id: "eval-ladder" });
   let timer = null;
   const modelSlot = el("span", {}, "…");
   let select = null;
@@ -22,7 +24,50 @@ export function evalsPage(root) {
     el("table", { class: "grid", id: "eval-runs" },
       el("thead", {}, el("tr", {}, ...["Run", "Mode", "Benchmarks", "Items", "Mean accuracy %"].map((h) => el("th", {}, h)))),
       runs),
-    report));
+    report,
+    el("h3", {}, "Ladders"),
+    el("p", { class: "muted" }, "Grids of models × quantizations written by terminus eval ladder."),
+    el("table", { class: "grid", id: "eval-ladders" },
+      el("thead", {}, el("tr", {}, ...["Ladder", "Models", "Benchmarks", "Items each"].map((h) => el("th", {}, h)))),
+      ladders),
+    ladderView));
+
+  async function showLadder(name) {
+    try {
+      const view = await getJSON(`/terminus/v1/eval/ladders/${encodeURIComponent(name)}`);
+      const parts = [el("h3", {}, name), el("p", { class: "muted" }, view.settings)];
+      for (const section of view.sections) {
+        if (section.rows.length < 2) continue;
+        const [head, ...body] = section.rows;
+        parts.push(el("h4", {}, section.title), el("table", { class: "grid", id: section.id },
+          el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
+          el("tbody", {}, ...body.map((row) => el("tr", {}, ...row.map((c) => el("td", {}, c)))))));
+        if (section.id === "ladder-table" && view.has_size_plot) {
+          const img = el("img", { id: "ladder-size", alt: `average accuracy against model size, ${name}`, class: "chart" });
+          getBlob(`/terminus/v1/eval/ladders/${encodeURIComponent(name)}/size.png`)
+            .then((blob) => { img.src = URL.createObjectURL(blob); })
+            .catch((error) => img.replaceWith(el("div", { class: "muted" }, error.message)));
+          parts.push(img);
+        }
+      }
+      ladderView.replaceChildren(...parts);
+    } catch (error) {
+      showError(ladderView, error);
+    }
+  }
+
+  async function refreshLadders() {
+    try {
+      const rows = (await getJSON("/terminus/v1/eval/ladders")).data;
+      ladders.replaceChildren(...(rows.length ? rows.map((r) =>
+        el("tr", {},
+          el("td", {}, el("button", { type: "button", class: "link", "data-ladder": r.name, onclick: () => showLadder(r.name) }, r.name)),
+          el("td", {}, r.models.join(", ")), el("td", {}, r.benchmarks.join(", ")), el("td", {}, String(r.limit ?? "all"))))
+        : [el("tr", {}, el("td", { colspan: "4", class: "muted" }, "No ladders yet: terminus eval ladder -m smollm2 -m qwen --limit 20"))]));
+    } catch (error) {
+      showError(ladderView, error);
+    }
+  }
 
   async function show(name, other) {
     try {
@@ -92,5 +137,6 @@ export function evalsPage(root) {
     modelSlot.replaceWith(select);
   }).catch((error) => showError(modelSlot, error));
   refresh();
+  refreshLadders();
   timer = setInterval(refresh, 3000);
 }
