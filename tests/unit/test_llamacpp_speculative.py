@@ -99,6 +99,7 @@ def test_settings_build_real_params(tmp_path: Path) -> None:
     assert [t.name for t in params.speculative.types] == ["COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE"]
     assert params.speculative.draft.mparams.path == str(tmp_path / "draft.gguf")
     assert params.speculative.draft.n_max == 5
+    assert params.speculative.draft.p_min == pytest.approx(0.75)
     assert params.speculative.draft.cpuparams.n_threads == 2
 
     recorder = ParamsRecorder()

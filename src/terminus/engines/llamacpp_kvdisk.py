@@ -104,6 +104,7 @@ class KVDiskCache:
         self.budget_bytes = budget_bytes
         self.stats = {"saved": 0, "restored": 0, "refused": 0, "evicted": 0}
         self.in_slot: str | None = None  # the prefix whose state slot SLOT holds now
+        self._address: str | None = None  # the worker that slot belongs to
         self._lock = threading.Lock()
 
     @property
@@ -142,6 +143,8 @@ class KVDiskCache:
         if address is None:
             return False
         with self._lock:
+            if address != self._address:  # a new worker (after a crash): its slot is empty
+                self.in_slot, self._address = None, address
             if self.in_slot == prefix:
                 return True
             name = self.verified(prefix)

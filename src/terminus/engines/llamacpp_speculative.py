@@ -35,6 +35,9 @@ DRAFT_MAX_KEY = "draft_max"
 DRAFT_PATH_KEY = "draft_path"  # set by the runtime: the draft model's verified file
 MODES = ("off", "ngram", "draft")
 DEFAULT_DRAFT_MAX = 8
+# The draft stops proposing once its own next token is less likely than this (llama.cpp's
+# command-line default; xllamacpp's is 0, which drafts n_max tokens even when unsure).
+DRAFT_P_MIN = 0.75
 # Prompt lookup: match the last NGRAM_KEY tokens, propose up to NGRAM_DRAFT after them.
 NGRAM_KEY = 3
 NGRAM_DRAFT = 16
@@ -126,6 +129,7 @@ def configure_speculative(
     spec.draft.cpuparams_batch.n_threads = threads
     spec.draft.n_max = plan.draft_max
     spec.draft.n_min = 0
+    spec.draft.p_min = DRAFT_P_MIN
 
 
 def draft_file(options: LoadOptions) -> Path | None:
