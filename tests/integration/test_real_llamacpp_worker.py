@@ -268,3 +268,31 @@ def test_a_prestarted_worker_is_taken_by_the_next_load(
     assert worker_pid(client) == spare.process.pid
     assert llamacpp_proxy._spare is None
     assert client.completion(STORY, max_tokens=4, **GREEDY, model=MODEL).text
+
+
+def test_the_workers_own_http_port_needs_the_loads_key(
+    own_client: Callable[..., Terminus],
+) -> None:
+    """llama.cpp in the worker listens on loopback; another local process gets 401."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    client = own_client()
+    with client.manager.use(MODEL) as model:
+        address = model.server.address  # type: ignore[attr-defined]
+    assert address is not None and address.startswith("http://127.0.0.1:")
+    request = urllib.request.Request(
+        f"{address}/v1/chat/completions",
+        data=json.dumps(
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(request, timeout=60)
+    refused.value.close()
+    assert refused.value.code == 401
+    # Terminus's own calls (in process, not over that port) still work.
+    assert client.completion("Say hi.", max_tokens=4, **GREEDY, model=MODEL).text

@@ -16,6 +16,7 @@ import importlib.metadata
 import importlib.util
 import os
 import queue
+import secrets
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -228,6 +229,9 @@ class LlamaCppEngine:
                         f"{card.id}: mmproj {projector!r} is not one of its files"
                     )
                 params.mmproj.path = str(files.paths[projector])
+        # The worker's llama.cpp also answers HTTP on a loopback port: only a caller holding
+        # this load's key may use it (Terminus itself calls it in process, without HTTP).
+        params.api_keys = [kv_cache.api_key if kv_cache is not None else secrets.token_urlsafe(24)]
         server = WorkerServer(params.assignments, card.id)
         server.start()  # loads now, so a bad file fails the load, not the first request
         header = validate_gguf(files.main)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import threading
 import time
 import urllib.request
@@ -106,6 +107,9 @@ class KVDiskCache:
         self.in_slot: str | None = None  # the prefix whose state slot SLOT holds now
         self._address: str | None = None  # the worker that slot belongs to
         self._lock = threading.Lock()
+        # llama.cpp's HTTP API in the worker is on loopback; the key keeps other local
+        # processes from driving it (its /slots endpoints write and read snapshot files).
+        self.api_key = secrets.token_urlsafe(24)
 
     @property
     def slot_save_path(self) -> str:
@@ -151,7 +155,7 @@ class KVDiskCache:
             if name is None:
                 return False
             try:
-                _post(address, "restore", name)
+                _post(address, "restore", name, self.api_key)
             except OSError:
                 return False  # the slot is busy or the file went away: compute afresh
             self.in_slot = prefix
@@ -171,7 +175,7 @@ class KVDiskCache:
             name = f"{prefix}-{uuid.uuid4().hex[:8]}{_DATA}"
             temporary = f"tmp-{name}"
             try:
-                _post(address, "save", temporary)
+                _post(address, "save", temporary, self.api_key)
                 data = self.folder / name
                 os.replace(self.folder / temporary, data)
                 meta = {
@@ -259,11 +263,11 @@ def kv_disk_cache_for(
     return KVDiskCache(Path(str(folder)), identity, budget * (1 << 20))
 
 
-def _post(address: str, action: str, filename: str) -> dict[str, Any]:
+def _post(address: str, action: str, filename: str, api_key: str) -> dict[str, Any]:
     request = urllib.request.Request(
         f"{address}/slots/{SLOT}?action={action}",
         data=json.dumps({"filename": filename}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
     with opener.open(request, timeout=TIMEOUT_S) as response:
