@@ -60,14 +60,23 @@ class VectorMatrix:
         self._doc_ids[self._n : needed] = doc_ids
         self._n = needed
 
+    def rows(self) -> tuple[Array, Array]:
+        """``(chunk ids, vectors)`` of every row. Rows are never changed in place (a
+        removal makes new arrays), so these stay valid for a reader such as an index
+        build while the matrix moves on."""
+        return self._chunk_ids[: self._n], self._vectors[: self._n]
+
+    def chunk_ids_of(self, doc_ids: Array) -> Array:
+        return self._chunk_ids[: self._n][np.isin(self._doc_ids[: self._n], doc_ids)]
+
     def remove_documents(self, doc_ids: Array) -> None:
         keep = ~np.isin(self._doc_ids[: self._n], doc_ids)
         kept = int(keep.sum())
         if kept == self._n:
             return
-        self._vectors[:kept] = self._vectors[: self._n][keep]
-        self._chunk_ids[:kept] = self._chunk_ids[: self._n][keep]
-        self._doc_ids[:kept] = self._doc_ids[: self._n][keep]
+        self._vectors = self._vectors[: self._n][keep]
+        self._chunk_ids = self._chunk_ids[: self._n][keep]
+        self._doc_ids = self._doc_ids[: self._n][keep]
         self._n = kept
 
     def top_k(
