@@ -10,7 +10,7 @@ their order within it, so every ``[n]`` still names one retrieved chunk.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ Embed = Callable[[list[str]], Any]  # texts -> (n, d) array of unit vectors
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`(\"'*])")
 _WORD = re.compile(r"[a-z0-9][a-z0-9_./-]*[a-z0-9]|[a-z0-9]", re.IGNORECASE)
 _MARKUP_ONLY = re.compile(r"^[\s|:\-=`#*>]*$")
+_STANDS_ALONE = re.compile(r"^(\||[-*+] |\d+[.)] |#|>)")
 MAX_SEGMENT_WORDS = 60
 
 
@@ -43,15 +44,37 @@ class Segment:
     text: str
 
 
+def _units(text: str) -> Iterator[str]:
+    """Paragraphs with hard-wrapped lines joined again; a table row, list item, heading
+    or line of code stands alone."""
+    current: list[str] = []
+    in_code = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        fence = line.startswith("```")
+        if fence:
+            in_code = not in_code
+        if not line or fence or _MARKUP_ONLY.match(line):
+            if current:
+                yield " ".join(current)
+            current = []
+        elif in_code or _STANDS_ALONE.match(line):
+            if current:
+                yield " ".join(current)
+            current = [line]
+        else:
+            current.append(line)
+    if current:
+        yield " ".join(current)
+
+
 def segments(results: Sequence[SearchResult]) -> list[Segment]:
-    """Each chunk cut into sentences (lines first: tables and lists are lines)."""
+    """Each chunk cut into sentences (and lines that stand alone: table rows, items)."""
     found: list[Segment] = []
     for index, result in enumerate(results):
         order = 0
-        for line in result.text.splitlines():
-            if _MARKUP_ONLY.match(line):
-                continue
-            for sentence in _SENTENCE_END.split(line.strip()):
+        for unit in _units(result.text):
+            for sentence in _SENTENCE_END.split(unit):
                 tokens = sentence.split()
                 for start in range(0, len(tokens), MAX_SEGMENT_WORDS):
                     piece = " ".join(tokens[start : start + MAX_SEGMENT_WORDS])
