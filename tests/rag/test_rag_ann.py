@@ -63,7 +63,7 @@ def test_scores_are_exact_inner_products_and_patches_apply() -> None:
 
 def test_probes_grow_with_the_cells() -> None:
     assert cells_for(100) == 2 and cells_for(1_000_000) == 4000
-    assert probes_for(4000) == 80 and probes_for(100) == 16 and probes_for(8) == 8
+    assert probes_for(4000) == 80 and probes_for(100) == 32 and probes_for(8) == 8
 
 
 def _texts(n: int, offset: int = 0) -> list[TextDocument]:

@@ -8,6 +8,8 @@ sqlite-vec and LanceDB).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,22 @@ import numpy as np
 from terminus.errors import DimensionMismatchError
 
 Array = np.ndarray[Any, Any]
+_blas: Any = None  # threadpoolctl's controller, made on first search
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread for the block. A matrix-vector product is bound by
+    memory, and OpenBLAS's second thread waits for a core when the machine is busy: at
+    20k x 384 next to busy neighbours a product took 48 ms of wall time (8 ms of CPU) with
+    two threads and 2.8 ms with one (bench/bench_rag_stores.py, docs/rag.md)."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    with _blas.limit(limits=1, user_api="blas"):
+        yield
 
 
 class VectorMatrix:
@@ -86,7 +104,8 @@ class VectorMatrix:
         q = self.check(query)[0]
         if self._n == 0 or k <= 0:
             return []
-        scores = self._vectors[: self._n] @ q
+        with one_blas_thread():
+            scores = self._vectors[: self._n] @ q
         if allowed_docs is not None:
             mask = np.isin(self._doc_ids[: self._n], allowed_docs)
             candidates = int(mask.sum())
