@@ -69,13 +69,14 @@ def test_ask_streams_then_lists_cited_sources(docs: Path) -> None:
     assert invoke("rag", "ingest", "kb", str(docs), "--model", EMBED)[0] == 0
     code, out, err = invoke("rag", "ask", "kb", "What color are apples?", "-m", CHAT, "-k", "2")
     assert code == 0, err
-    answer, _, sources = out.partition("\n\nSources:\n")
+    answer, _, sources = out.partition("\n\nSources (matched to the answer):\n")
     assert answer == "Apples are red [1]."
     assert sources.startswith("[1] ") and "fruit.txt#0" in sources
     code, out, _ = invoke("rag", "ask", "kb", "apples?", "-m", CHAT, "--json")
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[-2]["type"] == "done" and lines[-1]["type"] == "sources"
     assert lines[-1]["cited"] == [1] and lines[-1]["sources"][0]["number"] == 1
+    assert lines[-1]["cited_how"] == "matched"
 
 
 def test_reindex_changes_the_model(docs: Path) -> None:

@@ -207,13 +207,18 @@ def ask(
                 {
                     "type": "sources",
                     "cited": [c.number for c in cited],
+                    # "matched": attributed to the answer's sentences; "model": its own [n]
+                    "cited_how": cited[0].how if cited else None,
                     "sources": [c.model_dump() for c in answer.sources],
                 }
             )
         )
     else:
         shown = cited or list(answer.sources)
-        title = "Sources:" if cited else "Sources given (none cited):"
+        title = "Sources given (none cited):"
+        if cited:
+            matched = all(c.how == "matched" for c in cited)
+            title = "Sources (matched to the answer):" if matched else "Sources:"
         if shown:
             click.echo("\n" + title)
         for c in shown:
