@@ -20,12 +20,18 @@ Array = np.ndarray[Any, Any]
 _blas: Any = None  # threadpoolctl's controller, made on first search
 
 
+#: Below this many rows the product runs on one BLAS thread (see one_blas_thread).
+ONE_THREAD_ROWS = 100_000
+
+
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """numpy's BLAS on one thread for the block. A matrix-vector product is bound by
-    memory, and OpenBLAS's second thread waits for a core when the machine is busy: at
-    20k x 384 next to busy neighbours a product took 48 ms of wall time (8 ms of CPU) with
-    two threads and 2.8 ms with one (bench/bench_rag_stores.py, docs/rag.md)."""
+    """numpy's BLAS on one thread for the block. A short matrix-vector product costs less
+    than handing work to OpenBLAS's second thread, which waits for a core when the machine
+    is busy: at 20k x 384 next to busy neighbours a product took 48 ms of wall time (8 ms
+    of CPU) with two threads and 2.8 ms (2.6 ms) with one. At 200k the CPU time was the
+    same either way and two threads won on wall time (bench/bench_rag_stores.py,
+    docs/rag.md), so large matrices keep BLAS's default."""
     global _blas
     if _blas is None:
         from threadpoolctl import ThreadpoolController
@@ -104,7 +110,10 @@ class VectorMatrix:
         q = self.check(query)[0]
         if self._n == 0 or k <= 0:
             return []
-        with one_blas_thread():
+        if self._n < ONE_THREAD_ROWS:
+            with one_blas_thread():
+                scores = self._vectors[: self._n] @ q
+        else:
             scores = self._vectors[: self._n] @ q
         if allowed_docs is not None:
             mask = np.isin(self._doc_ids[: self._n], allowed_docs)
