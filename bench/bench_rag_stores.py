@@ -322,6 +322,7 @@ def main() -> None:
     parser.add_argument("--data", choices=("clustered", "random"), default="clustered")
     parser.add_argument("--busy", type=int, default=0, help="spinning neighbours (a pass)")
     parser.add_argument("--no-ivf", action="store_true", help="skip the IVF index")
+    parser.add_argument("--no-exact", action="store_true", help="skip the exact section")
     parser.add_argument("--others", action="store_true", help="usearch, sqlite-vec, LanceDB")
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
@@ -332,7 +333,8 @@ def main() -> None:
     )
     matrix = make_vectors(args.n, args.dim, args.data, seed=1)
     queries = make_vectors(args.queries, args.dim, args.data, seed=2)
-    bench_exact_load(matrix, queries, args.k, args.busy)
+    if not args.no_exact:
+        bench_exact_load(matrix, queries, args.k, args.busy)
     if not args.no_ivf:
         bench_ivf(matrix, queries, args.k)
     if args.others:
