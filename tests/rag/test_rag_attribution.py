@@ -60,6 +60,12 @@ def test_an_answer_the_sources_do_not_hold_cites_nothing() -> None:
     assert attribute("", "How fast?", [SPEED]) == []
 
 
+def test_a_figure_no_source_states_is_not_attributed_for_its_other_words() -> None:
+    # "listens" and "server" are in PORT, but 3094 is nowhere: a made-up port cites nothing
+    assert attribute("The server listens on port 3094.", "Which port?", [PORT, KEY]) == [[]]
+    assert attribute("The server listens on port 8080.", "Which port?", [PORT, KEY]) == [[0]]
+
+
 def test_a_word_every_source_has_counts_less_than_a_rare_one() -> None:
     shown = ["The port is 8080 on the server.", "The server is fast; its port is 9000."]
     assert attribute("The server port is 9000.", "Which port?", shown) == [[1]]

@@ -7,8 +7,9 @@ sentence). So the answer is written without the burden of citing, and each of it
 sentences is attributed to the numbered source that holds its new words — the words of the
 answer that are not in the question (a number, a name, a unit) — weighted by how few
 sources contain them, with the embedding similarity of sentence and source to break ties.
-A sentence whose new words appear in no source is not attributed: an answer that says it
-does not know, or states something the sources do not, cites nothing.
+A sentence whose new words appear in no source is not attributed, nor one that states a
+figure (a token with a digit: 8080, 6.3, q4_k_m) that a source lacks: an answer that says
+it does not know, or states something the sources do not, cites nothing.
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ def attribute(
         if says_unknown(sentence) or not new:
             found.append([])
             continue
+        numbers = {w for w in new if any(c.isdigit() for c in w)}
         scores = []
         for index, words in enumerate(vocab):
             matched = new & words
             lexical = sum(1.0 / sum(w in v for v in vocab) for w in matched)
+            if numbers and not numbers & words:
+                lexical = 0.0  # a figure the answer states must be in what it cites
             tie = float(similarity[row, index]) if similarity is not None else 0.0
             scores.append((lexical, lexical + TIE_WEIGHT * tie))
         best = max(range(len(shown)), key=lambda i: scores[i][1])
