@@ -121,6 +121,9 @@ def main() -> None:
     parser.add_argument("--prompt", choices=("after", "before", "both"), default="after")
     parser.add_argument("-k", "--top-k", type=int, default=5)  # as Workspace.ask
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument(
+        "--focus-words", type=int, default=rag_answer.FOCUSED_CONTEXT_WORDS, help="as ask()"
+    )
     parser.add_argument("--json", type=Path, help="write every answer and score here")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
