@@ -103,7 +103,12 @@ def run(
             answer = _before(t, ws, model, item["q"], args.top_k)
         else:
             answer = ws.ask(
-                item["q"], model=model, top_k=args.top_k, temperature=0.0, max_tokens=96
+                item["q"],
+                model=model,
+                top_k=args.top_k,
+                focus_words=args.focus_words,
+                temperature=0.0,
+                max_tokens=96,
             )
         row = score(answer, str(answer.text), item)
         row["seconds"] = time.perf_counter() - started
