@@ -120,3 +120,14 @@ def test_errors_are_one_line_with_typed_exit_codes(
         assert len(err.strip().splitlines()) == 1
     _, listing, _ = invoke("rag", "ls", "kb")
     assert listing.count("\n") == 2  # header + the one document: nothing half-written
+
+
+def test_index_builds_and_saves_the_approximate_index(docs: Path, isolated_home: Path) -> None:
+    pytest.importorskip("faiss")
+    assert invoke("rag", "ingest", "kb", str(docs), "--model", EMBED)[0] == 0
+    code, out, err = invoke("rag", "index", "kb")
+    assert code == 0, err
+    assert out.startswith("kb: indexed ") and " chunks in " in out
+    assert len(list((isolated_home / "rag" / "kb" / "ann").glob("ivf-*.faiss"))) == 1
+    code, _, err = invoke("rag", "index", "nosuch")
+    assert code == 14 and "no workspace named 'nosuch'" in err
