@@ -4,16 +4,20 @@ Ingests docs/*.md into a fresh workspace (all-MiniLM-L6-v2), asks the 20 questio
 bench/data/rag_doc_questions.json (each with a known fact and the doc it is in), and
 scores every answer:
 
-- fact:   the answer contains the fact (case and spaces ignored)
+- fact:   the answer contains the fact (case and spaces ignored; a number must not be part
+          of a longer one: "16" is not found in "160")
 - cited:  the answer cites [n] and some cited source is the right doc
 - both:   fact and cited — a correct, correctly cited answer
 - none:   the answer cites nothing (``Answer.citations`` is empty: the honest path)
 - wrong:  it cites only sources from other docs
 
-``--prompt before`` scores the prompt this project shipped before (its example sentence,
-"Cats purr [1].", was copied by the 0.5B model), in the same run, for comparison.
+``--prompt after`` is ``Workspace.ask`` as shipped: the question's closest sentences of the
+retrieved chunks, a one-sentence answer, and citations the model wrote or, failing that,
+matched to the answer's sentences (terminus.rag.attribution). ``--prompt before`` scores
+the previous prompt (whole chunks up to 400 words, the model asked to cite [n] itself,
+only its own [n] counted), in the same run, for comparison.
 
-    TERMINUS_THREADS=1 python bench/bench_rag_answers.py -m qwen -m smollm2 --prompt both
+    TERMINUS_THREADS=1 python bench/bench_rag_answers.py -m qwen -m smollm2 --prompt both -v
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -33,22 +38,29 @@ from terminus.rag import answer as rag_answer
 from terminus.rag.answer import Answer
 
 ROOT = Path(__file__).resolve().parents[1]
-BEFORE_CONTEXT_WORDS = 900  # the context budget shipped with the old prompt
+BEFORE_CONTEXT_WORDS = 400  # the context budget shipped with the previous prompt
 QUESTIONS = Path(__file__).resolve().parent / "data" / "rag_doc_questions.json"
 
 
-def _squash(text: str) -> str:
-    return "".join(text.lower().split())
+def has_fact(text: str, fact: str) -> bool:
+    """``fact`` in ``text``, ignoring case and spaces, not inside a longer number."""
+    pattern = r"\s*".join(re.escape(c) for c in fact if not c.isspace())
+    if fact[0].isdigit():
+        pattern = r"(?<![\d.])" + pattern
+    if fact[-1].isdigit():
+        pattern += r"(?![\d])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 def score(answer: Answer, text: str, item: dict[str, Any]) -> dict[str, Any]:
-    fact = any(_squash(f) in _squash(text) for f in item["facts"])
+    fact = any(has_fact(text, f) for f in item["facts"])
     cited_sources = [Path(c.result.source).name for c in answer.citations]
     cited = item["source"] in cited_sources
     given = [Path(c.result.source).name for c in answer.sources]
     return {
         "question": item["q"],
         "answer": text.strip(),
+        "cited_text": answer.cited_text,
         "fact": fact,
         "cited": cited,
         "both": fact and cited,
@@ -58,21 +70,22 @@ def score(answer: Answer, text: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _before_messages(question: str, results: Any, context_words: int) -> Any:
-    """The prompt as shipped before: sources, question, then an example sentence."""
-    messages, sources = rag_answer.build_messages(question, results, context_words)
-    numbered = messages[1]["content"].split(f"\n\n{rag_answer.QUESTION_PREFIX}")[0]
-    user = (
-        f"{numbered}\n\nQuestion: {question}\n\n"
-        "Answer in one or two sentences. After each sentence, write the number of the source "
-        'it comes from in brackets, for example: "Cats purr [1]."'
-    )
-    system = (
-        "You answer questions using only the numbered sources the user gives you. "
-        "Cite the sources you use by their number in square brackets, like [1] or [2]. "
-        "If the sources do not contain the answer, say that you do not know."
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}], sources
+BEFORE_SYSTEM = (
+    "Answer the user's question using only the numbered sources. Write one or two sentences. "
+    "End each sentence with the number of the source it comes from, in square brackets. "
+    "If the sources do not contain the answer, say you do not know."
+)
+BEFORE_PREFIX = "Question (answer it, citing the source number in square brackets): "
+
+
+def _before(t: Terminus, ws: Workspace, model: str, question: str, top_k: int) -> Answer:
+    """The previous ``ask``: whole chunks, the model asked to cite, its own [n] only."""
+    results = ws.search(question, top_k)
+    messages, sources = rag_answer.build_messages(question, results, BEFORE_CONTEXT_WORDS)
+    user = messages[1]["content"].replace(rag_answer.QUESTION_PREFIX, BEFORE_PREFIX)
+    messages = [{"role": "system", "content": BEFORE_SYSTEM}, {"role": "user", "content": user}]
+    stream = t.completion(messages, model=model, temperature=0.0, max_tokens=96)
+    return Answer(stream, question, sources)
 
 
 def run(
@@ -83,22 +96,27 @@ def run(
     items: list[dict[str, Any]],
     args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
-    """``Workspace.ask`` step by step, so the prompt builder can be swapped."""
-    build = _before_messages if prompt == "before" else rag_answer.build_messages
     rows = []
     for item in items:
         started = time.perf_counter()
-        results = ws.search(item["q"], args.top_k)
-        words = BEFORE_CONTEXT_WORDS if prompt == "before" else args.context_words
-        messages, sources = build(item["q"], results, words)
-        stream = t.completion(messages, model=model, temperature=0.0, max_tokens=96)
-        answer = Answer(stream, item["q"], sources)
-        row = score(answer, answer.text, item)
+        if prompt == "before":
+            answer = _before(t, ws, model, item["q"], args.top_k)
+        else:
+            answer = ws.ask(
+                item["q"],
+                model=model,
+                top_k=args.top_k,
+                focus_words=args.focus_words,
+                temperature=0.0,
+                max_tokens=96,
+            )
+        row = score(answer, str(answer.text), item)
         row["seconds"] = time.perf_counter() - started
         rows.append(row)
         if args.verbose:
             flags = "".join(k[0].upper() if row[k] else "." for k in ("fact", "cited", "none"))
-            print(f"  {flags} {item['q'][:50]:50} → {row['answer'][:90]!r}", flush=True)
+            shown = row["cited_text"].replace("\n", " ")
+            print(f"  {flags} {item['q'][:50]:50} → {shown[:100]!r}", flush=True)
     return rows
 
 
@@ -109,13 +127,13 @@ def main() -> None:
     parser.add_argument("-k", "--top-k", type=int, default=5)  # as Workspace.ask
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument(
-        "--context-words", type=int, default=rag_answer.DEFAULT_CONTEXT_WORDS, help="as ask()"
+        "--focus-words", type=int, default=rag_answer.FOCUSED_CONTEXT_WORDS, help="as ask()"
     )
     parser.add_argument("--json", type=Path, help="write every answer and score here")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     models = args.model or ["qwen"]
-    prompts = ["before", "after"] if args.prompt == "both" else [args.prompt]
+    prompts = ["after", "before"] if args.prompt == "both" else [args.prompt]
     items = json.loads(QUESTIONS.read_text())[: args.limit]
     threads = int(os.environ.get("TERMINUS_THREADS", "1"))
     print(f"load average {os.getloadavg()[0]:.1f}, {len(items)} questions, top_k {args.top_k}")

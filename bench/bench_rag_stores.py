@@ -1,12 +1,21 @@
-"""Which embedded vector store for RAG workspaces? Search latency at 100k x 384 (not a test).
+"""Which embedded vector store for RAG workspaces? Search latency by size (not a test).
 
-Synthetic random unit vectors (the worst case for approximate indexes), top-10 by inner
-product, one query at a time as a workspace search runs. Each candidate is skipped when it
-is not installed, so this runs in any environment that has numpy:
+Synthetic unit vectors, top-10 by inner product, one query at a time as a workspace search
+runs. ``--data clustered`` (default) draws them around 2,000 topic centres with a decaying
+spectrum, as embeddings of real text are; ``--data random`` is uniform on the sphere, the
+worst case for any approximate index. Sections:
 
-    python bench/bench_rag_stores.py                      # numpy brute force + SQLite blobs
-    pip install usearch sqlite-vec apsw lancedb           # (in a scratch venv) the others
-    python bench/bench_rag_stores.py --n 100000 --queries 200
+- exact (numpy, what a workspace uses below 200k chunks): wall and CPU time per query,
+  split into the matrix product and the top-k; ``--busy N`` repeats it next to N spinning
+  neighbour processes, to show where the time goes under load;
+- the approximate IVF index of ``terminus.rag.ann`` (faiss): build, save/load, p50/p95
+  and recall@10 against exact, per number of probed cells;
+- with ``--others``, the candidates compared when the store was chosen, each skipped when
+  not installed (usearch HNSW, sqlite-vec, LanceDB).
+
+    python bench/bench_rag_stores.py --chunks 200000 --busy 2
+    python bench/bench_rag_stores.py --chunks 20000 --data random
+    pip install usearch sqlite-vec apsw lancedb; python bench/bench_rag_stores.py --others
 
 sqlite-vec is loaded through apsw because CPython's sqlite3 is often built without
 loadable-extension support (this machine's is).
@@ -15,12 +24,14 @@ loadable-extension support (this machine's is).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sqlite3
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +50,146 @@ def timed(fn: Callable[[np.ndarray], Any], queries: np.ndarray) -> tuple[float, 
         fn(q)
         samples.append((time.perf_counter() - started) * 1000)
     return statistics.median(samples), percentile(samples, 0.95)
+
+
+def wall_and_cpu(fn: Callable[[np.ndarray], Any], queries: np.ndarray) -> dict[str, float]:
+    """p50/p95 of wall time and of this process's CPU time per query (ms): when wall is
+    far above CPU, the query waited for a core rather than computed."""
+    fn(queries[0])
+    wall, cpu = [], []
+    for q in queries:
+        w, c = time.perf_counter(), time.process_time()
+        fn(q)
+        wall.append((time.perf_counter() - w) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    return {
+        "wall50": statistics.median(wall),
+        "wall95": percentile(wall, 0.95),
+        "cpu50": statistics.median(cpu),
+        "cpu95": percentile(cpu, 0.95),
+    }
+
+
+def make_vectors(n: int, dim: int, kind: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        x = rng.standard_normal((n, dim), dtype=np.float32)
+    else:
+        spectrum = (np.arange(1, dim + 1) ** -0.8).astype(np.float32)
+        topics = np.random.default_rng(0).standard_normal((2000, dim), dtype=np.float32)
+        x = np.empty((n, dim), dtype=np.float32)
+        for start in range(0, n, 65536):  # in slices: no n x dim float64 temporaries
+            m = min(65536, n - start)
+            noise = rng.standard_normal((m, dim), dtype=np.float32)
+            x[start : start + m] = (topics[rng.integers(0, 2000, m)] + 0.5 * noise) * spectrum
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def _spin(stop: Any) -> None:
+    while not stop.is_set():
+        pass
+
+
+def bench_exact_load(matrix: np.ndarray, queries: np.ndarray, k: int, busy: int) -> None:
+    """Where an exact search's time goes: the product, the top-k, and waiting for a core."""
+
+    def product(q: np.ndarray) -> Any:
+        return matrix @ q
+
+    scores = matrix @ queries[0]
+
+    def top(q: np.ndarray) -> Any:
+        part = np.argpartition(-scores, k)[:k]
+        return part[np.argsort(-scores[part])]
+
+    def whole(q: np.ndarray) -> Any:
+        return exact_top(matrix, q, k)
+
+    from terminus.rag.matrix import one_blas_thread
+
+    def one_thread(q: np.ndarray) -> Any:  # what a workspace does below 100k rows
+        with one_blas_thread():
+            return exact_top(matrix, q, k)
+
+    for label, neighbours in (("quiet", 0), (f"{busy} busy neighbours", busy)):
+        if label != "quiet" and not busy:
+            continue
+        stop = multiprocessing.Event()
+        procs = [multiprocessing.Process(target=_spin, args=(stop,)) for _ in range(neighbours)]
+        for p in procs:
+            p.start()
+        try:
+            time.sleep(0.5 if procs else 0)
+            print(f"exact search, {label} (load average {os.getloadavg()[0]:.1f}):", flush=True)
+            rounds = (
+                ("product, BLAS default", product),
+                ("top-k", top),
+                ("whole, BLAS default", whole),
+                ("whole, one thread", one_thread),
+                ("whole, BLAS default", whole),  # again: alternating order
+                ("whole, one thread", one_thread),
+            )
+            for name, fn in rounds:
+                r = wall_and_cpu(fn, queries)
+                print(
+                    f"  {name:<22} wall p50 {r['wall50']:6.2f} p95 {r['wall95']:6.2f} ms"
+                    f"   CPU p50 {r['cpu50']:6.2f} p95 {r['cpu95']:6.2f} ms",
+                    flush=True,
+                )
+        finally:
+            stop.set()
+            for p in procs:
+                p.join()
+
+
+def bench_ivf(matrix: np.ndarray, queries: np.ndarray, k: int) -> None:
+    """The workspace's approximate index (terminus.rag.ann): build, disk, speed, recall."""
+    try:
+        from terminus.rag.ann import IvfIndex, cells_for, probes_for
+    except ImportError:
+        print("terminus.rag.ann: not importable (run with PYTHONPATH=src)")
+        return
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        print("IVF index: faiss not installed (pip install 'terminus-sdk[ann]'), skipped")
+        return
+    n = len(matrix)
+    cells = cells_for(n)
+    print(f"IVF index: {cells} cells, building on {n:,} vectors ...", flush=True)
+    started = time.perf_counter()
+    index = IvfIndex.build(np.arange(n), matrix)
+    build_s = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        path = index.save(Path(tmp), "bench", 0)
+        save_s = time.perf_counter() - started
+        size = path.stat().st_size
+        started = time.perf_counter()
+        loaded = IvfIndex.load(Path(tmp), "bench", 0, n, matrix.shape[1])
+        load_s = time.perf_counter() - started
+        assert loaded is not None and loaded.count == n
+    print(
+        f"  build {build_s:.1f} s, save {save_s:.1f} s, load {load_s:.1f} s,"
+        f" file {size / 2**20:.0f} MiB (load average {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
+    exact = [set(exact_top(matrix, q, k).tolist()) for q in queries]
+    default = probes_for(cells)
+    for probes in sorted({max(1, default // 4), max(1, default // 2), default, default * 2}):
+        index.probes = min(probes, cells)
+        r = wall_and_cpu(lambda q: index.search(q, k), queries)
+        found = sum(
+            len(e & {i for i, _ in index.search(q, k)}) for q, e in zip(queries, exact, strict=True)
+        )
+        mark = " (default)" if probes == default else ""
+        print(
+            f"  probes {index.probes:>4}{mark:<10} wall p50 {r['wall50']:6.2f} p95"
+            f" {r['wall95']:6.2f} ms   CPU p95 {r['cpu95']:6.2f} ms"
+            f"   recall@{k} {found / (k * len(queries)):.3f}",
+            flush=True,
+        )
 
 
 def exact_top(matrix: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
@@ -165,24 +316,34 @@ def bench_lancedb(matrix: np.ndarray, queries: np.ndarray, k: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--chunks", "--n", dest="n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--data", choices=("clustered", "random"), default="clustered")
+    parser.add_argument("--busy", type=int, default=0, help="spinning neighbours (a pass)")
+    parser.add_argument("--no-ivf", action="store_true", help="skip the IVF index")
+    parser.add_argument("--no-exact", action="store_true", help="skip the exact section")
+    parser.add_argument("--others", action="store_true", help="usearch, sqlite-vec, LanceDB")
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    matrix = rng.standard_normal((args.n, args.dim), dtype=np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     print(
-        f"{args.n} vectors x {args.dim} dims, {args.queries} queries, top-{args.k}, {os.cpu_count()} CPUs"
+        f"{args.n:,} {args.data} vectors x {args.dim} dims, {args.queries} queries,"
+        f" top-{args.k}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
     )
-    bench_numpy(matrix, queries, args.k)
-    bench_sqlite_blobs(matrix)
-    bench_usearch(matrix, queries, args.k)
-    bench_sqlite_vec(matrix, queries, args.k)
-    bench_lancedb(matrix, queries, args.k)
+    matrix = make_vectors(args.n, args.dim, args.data, seed=1)
+    queries = make_vectors(args.queries, args.dim, args.data, seed=2)
+    if not args.no_exact:
+        bench_exact_load(matrix, queries, args.k, args.busy)
+    if not args.no_ivf:
+        bench_ivf(matrix, queries, args.k)
+    if args.others:
+        bench_numpy(matrix, queries, args.k)
+        bench_sqlite_blobs(matrix)
+        bench_usearch(matrix, queries, args.k)
+        bench_sqlite_vec(matrix, queries, args.k)
+        bench_lancedb(matrix, queries, args.k)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

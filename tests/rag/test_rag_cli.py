@@ -69,13 +69,14 @@ def test_ask_streams_then_lists_cited_sources(docs: Path) -> None:
     assert invoke("rag", "ingest", "kb", str(docs), "--model", EMBED)[0] == 0
     code, out, err = invoke("rag", "ask", "kb", "What color are apples?", "-m", CHAT, "-k", "2")
     assert code == 0, err
-    answer, _, sources = out.partition("\n\nSources:\n")
+    answer, _, sources = out.partition("\n\nSources (matched to the answer):\n")
     assert answer == "Apples are red [1]."
     assert sources.startswith("[1] ") and "fruit.txt#0" in sources
     code, out, _ = invoke("rag", "ask", "kb", "apples?", "-m", CHAT, "--json")
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[-2]["type"] == "done" and lines[-1]["type"] == "sources"
     assert lines[-1]["cited"] == [1] and lines[-1]["sources"][0]["number"] == 1
+    assert lines[-1]["cited_how"] == "matched"
 
 
 def test_reindex_changes_the_model(docs: Path) -> None:
@@ -119,3 +120,14 @@ def test_errors_are_one_line_with_typed_exit_codes(
         assert len(err.strip().splitlines()) == 1
     _, listing, _ = invoke("rag", "ls", "kb")
     assert listing.count("\n") == 2  # header + the one document: nothing half-written
+
+
+def test_index_builds_and_saves_the_approximate_index(docs: Path, isolated_home: Path) -> None:
+    pytest.importorskip("faiss")
+    assert invoke("rag", "ingest", "kb", str(docs), "--model", EMBED)[0] == 0
+    code, out, err = invoke("rag", "index", "kb")
+    assert code == 0, err
+    assert out.startswith("kb: indexed ") and " chunks in " in out
+    assert len(list((isolated_home / "rag" / "kb" / "ann").glob("ivf-*.faiss"))) == 1
+    code, _, err = invoke("rag", "index", "nosuch")
+    assert code == 14 and "no workspace named 'nosuch'" in err

@@ -274,16 +274,20 @@ def test_ask_streams_and_cites(ws: Workspace) -> None:
     ws.ingest_text(FRUIT, source="fruit.txt")
     ws.ingest_text(TAX, source="tax.txt")
     answer = ws.ask("What color are apples?", CHAT, top_k=2)
-    assert [c.number for c in answer.sources] == [1, 2]
     events = list(answer)
     assert events[-1].type == "done" and events[-1].stop_reason == "stop"
     assert "".join(e.text for e in events if e.type == "content") == "Apples are red [1]."
-    assert [(c.number, c.result.source) for c in answer.citations] == [(1, "fruit.txt")]
+    # "red" is in the fruit sentences the model read, not in the question: matched there
+    assert [(c.result.source, c.how) for c in answer.citations] == [("fruit.txt", "matched")]
+    assert answer.sources[0].result.source == "fruit.txt"
     request = FakeEngine.calls[-1]  # what the model saw
-    assert request.messages[0].role == "system" and "square brackets" in request.messages[0].content
+    assert request.messages[0].role == "system" and "one short sentence" in (
+        request.messages[0].content or ""
+    )
     user = request.messages[-1].content or ""
-    assert f"[1] {' '.join(FRUIT.split())}\n[2] {TAX}" in user
-    assert user.endswith("citing the source number in square brackets): What color are apples?")
+    assert "- Red apples grow on trees in orchards." in user  # one sentence a line
+    assert "[1]" not in user  # unnumbered: the 0.5B model answered "[1]" alone
+    assert user.endswith("Question: What color are apples?")
     # No example answer for a small model to copy (it used to echo "Cats purr [1].")
     assert "for example" not in user.lower() and len(request.messages) == 2
 
@@ -291,10 +295,17 @@ def test_ask_streams_and_cites(ws: Workspace) -> None:
 def test_answer_result_without_iterating_and_context_budget(ws: Workspace) -> None:
     ws.ingest_text(" ".join(f"apple{i}" for i in range(300)), source="long.txt")
     ws.ingest_text(FRUIT, source="fruit.txt")
-    answer = ws.ask("apples", CHAT, top_k=2, context_words=50)
+    answer = ws.ask("apples", CHAT, top_k=2, context_words=50, focus_words=None)
     assert answer.text == "Apples are red [1]."
-    assert len(answer.sources) == 1  # the first source, cut to 50 words; the second did not fit
-    assert answer.citations[0].number == 1
+    assert [c.result.source for c in answer.sources] == ["fruit.txt"]  # 300 words: no room
+    user = FakeEngine.calls[-1].messages[-1].content or ""
+    assert f"Sources:\n- {' '.join(FRUIT.split())}\n\nQuestion: apples" in user  # whole chunk
+    assert [c.result.source for c in answer.citations] == ["fruit.txt"]
+
+
+def test_ask_with_an_unknown_index_mode_is_refused(client: Terminus) -> None:
+    with pytest.raises(InvalidParameterError):
+        Workspace(client, "other", model=EMBED, index="fast")
 
 
 def test_content_added_by_someone_else_meanwhile_is_skipped(

@@ -207,13 +207,18 @@ def ask(
                 {
                     "type": "sources",
                     "cited": [c.number for c in cited],
+                    # "matched": attributed to the answer's sentences; "model": its own [n]
+                    "cited_how": cited[0].how if cited else None,
                     "sources": [c.model_dump() for c in answer.sources],
                 }
             )
         )
     else:
         shown = cited or list(answer.sources)
-        title = "Sources:" if cited else "Sources given (none cited):"
+        title = "Sources given (none cited):"
+        if cited:
+            matched = all(c.how == "matched" for c in cited)
+            title = "Sources (matched to the answer):" if matched else "Sources:"
         if shown:
             click.echo("\n" + title)
         for c in shown:
@@ -221,6 +226,24 @@ def ask(
             click.echo(f"[{c.number}] {c.result.label()}{heading}")
     if done is not None and done.stop_reason == "error":
         sys.exit(1)
+
+
+@rag.command("index")
+@click.argument("workspace")
+@pass_state
+def index_(state: CliState, workspace: str) -> None:
+    """Build WORKSPACE's approximate search index now and save it (needs faiss:
+    pip install 'terminus-sdk[ann]'); later searches of 200,000+ chunks load it."""
+    from terminus.rag import Workspace
+
+    started = time.monotonic()
+    with Workspace(state.client(), workspace, create=False, index="ann") as ws:
+        built = ws.build_index()
+        chunks = ws.info().chunks
+    if not built:
+        click.echo(f"{workspace}: no chunks to index", err=True)
+        return
+    click.echo(f"{workspace}: indexed {chunks:,} chunks in {time.monotonic() - started:.1f} s")
 
 
 @rag.command("ls")

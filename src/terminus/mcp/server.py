@@ -106,9 +106,11 @@ def build_server(client: Terminus, *, chat_model: str | None = None) -> Any:
             answer = store.ask(question, model or chat_model)
             text = answer.text
             sources = [s.model_dump(mode="json") for s in answer.sources]
+            cited = [c.number for c in answer.citations]
+            cited_text = answer.cited_text
         finally:
             store.close()
-        return {"answer": text, "sources": sources}
+        return {"answer": text, "cited_text": cited_text, "cited": cited, "sources": sources}
 
     @server.tool()
     @_reported

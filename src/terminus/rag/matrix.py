@@ -8,6 +8,8 @@ sqlite-vec and LanceDB).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,28 @@ import numpy as np
 from terminus.errors import DimensionMismatchError
 
 Array = np.ndarray[Any, Any]
+_blas: Any = None  # threadpoolctl's controller, made on first search
+
+
+#: Below this many rows the product runs on one BLAS thread (see one_blas_thread).
+ONE_THREAD_ROWS = 100_000
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread for the block. A short matrix-vector product costs less
+    than handing work to OpenBLAS's second thread, which waits for a core when the machine
+    is busy: at 20k x 384 next to busy neighbours a product took 48 ms of wall time (8 ms
+    of CPU) with two threads and 2.8 ms (2.6 ms) with one. At 200k the CPU time was the
+    same either way and two threads won on wall time (bench/bench_rag_stores.py,
+    docs/rag.md), so large matrices keep BLAS's default."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    with _blas.limit(limits=1, user_api="blas"):
+        yield
 
 
 class VectorMatrix:
@@ -60,14 +84,23 @@ class VectorMatrix:
         self._doc_ids[self._n : needed] = doc_ids
         self._n = needed
 
+    def rows(self) -> tuple[Array, Array]:
+        """``(chunk ids, vectors)`` of every row. Rows are never changed in place (a
+        removal makes new arrays), so these stay valid for a reader such as an index
+        build while the matrix moves on."""
+        return self._chunk_ids[: self._n], self._vectors[: self._n]
+
+    def chunk_ids_of(self, doc_ids: Array) -> Array:
+        return self._chunk_ids[: self._n][np.isin(self._doc_ids[: self._n], doc_ids)]
+
     def remove_documents(self, doc_ids: Array) -> None:
         keep = ~np.isin(self._doc_ids[: self._n], doc_ids)
         kept = int(keep.sum())
         if kept == self._n:
             return
-        self._vectors[:kept] = self._vectors[: self._n][keep]
-        self._chunk_ids[:kept] = self._chunk_ids[: self._n][keep]
-        self._doc_ids[:kept] = self._doc_ids[: self._n][keep]
+        self._vectors = self._vectors[: self._n][keep]
+        self._chunk_ids = self._chunk_ids[: self._n][keep]
+        self._doc_ids = self._doc_ids[: self._n][keep]
         self._n = kept
 
     def top_k(
@@ -77,7 +110,11 @@ class VectorMatrix:
         q = self.check(query)[0]
         if self._n == 0 or k <= 0:
             return []
-        scores = self._vectors[: self._n] @ q
+        if self._n < ONE_THREAD_ROWS:
+            with one_blas_thread():
+                scores = self._vectors[: self._n] @ q
+        else:
+            scores = self._vectors[: self._n] @ q
         if allowed_docs is not None:
             mask = np.isin(self._doc_ids[: self._n], allowed_docs)
             candidates = int(mask.sum())

@@ -13,10 +13,13 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from terminus.rag.ann import snapshot_key
+from terminus.rag.ann_keeper import AnnKeeper
 from terminus.rag.keywords import fts_query
 from terminus.rag.matrix import VectorMatrix
 from terminus.rag.sqlite_db import read_meta
@@ -37,13 +40,21 @@ class _Doc:
 class SearchIndex:
     """Searches through its own connection, so it never sees a write still in progress."""
 
-    def __init__(self, reader: sqlite3.Connection, config: StoreConfig) -> None:
+    def __init__(
+        self,
+        reader: sqlite3.Connection,
+        config: StoreConfig,
+        directory: Path | None = None,
+        index: str = "auto",
+    ) -> None:
         self.reader = reader
         self.lock = threading.RLock()
         self.config = config
         self._matrix = VectorMatrix(config.dimensions)
         self._docs: dict[int, _Doc] = {}
         self._generation = -1  # nothing loaded yet
+        # an approximate index for large snapshots (terminus.rag.ann), saved in directory
+        self.ann = AnnKeeper(directory, index, self.lock) if directory is not None else None
 
     @property
     def memory_bytes(self) -> int:
@@ -85,6 +96,9 @@ class SearchIndex:
             self.reader.execute("COMMIT")
         self.config, self._docs, self._matrix = config, docs, matrix
         self._generation = int(meta["generation"])
+        if self.ann is not None:
+            key = snapshot_key(config.model, config.dimensions, meta.get("created_at", ""))
+            self.ann.snapshot_loaded(key, self._generation, *matrix.rows())
 
     def committed(
         self,
@@ -99,8 +113,11 @@ class SearchIndex:
         with self.lock:
             if self._generation != generation:
                 return
+            removed_ids = added_ids = added_vectors = None
             if removed:
-                self._matrix.remove_documents(np.array(removed, dtype=np.int64))
+                seqs = np.array(removed, dtype=np.int64)
+                removed_ids = self._matrix.chunk_ids_of(seqs)
+                self._matrix.remove_documents(seqs)
                 for seq in removed:
                     self._docs.pop(seq, None)
             if added is not None:
@@ -108,7 +125,10 @@ class SearchIndex:
                 self._docs[seq] = _Doc(record.id, record.source, record.metadata, record.pages)
                 if len(ids):
                     self._matrix.append(ids, np.full(len(ids), seq, dtype=np.int64), vectors)
+                    added_ids, added_vectors = ids, self._matrix.check(vectors)
             self._generation = generation + 1
+            if self.ann is not None:
+                self.ann.patched(self._generation, removed_ids, added_ids, added_vectors)
 
     def reload_later(self) -> None:
         """Drop the snapshot: the next search loads it from the file."""
@@ -116,12 +136,16 @@ class SearchIndex:
             self._matrix = VectorMatrix(self.config.dimensions)
             self._docs = {}
             self._generation = -1
+            if self.ann is not None:
+                self.ann.drop()
 
     def invalidate(self, config: StoreConfig) -> None:
         with self.lock:
             self.config = config
             self._matrix = VectorMatrix(config.dimensions)
             self._generation = -1
+            if self.ann is not None:
+                self.ann.drop()
 
     # -- search ------------------------------------------------------------------------
 
@@ -136,7 +160,30 @@ class SearchIndex:
     def search(self, vector: Any, top_k: int, filter: Filter | None = None) -> list[SearchResult]:
         with self.lock:
             self.refresh()
+            approximate = self.ann.ready if self.ann is not None and not filter else None
+            if approximate is not None and top_k > 0:
+                return self._hydrate(approximate.search(self._matrix.check(vector), top_k))
             return self._hydrate(self._matrix.top_k(vector, top_k, self._allowed(filter)))
+
+    def build_index(self) -> bool:
+        """Load the snapshot and wait for its approximate index (built now if needed);
+        whether there is one (the mode and size may call for exact search)."""
+        with self.lock:
+            self.refresh()
+            if self.ann is None:
+                return False
+        return self.ann.wait()
+
+    def close_index(self) -> None:
+        """Save a patched approximate index that still matches the file."""
+        if self.ann is None:
+            return
+        with self.lock:
+            if not self.ann.dirty:
+                self.ann.close(-1)
+                return
+            row = self.reader.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            self.ann.close(int(row[0]) if row is not None else -1)
 
     def keyword_search(
         self, query: str, top_k: int, filter: Filter | None = None

@@ -43,7 +43,9 @@ def _utf8_length(text: str) -> int:
 class SqliteStore:
     """A :class:`~terminus.rag.store.VectorStore` in ``<directory>/workspace.sqlite3``."""
 
-    def __init__(self, directory: Path, create: StoreConfig | None = None) -> None:
+    def __init__(
+        self, directory: Path, create: StoreConfig | None = None, index: str = "auto"
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / FILENAME
         self._db = connect(self.path)  # writes (one transaction per document)
@@ -51,7 +53,8 @@ class SqliteStore:
         if create is not None:
             with self._write_lock:
                 sqlite_db.create(self._db, create)
-        self._index = SearchIndex(connect(self.path), read_config(self._db, self.path))
+        config = read_config(self._db, self.path)
+        self._index = SearchIndex(connect(self.path), config, directory / "ann", index)
 
     @property
     def config(self) -> StoreConfig:
@@ -67,8 +70,13 @@ class SqliteStore:
         """Bytes the in-memory matrix holds (vectors and ids)."""
         return self._index.memory_bytes
 
+    def build_index(self) -> bool:
+        """Build (or load) the approximate index now, where mode and size call for one."""
+        return self._index.build_index()
+
     def close(self) -> None:
         with self._write_lock, self._index.lock:
+            self._index.close_index()
             self._db.close()
             self._index.reader.close()
 

@@ -86,6 +86,9 @@ class Citation(BaseModel):
     model_config = _FROZEN
     number: int
     result: SearchResult
+    # "model": the answer's text wrote [number]; "matched": a sentence of the answer was
+    # attributed to this source after the fact (terminus.rag.attribution)
+    how: Literal["model", "matched"] = "model"
 
     def __repr__(self) -> str:
         return f"Citation([{self.number}] {self.result.label()!r})"
