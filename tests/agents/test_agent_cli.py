@@ -40,7 +40,7 @@ def test_mcp_http_refuses_a_public_address() -> None:
 def test_provide_needs_something_named_and_someone_allowed(tmp_path: Path) -> None:
     home = ["--home", str(tmp_path)]
     nothing = CliRunner().invoke(cli, [*home, "provide"])
-    assert nothing.exit_code == 2 and "--model, --tool or --mcp" in nothing.stderr
+    assert nothing.exit_code == 2 and "--model, --tool, --mcp or --rpc" in nothing.stderr
     nobody = CliRunner().invoke(cli, [*home, "provide", "--tool", "os:getcwd"])
     assert nobody.exit_code == 2 and "--allow KEY" in nobody.stderr
 

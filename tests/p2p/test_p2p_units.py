@@ -179,11 +179,15 @@ def test_multi_file_model_round_trip_in_process(tmp_path: Path) -> None:
     for name, data in payloads.items():
         assert files.paths[name].read_bytes() == data
     assert not any((home / "p2p" / "staging").iterdir())
-    # each file was hashed as its pieces arrived, so the cache did not read it again
+    # A file hashed as its pieces arrived is adopted without a second read only when that
+    # digest is the pinned one; a read that raced libtorrent's writes leaves it to the cache
+    # (how often depends on timing, so only the rule is asserted here; test_stream_hash.py
+    # checks the hasher itself).
     assert source.last_report is not None
-    assert {sha: d.sha256 for sha, d in source.last_report.digests.items()} == {
-        f.sha256: f.sha256 for f in card.files
-    }
+    pinned = {f.sha256 for f in card.files}
+    assert all(
+        sha in pinned and digest.sha256 == sha for sha, digest in source.last_report.digests.items()
+    )
 
 
 def test_node_and_peers_commands(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from terminus.p2p.node import NodeRef
 
 PEERS_FILE = "p2p/peers.json"
+# Read-modify-write of the file, from any thread of this process (a pool refreshes in threads).
+_WRITING = threading.Lock()
 
 
 class PeerBook:
@@ -32,6 +35,10 @@ class PeerBook:
         return NodeRef(ref.node_id, tuple(known.get("addresses", ())))
 
     def add(self, ref: NodeRef, *, name: str | None = None) -> None:
+        with _WRITING:
+            self._add(ref, name)
+
+    def _add(self, ref: NodeRef, name: str | None) -> None:
         data = self.all()
         entry = data.get(ref.node_id, {})
         entry["addresses"] = list(ref.addresses) or entry.get("addresses", [])
@@ -42,6 +49,10 @@ class PeerBook:
         self._write(data)
 
     def seen(self, ref: NodeRef) -> None:
+        with _WRITING:
+            self._seen(ref)
+
+    def _seen(self, ref: NodeRef) -> None:
         data = self.all()
         entry = data.get(ref.node_id, {})
         if (
@@ -55,13 +66,15 @@ class PeerBook:
         self._write(data)
 
     def remove(self, node_id: str) -> bool:
-        data = self.all()
-        existed = data.pop(node_id, None) is not None
-        self._write(data)
+        with _WRITING:
+            data = self.all()
+            existed = data.pop(node_id, None) is not None
+            self._write(data)
         return existed
 
     def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".peers.{os.getpid()}.tmp")
+        # one temporary name per process and thread: two writers never share one
+        tmp = self.path.with_name(f".peers.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self.path)

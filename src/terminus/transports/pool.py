@@ -240,7 +240,10 @@ class PoolTransport:
             member.error = None
             member.down_until = 0.0
             member.refreshing = False
-        self._book.seen(member.client.ref)
+        try:
+            self._book.seen(member.client.ref)
+        except OSError as exc:  # the address book is a convenience; routing goes on
+            log.debug("could not note %s in the peer book: %s", member.client.ref, exc)
 
     def _refresh_stale(self) -> None:
         """First use: ask everyone and wait. Later: stale answers are renewed in the background."""
