@@ -70,8 +70,11 @@ def _build(home: Path, jobs: int | None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="terminus-llama-rpc-") as tmp:
         work = Path(tmp)
-        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        subprocess.run([*pip, SDIST, "-d", str(work)], check=True)
+        # the sdist of llama-cpp-python only: its build tools (cmake, ninja) come as wheels,
+        # where ":all:" would compile CMake itself from source first
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps"]
+        sdist_only = ["--no-binary", SDIST.split("==")[0]]
+        subprocess.run([*pip, *sdist_only, SDIST, "-d", str(work)], check=True)
         (sdist,) = work.glob("llama_cpp_python-*.tar.gz")
         with tarfile.open(sdist) as archive:
             archive.extractall(work, filter="data")
