@@ -7,8 +7,10 @@ behind an iroh endpoint that admits allow-listed keys only. Needs the RPC build
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from terminus.p2p.identity import Identity
 from terminus.p2p.rpc_binaries import RPC_SERVER, binary
 from terminus.p2p.rpc_tunnel import RpcWorker
 from terminus.p2p.split import SplitDone, SplitModel, SplitToken
+from terminus.types import ContentDelta
 
 pytestmark = pytest.mark.real
 PROMPT = "Name three colors of the rainbow."
@@ -130,5 +133,119 @@ def test_cli_provide_rpc_and_run_split(
         monkeypatch.setenv("TERMINUS_HOME", str(tmp_path / "stranger"))
         refused = CliRunner().invoke(cli, [*args, "Hi"])
         assert refused.exit_code == 31 and "refused this node" in refused.output
+    finally:
+        procs.kill_all()
+
+
+def _rpc_worker_process(procs: object, tmp_path: Path, allow: str) -> str:
+    from p2pkit import TERMINUS, Processes, wait_for_file
+
+    assert isinstance(procs, Processes)
+    ref_file = tmp_path / "worker.ref"
+    worker = procs.start(
+        [*TERMINUS, "--offline", "provide", "--rpc", "--allow", allow,
+         "--rpc-listen", "127.0.0.1:0", "--rpc-ref-file", str(ref_file)],
+        tmp_path / "worker",
+        "worker",
+    )  # fmt: skip
+    return wait_for_file(ref_file, worker, timeout=60)
+
+
+def test_load_model_split_runs_every_request_through_the_workers(
+    rpc_server: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`load_model(..., split=[...])`: chat, streaming and raw completion on the split model."""
+    from p2pkit import Processes
+
+    from terminus import Terminus
+    from terminus.p2p.identity import load_or_create_identity
+
+    host_home = tmp_path / "host"
+    monkeypatch.setenv("TERMINUS_HOME", str(host_home))
+    procs = Processes(tmp_path / "logs")
+    try:
+        ref = _rpc_worker_process(procs, tmp_path, load_or_create_identity(host_home).node_id)
+        with Terminus(allow_download=False) as t:
+            info = t.load_model("smollm2", split=[ref], context_length=512)
+            assert info.engine == "llamacpp-split"
+            question = [{"role": "user", "content": "What is the capital of France?"}]
+            answer = t.completion(question, model="smollm2", temperature=0, max_tokens=8).result()
+            assert "Paris" in answer.text
+            assert answer.stats is not None and answer.stats.prompt_tokens > 5
+            stream = t.completion(question, model="smollm2", temperature=0, max_tokens=8)
+            deltas = [e.text for e in stream if isinstance(e, ContentDelta)]
+            assert len(deltas) > 1 and "".join(deltas) == answer.text
+            seeded = [
+                t.completion(question, model="smollm2", temperature=0.9, seed=3, max_tokens=12)
+                .result()
+                .text
+                for _ in range(2)
+            ]
+            assert seeded[0] == seeded[1]
+            raw = t.text_completion(
+                "The capital of France is", model="smollm2", temperature=0, max_tokens=4
+            ).result()
+            assert raw.text.strip()
+    finally:
+        procs.kill_all()
+
+
+def test_serve_split_answers_the_openai_client(
+    rpc_server: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a user would: `terminus provide --rpc` on a helper, `terminus serve -m … --split REF`
+    here, and the official OpenAI client talking to it."""
+    import httpx
+    import openai
+    from p2pkit import TERMINUS, Processes, free_port
+
+    from terminus.p2p.identity import load_or_create_identity
+
+    host_home = tmp_path / "host"
+    procs = Processes(tmp_path / "logs")
+    try:
+        ref = _rpc_worker_process(procs, tmp_path, load_or_create_identity(host_home).node_id)
+        port = free_port()
+        server = procs.start(
+            [*TERMINUS, "--offline", "serve", "-m", "smollm2", "--split", ref,
+             "--port", str(port), "--context-length", "512"],
+            host_home,
+            "server",
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert server.poll() is None, procs.log("server")
+            with contextlib.suppress(httpx.HTTPError):
+                ps = httpx.get(f"{base}/terminus/v1/ps", timeout=5).json()
+                if ps["models"]:
+                    break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the split model did not load: " + procs.log("server"))
+        assert [m["engine"] for m in ps["models"]] == ["llamacpp-split"]
+        with openai.OpenAI(base_url=f"{base}/v1", api_key="unused") as client:
+            reply = client.chat.completions.create(
+                model="smollm2",
+                messages=[{"role": "user", "content": "What is the capital of France?"}],
+                temperature=0,
+                max_tokens=8,
+            )
+            assert "Paris" in (reply.choices[0].message.content or "")
+            chunks = client.chat.completions.create(
+                model="smollm2",
+                messages=[{"role": "user", "content": "What is the capital of France?"}],
+                temperature=0,
+                max_tokens=8,
+                stream=True,
+            )
+            streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            assert streamed == reply.choices[0].message.content
+            with pytest.raises(openai.BadRequestError, match="cannot call tools"):
+                client.chat.completions.create(
+                    model="smollm2",
+                    messages=[{"role": "user", "content": "Weather in Paris?"}],
+                    tools=[{"type": "function", "function": {"name": "weather", "parameters": {}}}],
+                )
     finally:
         procs.kill_all()

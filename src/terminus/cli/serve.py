@@ -72,6 +72,17 @@ def listen(host: str, port: int) -> socket.socket:
     "card's input limit).",
 )
 @click.option("--parallel", type=int, help="Requests each model runs at once (llama.cpp slots).")
+@click.option(
+    "--split",
+    metavar="REF,REF…",
+    help="Run the -m models with their layers spread over this machine and these "
+    "`terminus provide --rpc` workers (needs `terminus rpc build`).",
+)
+@click.option(
+    "--tensor-split",
+    metavar="W1,W2…",
+    help="With --split: the workers' relative shares [default: by free memory].",
+)
 @click.option("--threads", type=int, help="CPU threads per model [default: physical cores].")
 @click.option(
     "--max-concurrent",
@@ -166,6 +177,8 @@ def serve(
     context_length: int | None,
     parallel: int | None,
     threads: int | None,
+    split: str | None,
+    tensor_split: str | None,
     max_concurrent: int,
     max_body_bytes: str,
     cors_origins: tuple[str, ...],
@@ -214,6 +227,10 @@ def serve(
         stopped = stop_server(home)
         click.echo(f"stopped the resident server (pid {stopped.pid}, {stopped.url})", err=True)
         return
+    if split and not models:
+        raise click.UsageError("--split applies to the models given with -m: name one")
+    if tensor_split and not split:
+        raise click.UsageError("--tensor-split needs --split")
     try:
         keep_alive_s = parse_keep_alive(keep_alive)
     except InvalidParameterError as exc:
@@ -250,6 +267,8 @@ def serve(
             context_length=context_length,
             parallel=parallel,
             threads=threads,
+            split=tuple(r.strip() for r in (split or "").split(",") if r.strip()),
+            tensor_split=tensor_split,
             access_log=not no_access_log,
             allow_image_urls=allow_image_urls,
             keep_alive_s=keep_alive_s,

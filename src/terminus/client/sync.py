@@ -23,7 +23,7 @@ from terminus.client.requests import (
 )
 from terminus.client.speech import SpeechMixin
 from terminus.client.streams import CompletionStream
-from terminus.engines.base import LoadOptions
+from terminus.engines.base import Engine, LoadOptions
 from terminus.errors import InvalidParameterError
 from terminus.models.cache import ModelCache
 from terminus.models.catalog import Catalog
@@ -99,12 +99,19 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
             allow_download=downloads,
             progress_factory=self._progress_factory,
         )
+        # load_model(..., split=[...]) runs the model's layers over trusted RPC workers
+        self.manager.engine_overrides["split"] = self._split_engine
         self.transport: Transport = transport or LocalTransport(self.manager)
         if delegate is not None:
             self.transport = delegated_transport(
                 self, delegate, self.transport if delegate_fallback else None
             )
         self.models = ModelsAPI(self.catalog, self.cache, self.manager, self._progress_factory)
+
+    def _split_engine(self) -> Engine:
+        from terminus.p2p.split_engine import SplitEngine  # peers only when a split is asked
+
+        return SplitEngine(self.home)
 
     def _progress_factory(self) -> Progress:
         if self._progress is True:

@@ -11,10 +11,11 @@ without that worker.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,18 @@ from terminus.errors import EngineError, InvalidParameterError, PeerUnavailableE
 from terminus.models.gguf import read_gguf_header
 from terminus.p2p.identity import Identity
 from terminus.p2p.node import NodeRef
-from terminus.p2p.rpc_binaries import HOST, binary
+from terminus.p2p.rpc_binaries import host_binary
 from terminus.p2p.rpc_tunnel import RpcTunnel
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """llama.cpp's sampler chain: top-k (0: off), top-p, temperature (0: greedy), seed."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int = 0xFFFFFFFF  # llama.cpp's "random seed"
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ class SplitModel:
         self.workers = list(workers)
         self.layers = read_gguf_header(gguf).block_count or 0
         self.remote_layers = round(self.layers * (1 - share)) if workers else 0
-        self._host = binary(home, HOST)
+        self._host = host_binary(home)
         self._identity = identity
         self._threads = threads
         self._context = context_length
@@ -95,32 +106,75 @@ class SplitModel:
             raise EngineError(f"the split model did not load: {line or 'the host exited'}")
         return self
 
-    def generate(self, prompt: str, max_tokens: int, *, chat: bool = True) -> Iterator[object]:
-        """Greedy tokens (``SplitToken``), then a ``SplitDone``."""
+    def generate(
+        self,
+        prompt: str | Sequence[tuple[str, str]],
+        max_tokens: int,
+        *,
+        chat: bool = True,
+        sampling: Sampling | None = None,
+    ) -> Generator[object, None, None]:
+        """Tokens (``SplitToken``), then a ``SplitDone``.
+
+        ``prompt`` is one user message (``chat``), raw text (``chat=False``), or a conversation
+        of ``(role, content)`` pairs; either way the GGUF's chat template is applied by llama.cpp.
+        Greedy unless ``sampling`` asks for a temperature above 0.
+        """
         if self._proc is None or self._proc.stdin is None:
             raise EngineError("the split model is not loaded")
-        data = prompt.encode()
-        kind = "CHAT" if chat else "GEN"
+        if isinstance(prompt, str):
+            data = prompt.encode()
+            kind = "CHAT" if chat else "GEN"
+        else:
+            if any("\0" in role or "\0" in content for role, content in prompt):
+                raise InvalidParameterError("a message holds a NUL character")
+            data = b"".join(f"{role}\0{content}\0".encode() for role, content in prompt)
+            kind = "MSGS"
+        header = f"{kind} {max_tokens} {len(data)}"
+        if sampling is not None:
+            header += (
+                f" {sampling.temperature:g} {sampling.top_p:g} {sampling.top_k} {sampling.seed}"
+            )
         try:
-            self._proc.stdin.write(f"{kind} {max_tokens} {len(data)}\n".encode() + data)
+            self._proc.stdin.write(f"{header}\n".encode() + data)
             self._proc.stdin.flush()
         except OSError as exc:
             raise self._lost() from exc
-        while True:
-            line = self._line()
-            if not line:
-                raise self._lost()
-            kind, _, rest = line.partition(" ")
-            if kind == "T":
-                token, _, hexed = rest.partition(" ")
-                yield SplitToken(int(token), bytes.fromhex(hexed).decode(errors="replace"))
-            elif kind == "E":
-                prompt_tokens, generated, reason = rest.split()
-                yield SplitDone(int(prompt_tokens), int(generated), reason)
-                return
-            elif kind == "X":
-                raise EngineError(f"split model: {rest}")
-            # anything else is not the host's protocol (a library's stray output): skipped
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        finished = False
+        try:
+            while True:
+                line = self._line()
+                if not line:
+                    raise self._lost()
+                kind, _, rest = line.partition(" ")
+                if kind == "T":
+                    token, _, hexed = rest.partition(" ")
+                    # a character may span tokens: decode the stream, not each piece
+                    yield SplitToken(int(token), decoder.decode(bytes.fromhex(hexed)))
+                elif kind == "E":
+                    finished = True
+                    prompt_tokens, generated, reason = rest.split()
+                    yield SplitDone(int(prompt_tokens), int(generated), reason)
+                    return
+                elif kind == "X":
+                    finished = True
+                    raise EngineError(f"split model: {rest}")
+                # anything else is not the host's protocol (a library's stray output): skipped
+        finally:
+            if not finished:
+                self._cancel()
+
+    def _cancel(self) -> None:
+        """Stop a generation the caller left early; the next request starts clean."""
+        if self._proc is None or self._proc.stdin is None or self._proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            self._proc.stdin.write(b"CANCEL\n")
+            self._proc.stdin.flush()
+            while line := self._line():
+                if line.startswith(("E ", "X ")):
+                    return
 
     def text(self, prompt: str, max_tokens: int, *, chat: bool = True) -> str:
         return "".join(

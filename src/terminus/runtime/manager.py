@@ -31,6 +31,7 @@ from terminus.errors import (
     CapabilityError,
     ChecksumMismatchError,
     InsufficientMemoryError,
+    InvalidParameterError,
     ModelBusyError,
     ModelNotCachedError,
     TerminusError,
@@ -89,6 +90,9 @@ class ModelManager:
         self._keep_alive: dict[str, float] = {}  # per-model idle TTLs, by model id
         self._default_keep_alive_s = default_keep_alive_s
         self._reaper = Reaper(self._expire_due)
+        #: Engines picked by a load option instead of the card's engine, e.g. ``split``
+        #: (layers over RPC workers): option name -> engine factory. Set by the client.
+        self.engine_overrides: dict[str, Callable[[], Engine]] = {}
 
     # -- files -------------------------------------------------------------------
 
@@ -130,6 +134,14 @@ class ModelManager:
     def load(self, name: str, options: LoadOptions | None = None) -> LoadedModelInfo:
         card = self.catalog.get(name)
         if options is not None:
+            with self._lock:
+                loaded = self._entries.get(card.id)
+            wanted = self._engine_for(card, options).name if loaded is not None else None
+            if loaded is not None and loaded.engine != wanted:
+                raise InvalidParameterError(
+                    f"{card.id} is loaded already on the {loaded.engine} engine, not {wanted}",
+                    hint=f"unload it first (`terminus ps`, unload_model({card.id!r}))",
+                )
             self._options[card.id] = options  # reloads after an eviction use them too
         entry = self._acquire(card, self._options_for(card.id, options), hold=False)
         with self._lock:  # a keep-alive of 0 may already have unloaded it again
@@ -310,7 +322,7 @@ class ModelManager:
                 entry = self._touch(card.id, hold)
                 if entry is not None:
                     return entry
-            engine: Engine = engine_class(card.engine)()
+            engine = self._engine_for(card, options)
             files = self.ensure_files(card)
             options = self._with_draft_file(card, options)
             needed = engine.estimate_memory(card, files, options)
@@ -326,13 +338,19 @@ class ModelManager:
                 self._reserved.pop(card.id, None)  # the entry now counts instead
                 entry = _Entry(
                     model=model,
-                    engine=card.engine,
+                    engine=engine.name,
                     active=1 if hold else 0,
                     last_used=time.monotonic(),
                 )
                 self._entries[card.id] = entry
             self._wake_if_timed(card.id)
             return entry
+
+    def _engine_for(self, card: ModelCard, options: LoadOptions) -> Engine:
+        for option, factory in self.engine_overrides.items():
+            if options.extra.get(option):
+                return factory()
+        return engine_class(card.engine)()
 
     def _with_draft_file(self, card: ModelCard, options: LoadOptions) -> LoadOptions:
         """Where KV snapshots go, and a draft model's verified file (speculative decoding)."""

@@ -33,6 +33,9 @@ class LoadRequest(Wire):
     draft_max: int | None = None
     #: KV snapshots of long prompt prefixes on disk: true, or a budget in MiB.
     kv_disk_cache: bool | int | None = None
+    #: The model's layers over these ``terminus provide --rpc`` workers, and their shares.
+    split: list[str] | str | None = None
+    tensor_split: list[float] | str | None = None
 
 
 async def apply_keep_alive(state: ServerState, card_id: str, value: Any) -> None:
@@ -72,6 +75,8 @@ def _load(state: ServerState, name: str, body: LoadRequest) -> dict[str, Any]:
         "draft_model",
         "draft_max",
         "kv_disk_cache",
+        "split",
+        "tensor_split",
     )
     for field in fields:
         value = getattr(body, field)

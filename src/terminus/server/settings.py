@@ -47,6 +47,10 @@ class ServerSettings:
     context_length: int | None = None
     parallel: int | None = None
     threads: int | None = None
+    #: ``--split``: the ``preload`` models run with their layers over these RPC workers
+    #: (``terminus provide --rpc`` peers), with ``tensor_split`` shares if given.
+    split: tuple[str, ...] = ()
+    tensor_split: str | None = None
     access_log: bool = True
     #: Fetch ``http(s)`` image URLs in chat requests (off: only data URLs and base64).
     allow_image_urls: bool = False

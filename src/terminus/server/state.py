@@ -146,17 +146,24 @@ class ServerState:
             )
         return card
 
-    def load_options(self, card: ModelCard) -> dict[str, int | None]:
+    def load_options(self, card: ModelCard) -> dict[str, Any]:
         """The server's load options as they apply to ``card``.
 
         ``context_length`` is for text models: an embedding model keeps its card's input
         limit (MiniLM's 256 tokens, as in sentence-transformers), so its vectors are the
         same as ``Terminus.embed``'s.
         """
-        options = self.settings.load_options()
+        options: dict[str, Any] = dict(self.settings.load_options())
         if card.capability == Capability.EMBED:
             options["context_length"] = None
+        if self.settings.split and card.id in self._split_ids():
+            options["split"] = list(self.settings.split)
+            if self.settings.tensor_split:
+                options["tensor_split"] = self.settings.tensor_split
         return options
+
+    def _split_ids(self) -> set[str]:
+        return {self.client.models.get(name).id for name in self.settings.preload}
 
     async def ensure_loaded(self, model: str) -> None:
         """Load with this server's options (idempotent; concurrent callers share one load)."""

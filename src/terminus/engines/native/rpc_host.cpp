@@ -2,16 +2,22 @@
 //
 // Built next to llama.cpp's own ggml-rpc-server by `terminus rpc build` (terminus/p2p/rpc_build.py);
 // Terminus drives it over stdin/stdout. One request at a time:
-//   in:  "GEN <max_tokens> <nbytes>\n" + prompt bytes (raw text, special tokens parsed)
-//        "CHAT <max_tokens> <nbytes>\n" + one user message (the model's chat template is applied)
+//   in:  "GEN <max_tokens> <nbytes> [<temp> <top_p> <top_k> <seed>]\n" + prompt bytes (raw text,
+//        special tokens parsed)
+//        "CHAT …same header…" + one user message (the model's chat template is applied)
+//        "MSGS …same header…" + messages as "role\0content\0" pairs (the chat template is applied)
+//        "CANCEL\n" while tokens stream: stop this generation (it ends with "E … cancelled")
 //   out: "READY <n_layer> <n_remote_devices>\n" once loaded, then per request
 //        "T <token id> <hex of the token's bytes>\n" per token and "E <n_prompt> <n_gen> <stop|length>\n",
 //        or "X <message>\n" for a request that failed.
-// Decoding is greedy. A worker that disappears makes ggml abort this process: the caller sees
+// A temperature of 0 (or none given) decodes greedily; above 0, top-k, top-p, temperature and a
+// seeded draw, in llama.cpp's usual order. A worker that disappears makes ggml abort this process: the caller sees
 // the pipe close and reports it as a typed error.
 #include "ggml-backend.h"
 #include "ggml-rpc.h"
 #include "llama.h"
+
+#include <poll.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -94,8 +100,6 @@ int main(int argc, char ** argv) {
     llama_context * ctx = llama_init_from_model(model, cp);
     if (ctx == nullptr) { say("X cannot create a context"); return 5; }
     const llama_vocab * vocab = llama_model_get_vocab(model);
-    llama_sampler * sampler = llama_sampler_chain_init(llama_sampler_chain_default_params());
-    llama_sampler_chain_add(sampler, llama_sampler_init_greedy());
     say("READY " + std::to_string(llama_model_n_layer(model)) + " " + std::to_string(n_remote));
 
     std::string header;
@@ -105,17 +109,38 @@ int main(int argc, char ** argv) {
         int max_tokens = 0;
         size_t nbytes = 0;
         fields >> kind >> max_tokens >> nbytes;
+        if (kind == "CANCEL") continue;  // arrived after its generation had already ended
+        float temp = 0.0f, top_p = 1.0f;
+        int top_k = 0;
+        unsigned long seed = LLAMA_DEFAULT_SEED;
+        fields >> temp >> top_p >> top_k >> seed;  // optional: absent fields keep the defaults
         std::string text(nbytes, '\0');
         if (nbytes && !std::cin.read(&text[0], nbytes)) break;
-        if (kind == "CHAT") {
+        if (kind == "CHAT" || kind == "MSGS") {
+            std::vector<std::string> parts;
+            if (kind == "CHAT") {
+                parts = { "user", text };
+            } else {
+                size_t at = 0;
+                while (at < text.size()) {
+                    size_t end = text.find('\0', at);
+                    if (end == std::string::npos) end = text.size();
+                    parts.push_back(text.substr(at, end - at));
+                    at = end + 1;
+                }
+            }
+            if (parts.empty() || parts.size() % 2 != 0) { say("X messages must be role and content pairs"); continue; }
+            std::vector<llama_chat_message> messages;
+            for (size_t i = 0; i < parts.size(); i += 2) {
+                messages.push_back({ parts[i].c_str(), parts[i + 1].c_str() });
+            }
             const char * tmpl = llama_model_chat_template(model, nullptr);
-            llama_chat_message message = { "user", text.c_str() };
             std::vector<char> buffer(text.size() * 2 + 4096);
-            int n = llama_chat_apply_template(tmpl, &message, 1, true, buffer.data(), buffer.size());
+            int n = llama_chat_apply_template(tmpl, messages.data(), messages.size(), true, buffer.data(), buffer.size());
             if (n < 0) { say("X the model's chat template is not supported"); continue; }
             if ((size_t) n > buffer.size()) {
                 buffer.resize(n);
-                llama_chat_apply_template(tmpl, &message, 1, true, buffer.data(), buffer.size());
+                llama_chat_apply_template(tmpl, messages.data(), messages.size(), true, buffer.data(), buffer.size());
             }
             text.assign(buffer.data(), n);
         } else if (kind != "GEN") {
@@ -127,7 +152,15 @@ int main(int argc, char ** argv) {
         llama_tokenize(vocab, text.c_str(), text.size(), tokens.data(), n_prompt, true, true);
         if (n_prompt + max_tokens > n_ctx) { say("X prompt and answer exceed the context"); continue; }
         llama_memory_clear(llama_get_memory(ctx), true);
-        llama_sampler_reset(sampler);
+        llama_sampler * sampler = llama_sampler_chain_init(llama_sampler_chain_default_params());
+        if (temp <= 0.0f) {
+            llama_sampler_chain_add(sampler, llama_sampler_init_greedy());
+        } else {
+            if (top_k > 0) llama_sampler_chain_add(sampler, llama_sampler_init_top_k(top_k));
+            if (top_p < 1.0f) llama_sampler_chain_add(sampler, llama_sampler_init_top_p(top_p, 1));
+            llama_sampler_chain_add(sampler, llama_sampler_init_temp(temp));
+            llama_sampler_chain_add(sampler, llama_sampler_init_dist((uint32_t) seed));
+        }
         llama_batch batch = llama_batch_get_one(tokens.data(), n_prompt);
         int generated = 0;
         std::string reason = "length";
@@ -146,12 +179,19 @@ int main(int argc, char ** argv) {
             }
             say("T " + std::to_string(next) + " " + hex);
             generated++;
+            struct pollfd input = { 0, POLLIN, 0 };
+            if (poll(&input, 1, 0) > 0) {  // "CANCEL" (or stdin closed): the caller left early
+                std::string line;
+                std::getline(std::cin, line);
+                reason = "cancelled";
+                break;
+            }
             batch = llama_batch_get_one(&next, 1);
         }
+        llama_sampler_free(sampler);
         if (reason == "error") { say("X decoding failed"); continue; }
         say("E " + std::to_string(n_prompt) + " " + std::to_string(generated) + " " + reason);
     }
-    llama_sampler_free(sampler);
     llama_free(ctx);
     llama_model_free(model);
     return 0;
