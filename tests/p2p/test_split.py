@@ -249,3 +249,24 @@ def test_serve_split_answers_the_openai_client(
                 )
     finally:
         procs.kill_all()
+
+
+def test_the_memory_check_covers_the_workers_before_any_weight_is_sent(
+    workers: list[RpcWorker],
+    host: Identity,
+    smollm2_gguf: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The workers report their free memory first; a model part they cannot hold is refused."""
+    from terminus.errors import InsufficientMemoryError
+    from terminus.models.gguf import MemoryEstimate
+    from terminus.p2p import split as split_module
+
+    huge = MemoryEstimate(2**50, 0, 0, 2**50, "")  # a petabyte: more than any worker has
+    monkeypatch.setattr(split_module, "estimate_load_bytes", lambda *_: huge)
+    refs = [w.ref for w in workers]  # type: ignore[attr-defined]
+    with pytest.raises(InsufficientMemoryError, match="MiB free together"):
+        SplitModel(smollm2_gguf, refs, host, tmp_path).start()
+    assert all(w.stats.connections >= 1 for w in workers)  # they were asked…
+    assert all(w.stats.bytes_to_rpc < 1_000_000 for w in workers)  # …and got no weights

@@ -31,3 +31,27 @@ def test_the_sdist_download_compiles_nothing_but_llama_cpp_python(
     # ":all:" would also build CMake and Ninja from source (20+ minutes on 2 cores)
     assert ":all:" not in download
     assert rpc_binaries.SDIST in download
+
+
+def test_a_host_older_than_its_source_is_relinked_before_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "llama-rpc" / "bin"
+    folder.mkdir(parents=True)
+    host = folder / rpc_binaries.HOST
+    host.write_bytes(b"old")
+    host.chmod(0o755)
+    monkeypatch.setenv(rpc_binaries.BIN_ENV, str(folder))
+    relinked: list[Path] = []
+    monkeypatch.setattr(rpc_binaries, "link_host", lambda home: relinked.append(home))
+    import os
+
+    os.utime(host, (0, 0))  # older than the source
+    assert rpc_binaries.host_binary(tmp_path) == host
+    assert relinked == []  # no compiled libraries to link against: used as it is
+    (folder.parent / "llama.cpp" / "build").mkdir(parents=True)
+    rpc_binaries.host_binary(tmp_path)
+    assert relinked == [tmp_path]
+    os.utime(host)  # now newer than the source: nothing to do
+    rpc_binaries.host_binary(tmp_path)
+    assert relinked == [tmp_path]

@@ -19,12 +19,19 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from terminus.errors import EngineError, InvalidParameterError, PeerUnavailableError
-from terminus.models.gguf import read_gguf_header
+from terminus.errors import (
+    EngineError,
+    InsufficientMemoryError,
+    InvalidParameterError,
+    PeerUnavailableError,
+)
+from terminus.models.gguf import estimate_load_bytes, read_gguf_header
 from terminus.p2p.identity import Identity
 from terminus.p2p.node import NodeRef
 from terminus.p2p.rpc_binaries import host_binary
 from terminus.p2p.rpc_tunnel import RpcTunnel
+
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,12 @@ class SplitModel:
             raise InvalidParameterError("local_share must be in [0, 1)")
         self.gguf = gguf
         self.workers = list(workers)
-        self.layers = read_gguf_header(gguf).block_count or 0
+        header = read_gguf_header(gguf)
+        self.layers = header.block_count or 0
         self.remote_layers = round(self.layers * (1 - share)) if workers else 0
+        #: what the workers must hold together: their layers' weights and KV cache
+        whole = estimate_load_bytes(header, context_length).total_bytes
+        self.remote_bytes = whole * self.remote_layers // max(1, self.layers)
         self._host = host_binary(home)
         self._identity = identity
         self._threads = threads
@@ -93,6 +104,7 @@ class SplitModel:
             self._tunnel = RpcTunnel(self._identity, self.workers)
             endpoints = [self._route(e) for e in self._tunnel.start()]
             args += ["--rpc", ",".join(endpoints), "-ngl", str(self.remote_layers)]
+            args += ["--need-remote", str(self.remote_bytes)]
             if self._tensor_split is not None:
                 args += ["--ts", ",".join(f"{s:g}" for s in self._tensor_split)]
         # ggml's abort (a lost worker) would attach a debugger that writes to our pipe
@@ -101,6 +113,14 @@ class SplitModel:
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
         )
         line = self._line()
+        if line.startswith("X MEM "):
+            self.close()
+            free, need = (int(v) for v in line.split()[2:4])
+            raise InsufficientMemoryError(
+                f"the workers have {free / MIB:.0f} MiB free together; their "
+                f"{self.remote_layers} of {self.layers} layers need about {need / MIB:.0f} MiB",
+                hint="add a worker, keep more layers here (local_share), or use a smaller model",
+            )
         if not line.startswith("READY"):
             self.close()
             raise EngineError(f"the split model did not load: {line or 'the host exited'}")

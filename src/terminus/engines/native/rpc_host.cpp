@@ -7,7 +7,9 @@
 //        "CHAT …same header…" + one user message (the model's chat template is applied)
 //        "MSGS …same header…" + messages as "role\0content\0" pairs (the chat template is applied)
 //        "CANCEL\n" while tokens stream: stop this generation (it ends with "E … cancelled")
-//   out: "READY <n_layer> <n_remote_devices>\n" once loaded, then per request
+//   out: "X MEM <free> <needed>\n" and exit when the workers' free memory cannot hold their part
+//        (--need-remote BYTES), else
+//        "READY <n_layer> <n_remote_devices>\n" once loaded, then per request
 //        "T <token id> <hex of the token's bytes>\n" per token and "E <n_prompt> <n_gen> <stop|length>\n",
 //        or "X <message>\n" for a request that failed.
 // A temperature of 0 (or none given) decodes greedily; above 0, top-k, top-p, temperature and a
@@ -46,6 +48,7 @@ static void say(const std::string & line) {
 int main(int argc, char ** argv) {
     std::string model_path, rpc, tensor_split;
     int n_gpu_layers = 999, threads = 1, n_ctx = 1024;
+    unsigned long long need_remote = 0;  // bytes the workers must hold together
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string flag = argv[i], value = argv[i + 1];
         if (flag == "-m") model_path = value;
@@ -54,6 +57,7 @@ int main(int argc, char ** argv) {
         else if (flag == "-ngl") n_gpu_layers = std::atoi(value.c_str());
         else if (flag == "-t") threads = std::atoi(value.c_str());
         else if (flag == "-c") n_ctx = std::atoi(value.c_str());
+        else if (flag == "--need-remote") need_remote = std::strtoull(value.c_str(), nullptr, 10);
         else { say("X unknown flag " + flag); return 2; }
     }
     if (model_path.empty()) { say("X -m MODEL is required"); return 2; }
@@ -72,6 +76,18 @@ int main(int argc, char ** argv) {
         }
     }
     const size_t n_remote = devices.size();
+    if (n_remote && need_remote) {  // the memory check covers the whole group, before any load
+        unsigned long long free_sum = 0;
+        for (auto * dev : devices) {
+            size_t free = 0, total = 0;
+            ggml_backend_dev_memory(dev, &free, &total);
+            free_sum += free;
+        }
+        if (free_sum < need_remote) {
+            say("X MEM " + std::to_string(free_sum) + " " + std::to_string(need_remote));
+            return 6;
+        }
+    }
     devices.push_back(nullptr);
 
     std::vector<float> split_values(llama_max_devices(), 0.0f);
