@@ -17,7 +17,7 @@ from realmodel import MODEL
 from terminus import Terminus
 from terminus.cli.main import cli
 from terminus.eval.api import evaluate
-from terminus.eval.backends import ClientBackend
+from terminus.eval.backends import ClientBackend, Generation
 from terminus.eval.datasets import load_benchmark
 from terminus.eval.prompts import loglikelihood_prompt
 from terminus.eval.runner import RunConfig
@@ -180,3 +180,52 @@ def test_openai_compatible_endpoint(real_home: Path, tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+class _ThinksFirst(ClientBackend):
+    """SmolLM2 made to reason first: a fresh answer starts inside ``<think>`` (an assistant
+    prefill), as a thinking model's does; a continuation is passed through untouched."""
+
+    def generate(self, messages, *, max_tokens, temperature, seed):  # type: ignore[no-untyped-def]
+        if messages[-1]["role"] == "assistant":
+            return super().generate(
+                messages, max_tokens=max_tokens, temperature=temperature, seed=seed
+            )
+        opened = [
+            *messages,
+            {"role": "assistant", "content": "<think>\nLet me think step by step."},
+        ]
+        out = super().generate(opened, max_tokens=max_tokens, temperature=temperature, seed=seed)
+        return Generation(
+            "<think>\nLet me think step by step." + out.text,
+            out.thinking,
+            out.prompt_tokens,
+            out.completion_tokens,
+        )
+
+
+def test_a_thinking_budget_closes_the_reasoning_and_the_model_answers(
+    client: Terminus, tmp_path: Path
+) -> None:
+    """On llama.cpp: the budget stops the reasoning, the closing sentence and ``</think>`` are
+    appended, and the server continues that assistant message with the answer."""
+    config = RunConfig(("medqa",), mode="generative", limit=2, max_tokens=24, thinking_budget=6)
+    backend = _ThinksFirst(client, MODEL, parallel=1)
+    run_dir, summary = evaluate(
+        client, MODEL, config, data_dir=DATA, run_dir=tmp_path, backend=backend
+    )
+    from terminus.eval.report import load_run
+
+    rows = list(load_run(run_dir).rows["medqa"].values())
+    assert len(rows) == 2
+    for row in rows:
+        assert row["thinking_truncated"] is True and row["thinking_tokens"] == 6
+        assert "Let me think step by step." in row["thinking"]
+        assert "limited time" in row["thinking"] and "<think>" not in row["response"]
+        assert row["response"].strip()  # the model went on to answer after </think>
+        assert row["completion_tokens"] > 6  # the answer came from a second, continued call
+    assert summary["benchmarks"]["medqa"]["thinking_truncated"] == 2
+    assert (
+        "thinking budget closed the reasoning early in 2 of 2"
+        in (run_dir / "report.md").read_text()
+    )

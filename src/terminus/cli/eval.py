@@ -155,6 +155,12 @@ def list_benchmarks(as_json: bool) -> None:
     help="Sampling temperature (generative); 0 is greedy.",
 )
 @click.option(
+    "--thinking-budget",
+    type=click.IntRange(min=1),
+    metavar="TOKENS",
+    help="Generative: reasoning capped at TOKENS, then closed; the answer gets --max-tokens more.",
+)
+@click.option(
     "--base-url", metavar="URL", help="Evaluate a model behind an OpenAI-compatible API instead."
 )
 @click.option(
@@ -183,6 +189,7 @@ def run(
     circular: bool,
     samples: int,
     temperature: float,
+    thinking_budget: int | None,
     base_url: str | None,
     api_key: str | None,
     as_json: bool,
@@ -220,6 +227,7 @@ def run(
         circular=circular,
         samples=samples,
         temperature=temperature,
+        thinking_budget=thinking_budget,
     )
 
     def backend() -> EvalBackend:

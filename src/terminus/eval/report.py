@@ -125,6 +125,9 @@ def protocol_figures(values: list[dict[str, Any]]) -> dict[str, Any]:
             "per_seed": per_seed,
             "ci95_across_seeds": [spread.low, spread.high],
         }
+    budgeted = [r for r in values if "thinking_truncated" in r]
+    if budgeted:  # how often the thinking budget cut the reasoning short
+        out["thinking_truncated"] = sum(bool(r["thinking_truncated"]) for r in budgeted)
     if values and all("rotations" in r for r in values):
         out["circular"] = True
         out["first_rotation_accuracy"] = sum(
@@ -172,6 +175,11 @@ def markdown(summaries: list[dict[str, Any]]) -> str:
                     f"\n{name}: mean@{m['k']} {m['mean']:.3f} (95 % across seeds"
                     f" {m['ci95_across_seeds'][0]:.3f}–{m['ci95_across_seeds'][1]:.3f});"
                     " accuracy above is the first sample's"
+                )
+            if "thinking_truncated" in b:
+                lines.append(
+                    f"\n{name}: the thinking budget closed the reasoning early in"
+                    f" {b['thinking_truncated']} of {b['n']} items"
                 )
             if b.get("circular"):
                 lines.append(
@@ -314,7 +322,8 @@ def comparable(a: Run, b: Run) -> None:
     """Refuses two runs whose scores cannot be paired: another mode, prompt, items or file."""
     problems = []
     ca, cb = a.meta["config"], b.meta["config"]
-    for field in ("mode", "prompt_version", "fewshot", "circular", "samples", "template"):
+    fields = ("mode", "prompt_version", "fewshot", "circular", "samples", "template")
+    for field in (*fields, "thinking_budget"):
         if ca.get(field) != cb.get(field):
             problems.append(f"{field} {ca.get(field)} vs {cb.get(field)}")
     for name in a.meta["data"].keys() & b.meta["data"].keys():

@@ -27,6 +27,7 @@ from terminus.eval.prompts import (
 from terminus.eval.protocols import check_template, rotations, split_fewshot, template_version
 from terminus.eval.provenance import software
 from terminus.eval.store import ResultStore, config_key
+from terminus.eval.thinking import generate_with_budget
 
 Mode = Literal["generative", "loglikelihood"]
 RUN_FILE = "run.json"
@@ -51,6 +52,8 @@ class RunConfig:
     circular: bool = False
     #: Answers sampled per item (generative, temperature > 0), seeds ``seed … seed + k − 1``.
     samples: int = 1
+    #: Generative: reasoning capped at this many tokens, then the answer (``eval.thinking``).
+    thinking_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.template is not None:
@@ -71,6 +74,10 @@ class RunConfig:
             raise InvalidParameterError(
                 f"mode must be generative or loglikelihood, not {self.mode!r}"
             )
+        if self.thinking_budget is not None and (
+            self.thinking_budget < 1 or self.mode != "generative"
+        ):
+            raise InvalidParameterError("a thinking budget is 1 token or more, in generative mode")
         if self.limit is not None and self.limit < 1:
             raise InvalidParameterError("limit must be at least 1")
         if not self.benchmarks:
@@ -145,12 +152,26 @@ def _score_once(
         prompt = loglikelihood_text(benchmark, item, shots, config.template)
         return _loglikelihood(backend, prompt, item, config.top_logprobs)
     messages = generative_messages(item, shots, config.template)
-    out = backend.generate(
-        messages, max_tokens=config.max_tokens, temperature=config.temperature, seed=seed
-    )
+    budgeted: dict[str, Any] = {}
+    if config.thinking_budget is not None:
+        run = generate_with_budget(
+            backend,
+            messages,
+            budget=config.thinking_budget,
+            max_tokens=config.max_tokens,
+            temperature=config.temperature,
+            seed=seed,
+        )
+        out = run.generation
+        budgeted = {"thinking_truncated": run.truncated, "thinking_tokens": run.thinking_tokens}
+    else:
+        out = backend.generate(
+            messages, max_tokens=config.max_tokens, temperature=config.temperature, seed=seed
+        )
     predicted = extract_answer(out.text, item.options)
     thinking = out.thinking or thinking_of(out.text)
     return {
+        **budgeted,
         "predicted": predicted,
         "parsed": predicted is not None,
         "response": out.text[:_KEEP_RESPONSE],
@@ -291,6 +312,7 @@ def prompt_record(
         "fewshot": config.fewshot,
         "circular": config.circular,
         "samples": config.samples,
+        "thinking_budget": config.thinking_budget,
     }
     if config.mode == "generative":
         record["system"] = GENERATIVE_SYSTEM
