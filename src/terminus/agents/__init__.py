@@ -8,13 +8,39 @@
 ...     print(t.agent("What is 2 + 40?", model="qwen", tools=[add]).text)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from terminus.agents.events import AgentDone, AgentResult, ToolResultEvent, collect_agent_result
 from terminus.agents.loop import Agent
-from terminus.agents.mcp_client import McpServer
-from terminus.agents.peer_host import OfferedTools
-from terminus.agents.peer_tools import PeerTools, peer_tools
 from terminus.agents.run import AgentRun, AsyncAgentRun
 from terminus.agents.tools import AgentTool, ToolFailure, function_tool, tool
+
+if TYPE_CHECKING:
+    from terminus.agents.mcp_client import McpServer
+    from terminus.agents.peer_host import OfferedTools
+    from terminus.agents.peer_tools import PeerTools, peer_tools
+
+# MCP and peer tools bring the p2p stack and NumPy (~0.2 s): imported when first named, so
+# every client (and `terminus run`) does not pay for them
+_LAZY = {
+    "McpServer": "terminus.agents.mcp_client",
+    "OfferedTools": "terminus.agents.peer_host",
+    "PeerTools": "terminus.agents.peer_tools",
+    "peer_tools": "terminus.agents.peer_tools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'terminus.agents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Agent",
