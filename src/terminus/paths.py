@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 HOME_ENV = "TERMINUS_HOME"
+#: Set to run in-process even when a resident server (``serve --detach``) is running.
+NO_SERVER_ENV = "TERMINUS_NO_SERVER"
+#: Where a resident server announces itself, under the home.
+RESIDENT_FILE = Path("server") / "resident.json"
 
 
 def terminus_home(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from terminus.paths import NO_SERVER_ENV, RESIDENT_FILE
+
 if TYPE_CHECKING:  # imported where used: a command with no server running never needs it
     import httpx
 
-NO_SERVER_ENV = "TERMINUS_NO_SERVER"
-RESIDENT_FILE = Path("server") / "resident.json"
 LOG_FILE = Path("server") / "server.log"
 
 
