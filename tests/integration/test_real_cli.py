@@ -157,3 +157,38 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_session(real_home: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_second_run_adopts_the_worker_that_began_loading_ahead(tmp_path: Path) -> None:
+    """`terminus run` records its load; the next run of that model starts loading it before its
+    own imports, and uses that worker only when the settings are exactly the same."""
+    home = tmp_path / "home"
+    terminus = [
+        sys.executable,
+        "-m",
+        "terminus.cli.main",
+        "-v",
+        "--offline",
+        "run",
+        "-m",
+        "smollm2",
+    ]
+    ask = ["-n", "6", "-t", "0", "What is the capital of France?"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [*terminus, *extra, *ask], env=env_for(home), capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return out
+
+    first = run()
+    assert "loading it ahead" not in first.stderr
+    hint = (home / "cli" / "run-hint.json").read_text()
+    assert "smollm2" in hint and "api_keys" not in hint  # the worker's key is never written
+    second = run()
+    assert "using the worker that began loading it ahead" in second.stderr
+    assert second.stdout == first.stdout  # the same greedy answer
+    # other settings for the same model: the early worker is discarded, the answer is the same
+    third = run("--context-length", "512")
+    assert "loading it ahead" not in third.stderr and third.stdout == first.stdout

@@ -13,7 +13,7 @@ from terminus.engines import llamacpp_proxy
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    monkeypatch.setattr(llamacpp_proxy, "prestart_worker", lambda: calls.append(1))
+    monkeypatch.setattr(llamacpp_proxy, "prestart_worker", lambda hint=None: calls.append(1))
     monkeypatch.delenv("TERMINUS_NO_SERVER", raising=False)
     return calls
 

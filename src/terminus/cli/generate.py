@@ -86,6 +86,13 @@ def load_extras(kwargs: dict[str, Any]) -> dict[str, Any]:
 def _load(state: CliState, model: str | None, kwargs: dict[str, Any]) -> str:
     client = state.client()
     info = client.load_model(model, context_length=kwargs["context_length"], **load_extras(kwargs))
+    if state.runs_here():  # the next `terminus run` of this model can start loading it at once
+        from terminus.cli.early import hint_key, write_hint
+        from terminus.engines.llamacpp_proxy import last_loaded
+
+        loaded = last_loaded()
+        if loaded is not None:
+            write_hint(client.home, hint_key(kwargs["model"]), loaded)
     return info.id
 
 

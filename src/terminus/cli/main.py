@@ -169,11 +169,11 @@ def _lazy_command(name: str) -> click.Command | None:
 
 
 def main() -> None:
-    from terminus.cli.early import prestart_for
-
-    prestart_for(sys.argv[1:])  # before the command's imports: they then overlap its start
     cli(prog_name="terminus")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m terminus.cli.main, as the `terminus` command
+    from terminus.cli.early import prestart_for
+
+    prestart_for(sys.argv[1:])
     main()

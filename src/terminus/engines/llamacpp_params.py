@@ -84,3 +84,46 @@ def _resolve(module: Any, value: Any) -> Any:
     for part in value.name.split("."):
         found = getattr(found, part)
     return found if value.args is None else found(*value.args)
+
+
+def assignments_to_json(assignments: list[Assignment]) -> list[Any]:
+    """The assignments as JSON values (``Native`` and ``AtLeast`` tagged), for a file."""
+    return [[key, _to_json(value)] for key, value in assignments]
+
+
+def assignments_from_json(data: Any) -> list[Assignment]:
+    """The inverse of :func:`assignments_to_json`; ``ValueError`` for anything malformed."""
+    if not isinstance(data, list):
+        raise ValueError("assignments must be a list")
+    out: list[Assignment] = []
+    for entry in data:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            raise ValueError(f"not an assignment: {entry!r}")
+        out.append((entry[0], _from_json(entry[1])))
+    return out
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, Native):
+        args = None if value.args is None else [_to_json(a) for a in value.args]
+        return {"native": value.name, "args": args}
+    if isinstance(value, AtLeast):
+        return {"at_least": value.value}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ValueError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "native" in value and isinstance(value["native"], str):
+            args = value.get("args")
+            return Native(value["native"], None if args is None else tuple(map(_from_json, args)))
+        if "at_least" in value and isinstance(value["at_least"], int):
+            return AtLeast(value["at_least"])
+        raise ValueError(f"unknown value {value!r}")
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import os
 import queue
 import signal
@@ -38,6 +39,7 @@ from terminus.errors import EngineError, WorkerCrashedError
 END = object()  # a call's last queue item after its chunks (an exception ends it too)
 POLL_S = 0.05
 STDERR_LINES = 20
+log = logging.getLogger(__name__)
 
 
 class Call:
@@ -84,6 +86,12 @@ class _Process:
         self.reader: threading.Thread | None = None
         self.dead = False
         self.stopping = False  # asked to exit: calls still running were unloaded, not crashed
+        self.pending: list[Assignment] | None = None  # a load sent ahead (begin_load)
+
+    def begin_load(self, assignments: list[Assignment]) -> None:
+        """Send the load now; :meth:`load` with the same assignments collects it."""
+        self.conn.send(("load", assignments))
+        self.pending = assignments
 
     def alive(self) -> bool:
         return not self.dead and self.process.poll() is None
@@ -95,7 +103,11 @@ class _Process:
     def load(self, assignments: list[Assignment]) -> float:
         """Load the model in the worker; seconds it took there."""
         try:
-            self.conn.send(("load", assignments))
+            if self.pending is None:
+                self.conn.send(("load", assignments))
+            elif not same_load(self.pending, assignments):
+                raise EngineError("a worker loading other settings cannot be reused")
+            self.pending = None
             while not self.conn.poll(POLL_S):
                 if self.process.poll() is not None:
                     raise self.crashed("loading the model")
@@ -223,13 +235,15 @@ _spare: _Process | None = None
 _spare_lock = threading.Lock()
 
 
-def prestart_worker() -> None:
+def prestart_worker(assignments: list[Assignment] | None = None) -> None:
     """Start a worker process now, before the model to load is known.
 
     A command that will load a model calls this first: the worker's interpreter
     start and its xllamacpp import then run beside the host's own start-up (its
-    imports, the card and the header) instead of after it. The next load takes
-    it; one never taken ends with this process.
+    imports, the card and the header) instead of after it. With ``assignments``
+    (what the same command loaded last time) the worker starts loading that model
+    at once; the next load takes the worker only if it asks for exactly those
+    settings. One never taken ends with this process.
     """
     global _spare
     with _spare_lock:
@@ -237,16 +251,40 @@ def prestart_worker() -> None:
             return
         _spare = spare = _Process()
     weakref.finalize(spare, _kill_quietly, spare.process)
+    if assignments is not None:
+        with contextlib.suppress(OSError):
+            spare.begin_load(assignments)
 
 
-def _take_spare(label: str) -> _Process | None:
+def _take_spare(label: str, assignments: list[Assignment]) -> _Process | None:
     global _spare
     with _spare_lock:
         spare, _spare = _spare, None
     if spare is None or not spare.alive():
         return None
+    if spare.pending is not None and not same_load(spare.pending, assignments):
+        spare.kill()  # it guessed another model or other settings
+        return None
     spare.label = label
     return spare
+
+
+def same_load(ahead: list[Assignment], wanted: list[Assignment]) -> bool:
+    """Whether a load sent ahead is the one wanted: the same settings in the same order, but
+    for the loopback HTTP key each load makes up — unless the wanted load keeps KV snapshots,
+    whose requests need their own key."""
+    if any(key == "slot_save_path" for key, _ in wanted):
+        return ahead == wanted
+    return [a for a in ahead if a[0] != "api_keys"] == [w for w in wanted if w[0] != "api_keys"]
+
+
+# What the last successful load in this process asked for (``last_loaded``).
+_last_loaded: list[Assignment] | None = None
+
+
+def last_loaded() -> list[Assignment] | None:
+    """The assignments of the last model a worker loaded in this process, if any."""
+    return _last_loaded
 
 
 class WorkerServer:
@@ -284,12 +322,18 @@ class WorkerServer:
                 raise EngineError(f"{self.label} was unloaded")
             if process is not None:
                 process.kill()
-            process = _take_spare(self.label) or _Process(self.label)
+            process = _take_spare(self.label, self._assignments)
+            if process is not None and process.pending is not None:
+                self._assignments = process.pending  # the same load, with the key it was sent
+                log.info("%s: using the worker that began loading it ahead", self.label)
+            process = process or _Process(self.label)
             try:
                 self.load_s = process.load(self._assignments)
             except BaseException:
                 process.kill()
                 raise
+            global _last_loaded
+            _last_loaded = self._assignments
             weakref.finalize(self, _kill_quietly, process.process)
             self.loads += 1
             self._process = process
