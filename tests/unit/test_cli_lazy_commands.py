@@ -42,3 +42,16 @@ def test_run_help_imports_none_of_the_other_stacks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+def test_lazy_agent_names_are_the_objects_whichever_is_imported_first() -> None:
+    code = (
+        "import terminus.agents.peer_client, terminus.agents.mcp_client, "
+        "terminus.agents.peer_host\n"
+        "from terminus.agents import PeerTools, peer_tools, McpServer, OfferedTools\n"
+        "import types\n"
+        "names = (PeerTools, peer_tools, McpServer, OfferedTools)\n"
+        "print('MODULES', [n for n in names if isinstance(n, types.ModuleType)])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "MODULES []" in out.stdout, out.stdout

@@ -20,16 +20,17 @@ from terminus.agents.tools import AgentTool, ToolFailure, function_tool, tool
 
 if TYPE_CHECKING:
     from terminus.agents.mcp_client import McpServer
+    from terminus.agents.peer_client import PeerTools, peer_tools
     from terminus.agents.peer_host import OfferedTools
-    from terminus.agents.peer_tools import PeerTools, peer_tools
 
 # MCP and peer tools bring the p2p stack and NumPy (~0.2 s): imported when first named, so
-# every client (and `terminus run`) does not pay for them
+# every client (and `terminus run`) does not pay for them. No submodule may share one of
+# these names: importing it would set the package attribute to the module.
 _LAZY = {
     "McpServer": "terminus.agents.mcp_client",
     "OfferedTools": "terminus.agents.peer_host",
-    "PeerTools": "terminus.agents.peer_tools",
-    "peer_tools": "terminus.agents.peer_tools",
+    "PeerTools": "terminus.agents.peer_client",
+    "peer_tools": "terminus.agents.peer_client",
 }
 
 
