@@ -63,14 +63,16 @@ def _share(procs: Processes, home: Path, name: str, *extra: str) -> str:
     return wait_for_file(ref_file, proc)
 
 
-def _helper_seeder(procs: Processes, swarm: Swarm, name: str, *flags: str) -> str:
+def _helper_seeder(procs: Processes, swarm: Swarm, name: str, *flags: str, genuine: int = 0) -> str:
+    """A seeder_helper process over ``swarm.seed_homes[genuine]`` (each keeps its served copy
+    in that home: two helpers at once need two homes)."""
     ready = swarm.seed_homes[0].parent / f"{name}.port"
     ready.unlink(missing_ok=True)
     proc = procs.start(
         [
             sys.executable,
             str(HERE / "seeder_helper.py"),
-            str(swarm.seed_homes[0]),
+            str(swarm.seed_homes[genuine]),
             MODEL,
             "0",
             str(ready),
@@ -122,8 +124,11 @@ def test_two_seeders_to_one_leecher(swarm: Swarm, procs: Processes, tmp_path: Pa
 
 def test_tampering_seeder_is_dropped(swarm: Swarm, procs: Processes, tmp_path: Path) -> None:
     liar = _helper_seeder(procs, swarm, "liar", "--corrupt")
+    # the honest seeder is throttled, so the liar surely serves pieces before it is caught (a
+    # fast honest seeder on an idle machine could deliver all 200 MB before the liar's first)
+    slow = _helper_seeder(procs, swarm, "honest-slow", "--rate", str(40_000_000), genuine=1)
     honest = parse_reference(_share(procs, swarm.seed_homes[1], "honest"))
-    ref = dataclasses.replace(honest, peers=(liar, *honest.peers))
+    ref = dataclasses.replace(honest, peers=(liar, slow))
 
     leecher = tmp_path / "leecher"
     done = _pull(leecher, ref.format())
