@@ -107,23 +107,15 @@ def test_cli_provide_rpc_and_run_split(
 ) -> None:
     """As a user would: a `terminus provide --rpc` worker process, `terminus run --split` here."""
     from click.testing import CliRunner
-    from p2pkit import TERMINUS, Processes, wait_for_file
+    from p2pkit import Processes
 
     from terminus.cli.main import cli
     from terminus.p2p.identity import load_or_create_identity
 
     host_home = tmp_path / "host"
-    key = load_or_create_identity(host_home).node_id
-    ref_file = tmp_path / "worker.ref"
     procs = Processes(tmp_path / "logs")
     try:
-        worker = procs.start(
-            [*TERMINUS, "--offline", "provide", "--rpc", "--allow", key,
-             "--rpc-listen", "127.0.0.1:0", "--rpc-ref-file", str(ref_file)],
-            tmp_path / "worker",
-            "worker",
-        )  # fmt: skip
-        ref = wait_for_file(ref_file, worker, timeout=60)
+        ref = _rpc_worker_process(procs, tmp_path, load_or_create_identity(host_home).node_id)
         monkeypatch.setenv("TERMINUS_HOME", str(host_home))
         args = ["--offline", "run", "-m", "smollm2", "--max-tokens", "8", "--split", ref]
         result = CliRunner().invoke(cli, [*args, "What is the capital of France?"])

@@ -10,6 +10,13 @@ from click.testing import CliRunner
 from terminus.cli.main import COMMANDS, cli
 
 
+def _python(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (nothing imported yet)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_every_lazy_command_is_named_as_it_is_registered() -> None:
     import click
 
@@ -40,8 +47,7 @@ def test_run_help_imports_none_of_the_other_stacks() -> None:
         "         'terminus.eval', 'terminus.p2p', 'terminus.agents.peer', 'numpy'))]\n"
         "print('HEAVY', heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "HEAVY []" in out.stdout, out.stdout
+    assert "HEAVY []" in _python(code)
 
 
 def test_lazy_agent_names_are_the_objects_whichever_is_imported_first() -> None:
@@ -53,5 +59,4 @@ def test_lazy_agent_names_are_the_objects_whichever_is_imported_first() -> None:
         "names = (PeerTools, peer_tools, McpServer, OfferedTools)\n"
         "print('MODULES', [n for n in names if isinstance(n, types.ModuleType)])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "MODULES []" in out.stdout, out.stdout
+    assert "MODULES []" in _python(code)

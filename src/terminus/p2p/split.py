@@ -57,6 +57,11 @@ class SplitDone:
     stop_reason: str
 
 
+def default_local_share(workers: int) -> float:
+    """The part of the layers kept on this machine: an equal share with each worker."""
+    return 1 / (workers + 1)
+
+
 class SplitModel:
     def __init__(
         self,
@@ -76,7 +81,7 @@ class SplitModel:
         maps each tunnel endpoint to the one llama.cpp dials (a bench puts a delay there)."""
         if tensor_split is not None and len(tensor_split) != len(workers):
             raise InvalidParameterError("tensor_split needs one share per worker")
-        share = 1 / (len(workers) + 1) if local_share is None else local_share
+        share = default_local_share(len(workers)) if local_share is None else local_share
         if workers and not 0.0 <= share < 1.0:
             raise InvalidParameterError("local_share must be in [0, 1)")
         self.gguf = gguf

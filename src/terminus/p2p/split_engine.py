@@ -29,7 +29,13 @@ from terminus.models.gguf import estimate_load_bytes, validate_gguf
 from terminus.p2p.identity import load_or_create_identity
 from terminus.p2p.node import NodeRef, parse_node_ref
 from terminus.p2p.peers import PeerBook
-from terminus.p2p.split import Sampling, SplitDone, SplitModel, SplitToken
+from terminus.p2p.split import (
+    Sampling,
+    SplitDone,
+    SplitModel,
+    SplitToken,
+    default_local_share,
+)
 from terminus.types import (
     CancelToken,
     ChatEvent,
@@ -229,7 +235,7 @@ class SplitChatModel:
 
 def _local_share(options: LoadOptions, workers: int) -> float:
     share = options.extra.get("local_share")
-    return float(share) if share is not None else 1 / (workers + 1)
+    return float(share) if share is not None else default_local_share(workers)
 
 
 def _shares(value: Any) -> list[str]:
