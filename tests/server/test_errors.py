@@ -176,11 +176,9 @@ async def test_inconsistent_requests_are_400(
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"echo": True}, "echo"),
         ({"suffix": "end"}, "suffix"),
         ({"best_of": 2}, "best_of"),
-        ({"prompt": ["a", "b"]}, "prompt"),
-        ({"prompt": [1, 2, 3]}, "prompt"),
+        ({"stream": True, "prompt": ["a", "b"]}, "stream"),
     ],
 )
 async def test_text_completion_unsupported(
@@ -189,6 +187,33 @@ async def test_text_completion_unsupported(
     body = {"model": "fake-base", "prompt": "x", **extra}
     error = assert_error(await api.post("/v1/completions", json=body), 400, "unsupported_parameter")
     assert error["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"prompt": []}, "prompt"),
+        ({"prompt": ["a", ""]}, "prompt"),
+        ({"prompt": [1, -2]}, "prompt"),
+        ({"prompt": ["x"] * 65}, "prompt"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"echo": True, "max_tokens": -1}, "max_tokens"),
+    ],
+)
+async def test_text_completion_invalid_prompts(
+    api: httpx.AsyncClient, extra: dict[str, Any], param: str
+) -> None:
+    body = {"model": "fake-base", "prompt": "x", **extra}
+    error = assert_error(await api.post("/v1/completions", json=body), 400, "invalid_parameter")
+    assert error["param"] == param
+
+
+async def test_echo_needs_a_llamacpp_model(api: httpx.AsyncClient) -> None:
+    """Scoring a prompt reads the GGUF itself: another engine's model is a clear 400."""
+    body = {"model": "fake-base", "prompt": "x", "echo": True, "logprobs": 1, "max_tokens": 0}
+    response = await api.post("/v1/completions", json=body)
+    assert response.status_code == 400
+    assert "token scores" in response.json()["error"]["message"]
 
 
 async def test_prompt_longer_than_the_context_is_400(api: httpx.AsyncClient) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from terminus.agents import AsyncAgentRun
 from terminus.client.adapt import AsyncAdaptMixin
 from terminus.client.image import AsyncImageMixin
 from terminus.client.model_arg import model_keyword
+from terminus.client.scoring import AsyncScoringMixin
 from terminus.client.speech import AsyncSpeechMixin
 from terminus.client.streams import AsyncCompletionStream
 from terminus.client.sync import Terminus
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from terminus.client.handle import AsyncModelHandle
 
 
-class AsyncTerminus(AsyncAdaptMixin, AsyncSpeechMixin, AsyncImageMixin):
+class AsyncTerminus(AsyncAdaptMixin, AsyncSpeechMixin, AsyncImageMixin, AsyncScoringMixin):
     """``async`` face of :class:`Terminus`; blocking work runs in threads."""
 
     def __init__(self, client: Terminus | None = None, **kwargs: Any) -> None:
@@ -59,12 +61,16 @@ class AsyncTerminus(AsyncAdaptMixin, AsyncSpeechMixin, AsyncImageMixin):
 
     @model_keyword(1)
     def text_completion(
-        self, prompt: str, *, model: str | None = None, **kwargs: Any
+        self, prompt: str | Sequence[int], *, model: str | None = None, **kwargs: Any
     ) -> AsyncCompletionStream:
         """Like :meth:`Terminus.text_completion`; iterate with ``async for``."""
         from terminus.client.requests import build_text_request
 
-        request = build_text_request(model or self.sync.default_model, prompt, **kwargs)
+        request = build_text_request(
+            model or self.sync.default_model,
+            prompt if isinstance(prompt, str) else list(prompt),
+            **kwargs,
+        )
         return AsyncCompletionStream(lambda cancel: self.sync.stream_request(request, cancel))
 
     @model_keyword(1)

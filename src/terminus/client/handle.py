@@ -41,7 +41,7 @@ class ModelHandle:
 
     chat = completion
 
-    def text_completion(self, prompt: str, **kwargs: Any) -> CompletionStream:
+    def text_completion(self, prompt: str | Sequence[int], **kwargs: Any) -> CompletionStream:
         return self.client.text_completion(prompt, model=self.name, **kwargs)
 
     def embed(self, texts: str | Sequence[str], **kwargs: Any) -> Embeddings:
@@ -87,7 +87,7 @@ class AsyncModelHandle:
 
     chat = completion
 
-    def text_completion(self, prompt: str, **kwargs: Any) -> AsyncCompletionStream:
+    def text_completion(self, prompt: str | Sequence[int], **kwargs: Any) -> AsyncCompletionStream:
         return self.client.text_completion(prompt, model=self.name, **kwargs)
 
     async def embed(self, texts: str | list[str], **kwargs: Any) -> Embeddings:

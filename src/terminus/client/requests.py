@@ -45,7 +45,11 @@ def build_chat_request(
 
 
 def build_text_request(
-    model: str, prompt: str, *, response_format: ResponseFormatLike | None = None, **params: Any
+    model: str,
+    prompt: str | list[int],
+    *,
+    response_format: ResponseFormatLike | None = None,
+    **params: Any,
 ) -> TextRequest:
     with _invalid_as_parameter_error():
         return TextRequest(

@@ -21,6 +21,7 @@ from terminus.client.requests import (
     build_chat_request,
     build_text_request,
 )
+from terminus.client.scoring import ScoringMixin
 from terminus.client.speech import SpeechMixin
 from terminus.client.streams import CompletionStream
 from terminus.engines.base import Engine, LoadOptions
@@ -58,7 +59,7 @@ def _offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes", "on")
 
 
-class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
+class Terminus(AdaptMixin, SpeechMixin, ImageMixin, ScoringMixin):
     """Local-first AI: load verified models and run them here, on a peer, or on a server.
 
     >>> with Terminus() as t:
@@ -144,6 +145,7 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
         return self.transport.loaded()
 
     def close(self) -> None:
+        self.close_scorers()
         self.transport.close()
 
     def __enter__(self) -> Terminus:
@@ -251,7 +253,7 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
     @model_keyword(1)
     def text_completion(
         self,
-        prompt: str,
+        prompt: str | Sequence[int],
         *,
         model: str | None = None,
         response_format: ResponseFormatLike | None = None,
@@ -259,10 +261,15 @@ class Terminus(AdaptMixin, SpeechMixin, ImageMixin):
     ) -> CompletionStream:
         """Continue ``prompt`` as raw text, with no chat template (base models, experiments).
 
+        ``prompt`` may also be the model's token ids (see :meth:`tokenize`), used as given.
+
         Takes the sampling keywords of :meth:`chat_request`.
         """
         request = build_text_request(
-            model or self.default_model, prompt, response_format=response_format, **params
+            model or self.default_model,
+            prompt if isinstance(prompt, str) else list(prompt),
+            response_format=response_format,
+            **params,
         )
         return CompletionStream(lambda cancel: self.stream_request(request, cancel))
 

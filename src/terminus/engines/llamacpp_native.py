@@ -167,7 +167,9 @@ _EXPECTED_CONTEXT_DEFAULTS = {1: 2048, 2: 512, 3: 1, 7: 4, 8: 4}
 class LogitsModel:
     """A GGUF loaded by llama.cpp for scoring: every position's full next-token logits."""
 
-    def __init__(self, path: Path, *, context: int = 512, threads: int = 1) -> None:
+    def __init__(
+        self, path: Path, *, context: int = 512, threads: int = 1, batch: int | None = None
+    ) -> None:
         self._lib = lib = library()
         self.context = context
         self._model = lib.llama_model_load_from_file(
@@ -184,6 +186,8 @@ class LogitsModel:
                 "logit scoring is unavailable"
             )
         words[0] = words[1] = words[2] = words[4] = context
+        if batch is not None:  # decode in calls of at most ``batch`` tokens (decode_chunk)
+            words[1] = words[2] = min(batch, context)
         words[7] = words[8] = threads
         self._ctx = lib.llama_init_from_model(self._model, params)
         if not self._ctx:
@@ -192,11 +196,13 @@ class LogitsModel:
         self._vocab = lib.llama_model_get_vocab(self._model)
         self.n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
 
-    def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
+    def tokenize(
+        self, text: str, *, add_bos: bool = True, parse_special: bool = False
+    ) -> list[int]:
         raw = text.encode()
         room = len(raw) + 16
         buf = (C.c_int32 * room)()
-        n = self._lib.llama_tokenize(self._vocab, raw, len(raw), buf, room, add_bos, False)
+        n = self._lib.llama_tokenize(self._vocab, raw, len(raw), buf, room, add_bos, parse_special)
         if n < 0:
             raise EngineError("tokenization overflowed")
         return list(buf[:n])
@@ -206,21 +212,35 @@ class LogitsModel:
         n = len(tokens)
         if not 0 < n <= self.context:
             raise EngineError(f"score windows hold 1..{self.context} tokens, got {n}")
+        self.clear()
+        out = self.decode_chunk(tokens, 0, want=n)
+        assert out is not None
+        return out
+
+    def clear(self) -> None:
+        """Forget every position (the next decode starts a new sequence)."""
+        self._lib.llama_memory_clear(self._lib.llama_get_memory(self._ctx), True)
+
+    def decode_chunk(self, tokens: list[int], start: int, want: int) -> np.ndarray | None:
+        """Decode ``tokens`` at positions ``start..``, continuing the sequence; returns the
+        logits of the first ``want`` of them (float32 ``(want, n_vocab)``), or None."""
+        n = len(tokens)
+        if want <= 0:
+            return None  # nothing after these positions is asked for: no need to run them
         lib = self._lib
-        lib.llama_memory_clear(lib.llama_get_memory(self._ctx), True)
         batch = lib.llama_batch_init(n, 0, 1)
         try:
             for i, token in enumerate(tokens):
                 batch.token[i] = token
-                batch.pos[i] = i
+                batch.pos[i] = start + i
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
-                batch.logits[i] = 1
+                batch.logits[i] = 1 if i < want else 0
             batch.n_tokens = n
             if lib.llama_decode(self._ctx, batch) != 0:
                 raise EngineError("llama_decode failed")
-            out = np.empty((n, self.n_vocab), dtype=np.float32)
-            for i in range(n):
+            out = np.empty((want, self.n_vocab), dtype=np.float32)
+            for i in range(want):
                 ptr = lib.llama_get_logits_ith(self._ctx, i)
                 out[i] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
             return out

@@ -142,6 +142,8 @@ class SplitChatModel:
         return self._run(messages, request.params, request.response_format, cancel)
 
     def complete(self, request: TextRequest, cancel: CancelToken) -> Iterator[ChatEvent]:
+        if not isinstance(request.prompt, str):
+            raise CapabilityError(f"{self.card.id} runs split: its prompt must be text, not tokens")
         return self._run(request.prompt, request.params, request.response_format, cancel)
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ from terminus.server.responses import add_response_routes
 from terminus.server.responses_store import ResponseStore
 from terminus.server.settings import ServerSettings
 from terminus.server.state import ServerState
+from terminus.server.tokenizer_api import add_tokenizer_routes
 from terminus.server.tools_api import add_tool_routes
 from terminus.server.transport_api import add_transport_routes
 from terminus.server.webapp import OPEN_PATHS as WEBAPP_PATHS
@@ -108,6 +109,7 @@ def create_app(client: Terminus, settings: ServerSettings | None = None) -> Fast
     add_model_routes(router)
     add_chat_routes(router)
     add_completion_routes(router)
+    add_tokenizer_routes(router)
     add_library_routes(router)
     add_rag_routes(router)
     add_document_routes(router)

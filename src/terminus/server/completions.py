@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from terminus.server.completions_batch import respond_batch
 from terminus.server.convert import choices, completion_arguments, seeded
 from terminus.server.generation import FINISH_REASONS, end_error, respond, respond_n, usage
 from terminus.server.lifecycle import apply_keep_alive
@@ -98,12 +99,15 @@ def add_completion_routes(router: APIRouter) -> None:
         state = server_state(request)
         record = access_record(request)
         record.model, record.stream = body.model, bool(body.stream)
-        prompt, kwargs = completion_arguments(body)
+        prompts, kwargs = completion_arguments(body)
         card = await state.resolve(body.model)
         record.model = card.id
         await apply_keep_alive(state, card.id, (body.model_extra or {}).get("keep_alive"))
-        encoder = TextEncoder(card.id, include_usage=body.include_usage, logprobs=body.logprobs)
         n = choices(body)
+        if body.echo or len(prompts) > 1:
+            return await respond_batch(request, state, card, body, prompts, kwargs, n, record)
+        prompt = prompts[0]
+        encoder = TextEncoder(card.id, include_usage=body.include_usage, logprobs=body.logprobs)
         if n > 1:
             streams = [
                 state.aclient.text_completion(prompt, model=card.id, **seeded(kwargs, i))

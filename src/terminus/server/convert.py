@@ -67,6 +67,7 @@ def sampling_kwargs(body: Sampling, max_tokens: int | None) -> dict[str, Any]:
         "repeat_penalty": body.repeat_penalty,
         "seed": body.seed,
         "max_tokens": max_tokens,
+        "cache_prompt": body.cache_prompt,
     }
     if body.stop is not None:  # "" and [""] are invalid, as from Python
         kwargs["stop"] = [body.stop] if isinstance(body.stop, str) else list(body.stop)
@@ -238,24 +239,50 @@ def _response_format(body: ChatCompletionRequest) -> dict[str, Any] | None:
 # --- text completions --------------------------------------------------------------------
 
 
-def completion_arguments(body: CompletionRequest) -> tuple[str, dict[str, Any]]:
-    """(prompt, keyword arguments) for ``text_completion``; raises ``APIError`` (400)."""
-    if body.echo:
-        raise unsupported("echo", "echo")
+#: Prompts one /v1/completions request may carry (OpenAI's batch form).
+MAX_PROMPTS = 64
+Prompt = str | list[int]
+
+
+def completion_arguments(body: CompletionRequest) -> tuple[list[Prompt], dict[str, Any]]:
+    """(prompts, keyword arguments) for ``text_completion``; raises ``APIError`` (400).
+
+    ``prompt`` is a string, a list of strings, token ids, or a list of token-id lists;
+    each prompt is one entry of the returned list.
+    """
     if body.suffix:
         raise unsupported("suffix", "suffix (fill in the middle)")
     if body.logprobs is not None and not 0 <= body.logprobs <= MAX_TEXT_LOGPROBS:
         raise invalid("logprobs", f"logprobs must be between 0 and {MAX_TEXT_LOGPROBS}")
     if body.best_of is not None and body.best_of != 1:
         raise unsupported("best_of", "best_of > 1")
-    prompt = body.prompt
-    if isinstance(prompt, list):
-        if len(prompt) != 1 or not isinstance(prompt[0], str):
-            raise unsupported("prompt", "a prompt other than one string (batches or token ids)")
-        prompt = prompt[0]
-    if not prompt:
-        raise invalid("prompt", "prompt must not be empty")
-    kwargs = sampling_kwargs(body, body.max_tokens)
+    if body.max_tokens is not None and body.max_tokens < (0 if body.echo else 1):
+        least = "0 (with echo)" if body.echo else "1 (0 only with echo)"
+        raise invalid("max_tokens", f"max_tokens must be at least {least}")
+    prompts = _prompts(body.prompt)
+    kwargs = sampling_kwargs(body, body.max_tokens or None)
     if body.logprobs is not None:
         kwargs["top_logprobs"] = max(body.logprobs, 1)
-    return prompt, kwargs
+    return prompts, kwargs
+
+
+def _prompts(prompt: str | list[str] | list[int] | list[list[int]]) -> list[Prompt]:
+    if isinstance(prompt, str):
+        return _checked([prompt])
+    items: list[Any] = list(prompt)
+    if items and all(isinstance(p, int) for p in items):
+        return _checked([[int(t) for t in items]])
+    return _checked([p if isinstance(p, str) else [int(t) for t in p] for p in items])
+
+
+def _checked(prompts: list[Prompt]) -> list[Prompt]:
+    if not prompts:
+        raise invalid("prompt", "prompt must not be empty")
+    if len(prompts) > MAX_PROMPTS:
+        raise invalid("prompt", f"at most {MAX_PROMPTS} prompts per request")
+    for p in prompts:
+        if not p:
+            raise invalid("prompt", "prompt must not be empty")
+        if not isinstance(p, str) and min(p) < 0:
+            raise invalid("prompt", "token ids must not be negative")
+    return prompts

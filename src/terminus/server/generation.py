@@ -132,18 +132,16 @@ async def respond(
                 slot.release()
 
 
-async def respond_choices(
+async def collect_choices(
     request: Request,
     state: ServerState,
     card: ModelCard,
     streams: list[AsyncCompletionStream],
-    encoder: Encoder,
-    record: AccessRecord,
-) -> Response:
-    """``n > 1``: the generations run side by side, each in its own slot; one answer.
+) -> list[Completion]:
+    """Run ``streams`` side by side, each in its own slot, and collect each one.
 
-    Each choice is admitted like a request of its own (429 when the server cannot
-    take all of them); a disconnect cancels them all.
+    Each is admitted like a request of its own (429 when the server cannot take all of
+    them); a disconnect cancels them all; a failed generation raises ``EngineError``.
     """
     slots = []
     try:
@@ -167,6 +165,19 @@ async def respond_choices(
     for completion in completions:
         if completion.stop_reason == "error":
             raise EngineError(completion.error or "the engine failed")
+    return list(completions)
+
+
+async def respond_choices(
+    request: Request,
+    state: ServerState,
+    card: ModelCard,
+    streams: list[AsyncCompletionStream],
+    encoder: Encoder,
+    record: AccessRecord,
+) -> Response:
+    """``n > 1``: the generations run side by side, each in its own slot; one answer."""
+    completions = await collect_choices(request, state, card, streams)
     bodies = [encoder.response(completion) for completion in completions]
     merged = merge_choices(bodies)
     usage_ = merged["usage"]

@@ -8,9 +8,12 @@ The numbers are llama.cpp's: natural logs over the whole vocabulary, before samp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terminus.types import TokenLogprobs
+
+if TYPE_CHECKING:
+    from terminus.engines.llamacpp_score import TokenScore
 
 
 def _entry(token: str, logprob: float) -> dict[str, Any]:
@@ -29,12 +32,18 @@ def chat_logprobs(steps: Sequence[TokenLogprobs], top: int) -> dict[str, Any]:
     return {"content": content, "refusal": None}
 
 
+def _offsets(texts: Sequence[str], offset: int = 0) -> list[int]:
+    """Where each token's text starts, counting from ``offset``."""
+    starts = []
+    for text in texts:
+        starts.append(offset)
+        offset += len(text)
+    return starts
+
+
 def text_logprobs(steps: Sequence[TokenLogprobs], top: int, offset: int = 0) -> dict[str, Any]:
     """``choices[i].logprobs`` of a text completion; offsets count from ``offset``."""
-    offsets = []
-    for step in steps:
-        offsets.append(offset)
-        offset += len(step.token)
+    offsets = _offsets([step.token for step in steps], offset)
     return {
         "tokens": [step.token for step in steps],
         "token_logprobs": [step.logprob for step in steps],
@@ -44,6 +53,24 @@ def text_logprobs(steps: Sequence[TokenLogprobs], top: int, offset: int = 0) -> 
         ],
         "text_offset": offsets,
     }
+
+
+def echo_logprobs(tokens: Sequence[TokenScore], top: int) -> dict[str, Any]:
+    """``logprobs`` of an echoed prompt: its first token has no log-probability."""
+    offsets = _offsets([token.text for token in tokens])
+    return {
+        "tokens": [t.text for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        "top_logprobs": [
+            None if t.logprob is None else ({k: v for k, v in t.top[:top]} or {t.text: t.logprob})
+            for t in tokens
+        ],
+        "text_offset": offsets,
+    }
+
+
+def join_text_logprobs(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    return {key: [*first[key], *second[key]] for key in first}
 
 
 def merge_choices(bodies: list[dict[str, Any]]) -> dict[str, Any]:

@@ -114,6 +114,9 @@ class Sampling(Wire):
     top_k: int | None = None
     min_p: float | None = None
     repeat_penalty: float | None = None
+    #: False: compute the prompt afresh, not from what the slot ran before (llama.cpp's
+    #: field; a reused prefix runs in other batch shapes and moves log-probabilities)
+    cache_prompt: bool | None = None
 
     @property
     def include_usage(self) -> bool:

@@ -120,11 +120,14 @@ class ChatRequest(BaseModel):
 
 
 class TextRequest(BaseModel):
-    """Raw text continuation (no chat template): for base models and prompt experiments."""
+    """Raw text continuation (no chat template): for base models and prompt experiments.
+
+    ``prompt`` is text, or the model's token ids used exactly as given (no BOS added).
+    """
 
     model_config = _FROZEN
     model: str
-    prompt: str = Field(min_length=1)
+    prompt: str | list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
     params: GenerationParams = GenerationParams()
     response_format: ResponseFormat | None = None
 
