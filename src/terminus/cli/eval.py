@@ -526,3 +526,12 @@ def healthbench(
         return
     click.echo(healthbench_markdown(result))
     click.echo(f"run: {folder}")
+
+
+def _add_calibration() -> None:
+    from terminus.cli.eval_calibrate import healthbench_calibrate
+
+    eval_group.add_command(healthbench_calibrate)
+
+
+_add_calibration()

@@ -238,7 +238,7 @@ class Verdict:
 
 
 def judge(
-    judge_model: EvalBackend, conversation: Sequence[dict[str, str]], item: RubricItem
+    judge_model: EvalBackend, conversation: Sequence[dict[str, str]], item: RubricItem | str
 ) -> Verdict:
     """Grade one rubric item; an unreadable reply is retried with a reminder, then sampled.
 
