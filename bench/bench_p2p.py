@@ -281,9 +281,14 @@ def infer(args: argparse.Namespace, root: Path) -> None:
         stream_timing(remote, prompt, 8)  # warm both paths once
         stream_timing(local, prompt, 8)
         rows: dict[str, list[tuple[float, float, int]]] = {"local": [], "peer": []}
-        for _ in range(args.rounds):
-            rows["local"].append(stream_timing(local, prompt, args.tokens))
-            rows["peer"].append(stream_timing(remote, prompt, args.tokens))
+        clients = {"local": local, "peer": remote}
+        busy = start_busy(args.busy)
+        try:
+            for i in range(args.rounds):  # alternating order: drift hits both paths alike
+                for key in ("local", "peer") if i % 2 == 0 else ("peer", "local"):
+                    rows[key].append(stream_timing(clients[key], prompt, args.tokens))
+        finally:
+            stop_busy(busy)
         remote.close()
         local.close()
     finally:
@@ -295,13 +300,26 @@ def infer(args: argparse.Namespace, root: Path) -> None:
 
     ttft = {k: statistics.median(s[0] for s in v) for k, v in rows.items()}
     print(
-        f"\ndelegated completion (SmolLM2, 1 thread, {args.tokens} tokens, median of {args.rounds})"
+        f"\ndelegated completion (SmolLM2, 1 thread, {args.tokens} tokens, median of "
+        f"{args.rounds}, {args.busy} busy neighbour processes; load {os.getloadavg()[0]:.2f})"
     )
     print(f"  decode tokens/s  peer / local: {rate(rows['peer']) / rate(rows['local']):.2f}")
     print(
         f"  time to first token: local {ttft['local'] * 1000:.0f} ms, peer "
         f"{ttft['peer'] * 1000:.0f} ms (added {1000 * (ttft['peer'] - ttft['local']):.0f} ms)"
     )
+
+
+def start_busy(count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` processes that spin on a core each: neighbours competing for the CPU."""
+    spin = "while True: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(count)]
+
+
+def stop_busy(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait()
 
 
 def main() -> None:
@@ -311,6 +329,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--skip-infer", action="store_true")
     parser.add_argument("--skip-transfer", action="store_true")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="spinning neighbour processes during the delegation part",
+    )
     parser.add_argument(
         "--with-defaults", action="store_true", help="also libtorrent's default settings (slow)"
     )
