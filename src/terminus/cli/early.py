@@ -12,10 +12,10 @@ nothing" — the command then starts its worker as before.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,8 @@ def read_hint(home: Path, key: dict[str, Any]) -> list[Any] | None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     # a key of its own for the worker's loopback HTTP port (keys are never written down)
-    return [*assignments, ("api_keys", [secrets.token_urlsafe(24)])]
+    token = base64.urlsafe_b64encode(os.urandom(24)).rstrip(b"=").decode()  # secrets' way
+    return [*assignments, ("api_keys", [token])]
 
 
 def write_hint(home: Path, key: dict[str, Any], assignments: list[Any]) -> None:

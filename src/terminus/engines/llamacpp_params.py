@@ -11,14 +11,14 @@ only exist inside xllamacpp are named with :class:`Native`, and "at least" with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Assignment = tuple[str, Any]  # ("cpuparams.n_threads", 4)
 
 
-@dataclass(frozen=True)
-class Native:
+# NamedTuples, not dataclasses: this module is imported by `terminus run` before its worker
+# starts, and `dataclasses` (with `inspect`) would add to every cold start.
+class Native(NamedTuple):
     """An xllamacpp object by dotted name, called with ``args`` when they are given.
 
     ``Native("llama_pooling_type.LLAMA_POOLING_TYPE_MEAN")`` is an enum member,
@@ -29,8 +29,7 @@ class Native:
     args: tuple[Any, ...] | None = None
 
 
-@dataclass(frozen=True)
-class AtLeast:
+class AtLeast(NamedTuple):
     """Raise the field to ``value`` if its default is lower; keep a higher default."""
 
     value: int

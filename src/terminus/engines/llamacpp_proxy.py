@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
-import logging
 import os
 import queue
 import signal
@@ -39,7 +38,6 @@ from terminus.errors import EngineError, WorkerCrashedError
 END = object()  # a call's last queue item after its chunks (an exception ends it too)
 POLL_S = 0.05
 STDERR_LINES = 20
-log = logging.getLogger(__name__)
 
 
 class Call:
@@ -325,7 +323,11 @@ class WorkerServer:
             process = _take_spare(self.label, self._assignments)
             if process is not None and process.pending is not None:
                 self._assignments = process.pending  # the same load, with the key it was sent
-                log.info("%s: using the worker that began loading it ahead", self.label)
+                import logging  # only here: an import the cold start does not pay
+
+                logging.getLogger(__name__).info(
+                    "%s: using the worker that began loading it ahead", self.label
+                )
             process = process or _Process(self.label)
             try:
                 self.load_s = process.load(self._assignments)
