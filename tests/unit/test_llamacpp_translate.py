@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from terminus.engines.llamacpp import _END, _translate
+from terminus.engines.llamacpp_events import translate_chunks
+from terminus.engines.llamacpp_proxy import END
 from terminus.errors import ContextLengthExceededError, EngineError, InvalidParameterError
 from terminus.types import (
     CancelToken,
@@ -36,8 +37,8 @@ def run(
     q: queue.SimpleQueue[Any] = queue.SimpleQueue()
     for chunk in chunks:
         q.put(chunk)
-    q.put(_END)
-    return list(_translate(q, tools, plan, cancel or CancelToken(), time.perf_counter()))
+    q.put(END)
+    return list(translate_chunks(q, tools, plan, cancel or CancelToken(), time.perf_counter()))
 
 
 def delta(**fields: Any) -> dict[str, Any]:
@@ -148,10 +149,10 @@ def test_error_chunks_raise_typed_errors(error: dict[str, Any], expected: type) 
 
 
 def test_context_overflow_names_the_context_asked_for() -> None:
-    from terminus.engines.llamacpp import _map_error_chunk
+    from terminus.engines.llamacpp_events import map_error_chunk
 
     error = {"type": "exceed_context_size_error", "n_prompt_tokens": 321, "n_ctx": 256}
-    exc = _map_error_chunk(error, (64, 4))
+    exc = map_error_chunk(error, (64, 4))
     assert isinstance(exc, ContextLengthExceededError)
     assert (
         str(exc)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from terminus.engines.llamacpp import _map_engine_exception, _map_error_chunk
+from terminus.engines.llamacpp_events import map_engine_exception, map_error_chunk
 from terminus.engines.llamacpp_params import AtLeast, Native
 from terminus.errors import (
     ContextLengthExceededError,
@@ -118,7 +118,7 @@ class LlamaCppEmbedModel:
         except TerminusError:
             raise  # the worker crashed
         except Exception as exc:
-            raise _map_engine_exception(exc) from exc
+            raise map_engine_exception(exc) from exc
         if "error" in response:
             raise _map_embed_error(response["error"])
         data = sorted(response.get("data") or (), key=lambda item: int(item.get("index", 0)))
@@ -138,4 +138,4 @@ def _map_embed_error(error: dict[str, Any]) -> Exception:
             f"an input is longer than the context: {message}",
             hint="shorten the input or load the model with a larger context_length",
         )
-    return _map_error_chunk(error)
+    return map_error_chunk(error)
