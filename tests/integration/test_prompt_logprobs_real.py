@@ -69,3 +69,28 @@ def test_bad_prompts_are_typed_errors(client: Terminus) -> None:
         client.prompt_logprobs([1] * 5000, model=MODEL)
     info = client.tokenizer_info(MODEL)
     assert info["eos_token"] == "<|im_end|>" and info["add_bos_token"] is False
+
+
+def test_option_scores_reuse_the_context_exactly(client: Terminus) -> None:
+    """A context followed by each option in turn (lm-eval's requests): the second and later
+    prompts reuse the first one's rows and must equal a fresh computation bit for bit."""
+    from terminus.engines.llamacpp_score import PromptScorer
+
+    path = client.manager.ensure_files(client.catalog.get(MODEL)).main
+    context = (
+        "Question: What is the boiling point of water at sea level?\nA. 90 C\nB. 100 C\nAnswer:"
+    )
+    prompts = [client.tokenize(context + option, model=MODEL) for option in (" A", " B")]
+    with_reuse, fresh = PromptScorer(path, context=512), PromptScorer(path, context=512)
+    try:
+        for prompt in prompts:
+            reused = with_reuse.score(prompt, top=2)
+            fresh.forget()
+            assert reused == fresh.score(prompt, top=2)
+        # another length, or more alternatives than were kept, is computed afresh
+        longer = prompts[0] + prompts[0][-1:]
+        assert with_reuse.score(longer, top=2) == PromptScorer(path, context=512).score(longer, 2)
+        assert len(with_reuse.score(prompts[0], top=4)[-1].top) == 4
+    finally:
+        with_reuse.close()
+        fresh.close()

@@ -62,3 +62,24 @@ def test_qwen_calls_the_tool_unforced(qwen: Terminus) -> None:
     assert calls[0].arguments == {"city": "Paris"}
     assert not any(isinstance(e, ContentDelta) for e in events)  # held back, parsed, not shown
     assert events[-1] == Done(stop_reason="tool_calls")
+
+
+def test_qwen_option_scores_reuse_is_exact(qwen: Terminus) -> None:
+    """Scoring a context followed by each option reuses the last prompt's rows: the numbers
+    must equal a fresh computation bit for bit (Q4_K_M kernels too)."""
+    from terminus.engines.llamacpp_score import PromptScorer
+
+    context = "Question: Which organ pumps blood through the body?\nA. Lungs\nB. Heart\nAnswer:"
+    path = qwen.manager.ensure_files(qwen.catalog.get(QWEN)).main
+    with_reuse, fresh = PromptScorer(path, context=512), PromptScorer(path, context=512)
+    try:
+        prompts = [qwen.tokenize(context + option, model=QWEN) for option in (" A", " B", " C")]
+        assert len({len(p) for p in prompts}) == 1  # one token each: the reuse applies
+        for prompt in prompts:
+            reused = with_reuse.score(prompt, top=3)
+            fresh.forget()
+            assert reused == fresh.score(prompt, top=3)
+        assert reused[-1].top[0][0] in (" A", " B")
+    finally:
+        with_reuse.close()
+        fresh.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes as C
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,7 @@ class PromptScorer:
         self.context = context
         self.n_vocab = self._model.n_vocab
         self._pieces: dict[int, bytes] = {}
+        self._options = _LastPrompt(self._top)
 
     # -- tokenizer --------------------------------------------------------------------
 
@@ -147,15 +149,19 @@ class PromptScorer:
             )
         self.check_tokens(tokens)
         with self._lock:
+            reused = self._options.answer(tokens, top, self._text)
+            if reused is not None:
+                return reused
             rows = self._log_softmax_rows(tokens)
-        scores = [TokenScore(tokens[0], self._text(tokens[0]), None, ())]
-        for i in range(1, len(tokens)):
-            row = rows[i - 1]
-            scores.append(
-                TokenScore(
-                    tokens[i], self._text(tokens[i]), float(row[tokens[i]]), self._top(row, top)
+            scores = [TokenScore(tokens[0], self._text(tokens[0]), None, ())]
+            for i in range(1, len(tokens)):
+                row = rows[i - 1]
+                scores.append(
+                    TokenScore(
+                        tokens[i], self._text(tokens[i]), float(row[tokens[i]]), self._top(row, top)
+                    )
                 )
-            )
+            self._options.remember(tokens, top, scores, rows[-1] if len(rows) else None)
         return scores
 
     def _log_softmax_rows(self, tokens: list[int]) -> np.ndarray:
@@ -185,6 +191,56 @@ class PromptScorer:
     def _text(self, token: int) -> str:
         return self.piece(token).decode("utf-8", errors="replace")
 
+    def forget(self) -> None:
+        """Drop the last prompt kept for reuse (the next score is computed afresh)."""
+        with self._lock:
+            self._options.remember([], -1, [], None)
+
     def close(self) -> None:
         with self._lock:
             self._model.close()
+
+
+class _LastPrompt:
+    """The last prompt scored, to answer "the same prompt with another last token" exactly.
+
+    Scoring a multiple-choice item asks for its context followed by each option (lm-eval
+    sends one request per option). Two prompts of the same length that differ only in their
+    last token are computed in the same batches, and each position's row depends only on
+    the tokens up to it (causal attention; row-wise kernels), so every row the second one
+    needs was computed already, bit for bit: the earlier positions' scores, and the last
+    row's full distribution, kept here (tests compare it with a fresh computation on
+    SmolLM2 and Qwen2.5). Anything else is computed afresh.
+    """
+
+    def __init__(self, top_of: Callable[[np.ndarray, int], tuple[tuple[str, float], ...]]):
+        self._top_of = top_of
+        self.tokens: list[int] = []
+        self.top = -1
+        self.scores: list[TokenScore] = []
+        self.last_row: np.ndarray | None = None
+
+    def remember(
+        self, tokens: list[int], top: int, scores: list[TokenScore], last_row: np.ndarray | None
+    ) -> None:
+        if last_row is None:
+            self.tokens, self.last_row = [], None
+            return
+        self.tokens, self.top, self.scores = list(tokens), top, scores
+        self.last_row = last_row.copy()
+
+    def answer(
+        self, tokens: list[int], top: int, text: Callable[[int], str]
+    ) -> list[TokenScore] | None:
+        if (
+            self.last_row is None
+            or len(tokens) != len(self.tokens)
+            or top > self.top
+            or tokens[:-1] != self.tokens[:-1]
+        ):
+            return None
+        kept = [TokenScore(t.id, t.text, t.logprob, t.top[:top]) for t in self.scores[:-1]]
+        token = tokens[-1]
+        row = self.last_row
+        kept.append(TokenScore(token, text(token), float(row[token]), self._top_of(row, top)))
+        return kept
