@@ -133,10 +133,14 @@ def libtorrent_alone(root: Path, ref: Any, tuned: bool) -> float:
     target = Path(tempfile.mkdtemp(dir=root))
     wanted = lt.parse_magnet_uri(f"magnet:?xt=urn:btmh:1220{ref.info_hash}")
     wanted.save_path = str(target)
+    # As the pull does: added paused, so resuming connects to the known peers at once.
+    wanted.flags |= lt.torrent_flags.paused
+    wanted.flags &= ~lt.torrent_flags.auto_managed
     started = time.perf_counter()
     handle = leecher.add_torrent(wanted)
     for peer in ref.peers:
         handle.connect_peer(parse_address(peer))
+    handle.resume()
     while not handle.status().is_seeding:
         time.sleep(0.01)
     elapsed = time.perf_counter() - started

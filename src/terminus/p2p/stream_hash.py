@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,7 @@ class InOrderHasher:
                 limit = self._readable(span, fd, done)
                 if limit < 0:
                     return None
+                hashed_from = done
                 while done < limit:
                     view = memoryview(buffer)[: min(READ_BLOCK, limit - done)]
                     n = os.preadv(fd, [view], done)
@@ -132,10 +134,40 @@ class InOrderHasher:
                         raise OSError(f"{span.path} ended at {done} of {span.size} bytes")
                     sha.update(view[:n])
                     done += n
+                start_writeback(fd, hashed_from, done - hashed_from)
             return Digest(sha.hexdigest(), done)
         finally:
             if fd >= 0:
                 os.close(fd)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes at ``offset`` to disk, without
+    waiting: the one fsync before the rename then finds most of the file already written
+    (200 MB: ~0.1 s of fsync here otherwise). Linux only; elsewhere the fsync does it all."""
+    sync = _sync_file_range()
+    if sync is not None and length > 0:
+        sync(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # a failure only leaves it to fsync
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+_sync_cache: list[Any] = []
+
+
+def _sync_file_range() -> Any:
+    if not _sync_cache:
+        function = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            try:
+                function = ctypes.CDLL(None, use_errno=True).sync_file_range
+                function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+                function.restype = ctypes.c_int
+            except AttributeError:
+                function = None
+        _sync_cache.append(function)
+    return _sync_cache[0]
 
 
 def verified_prefix(pieces: Any, start: int) -> int:
