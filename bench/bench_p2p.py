@@ -6,7 +6,9 @@ renamed into place); its time is divided into a raw loopback TCP copy of the sam
 file (sendfile -> recv -> write) measured in the same run. Also: 2 seeders vs 1, and
 libtorrent alone, tuned: a bare session leeching from the same seeder process (no
 cache, no whole-file hash, no fsync; with --with-defaults also its default settings). Rounds run in alternating order and print as they end (with
-per-round ratios and the load average).
+per-round ratios and the load average). Each path's CPU seconds (this process, where
+the leecher and the raw copy run, plus the seeder processes) are summed too: on a
+machine with few cores, CPU time bounds the wall time.
 
 Delegated inference: SmolLM2 on a `terminus provide` process vs the same model
 loaded here with the same options; tokens/s ratio and added time to first token.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -149,6 +152,19 @@ def libtorrent_alone(root: Path, ref: Any, tuned: bool) -> float:
     return elapsed
 
 
+def cpu_seconds(seeders: list[subprocess.Popen[bytes]]) -> float:
+    """CPU time used so far by this process and the seeder processes (with their children)."""
+    import psutil
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    total = own.ru_utime + own.ru_stime
+    for proc in seeders:
+        with_children = [psutil.Process(proc.pid)]
+        with_children += with_children[0].children(recursive=True)
+        total += sum(sum(p.cpu_times()[:2]) for p in with_children)
+    return total
+
+
 def transfer(args: argparse.Namespace, root: Path) -> None:
     size = args.size_mb * 1_000_000
     mb = size / 1e6
@@ -165,6 +181,7 @@ def transfer(args: argparse.Namespace, root: Path) -> None:
     rows: dict[str, list[float]] = {"raw": [], "one": [], "two": [], "lt-tuned": []}
     if args.with_defaults:
         rows["lt-default"] = []
+    cpu: dict[str, list[float]] = {key: [] for key in rows}
     try:
         from terminus.p2p.reference import parse_reference
 
@@ -182,7 +199,10 @@ def transfer(args: argparse.Namespace, root: Path) -> None:
         for i in range(args.rounds):  # alternating order, so drift hits every variant alike
             order = list(rows) if i % 2 == 0 else list(reversed(rows))
             for key in order:
+                before = cpu_seconds(procs)
                 rows[key].append(runs[key]())
+                time.sleep(0.3)  # the session closing on its own thread counts too
+                cpu[key].append(cpu_seconds(procs) - before)
             raw = rows["raw"][-1]
             print(
                 f"round {i + 1} ({' -> '.join(order)}): "
@@ -200,7 +220,10 @@ def transfer(args: argparse.Namespace, root: Path) -> None:
         f"\ntransfer of {args.size_mb} MB on 127.0.0.1, median of {args.rounds} rounds; "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
-    print(f"  raw TCP copy (sendfile -> file)        {mb / med['raw']:8.0f} MB/s   ratio 1.00")
+    print(
+        f"  raw TCP copy (sendfile -> file)        {mb / med['raw']:8.0f} MB/s   ratio 1.00"
+        f"   CPU {statistics.median(cpu['raw']):.2f} s"
+    )
     labels = {
         "one": "1 seeder, verified in the cache",
         "two": "2 seeders, verified in the cache",
@@ -213,8 +236,12 @@ def transfer(args: argparse.Namespace, root: Path) -> None:
         ratios = sorted(r / t for r, t in zip(rows["raw"], rows[key], strict=True))
         print(
             f"  {labels[key]:<38} {mb / med[key]:8.0f} MB/s   ratio {statistics.median(ratios):.2f}"
-            f" (per round {ratios[0]:.2f}-{ratios[-1]:.2f})"
+            f" (per round {ratios[0]:.2f}-{ratios[-1]:.2f})   CPU {statistics.median(cpu[key]):.2f} s"
         )
+    print(
+        f"  (CPU: seconds of this process and the seeders, median; {os.cpu_count()} CPUs give "
+        "at most that many CPU seconds per second of wall time)"
+    )
     speedups = sorted(o / t for o, t in zip(rows["one"], rows["two"], strict=True))
     print(
         f"  2 seeders / 1 seeder speed: {statistics.median(speedups):.2f}x "
