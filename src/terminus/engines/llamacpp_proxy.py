@@ -21,18 +21,18 @@ import itertools
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import weakref
 from collections.abc import Callable
-from multiprocessing import Pipe
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from terminus.engines.llamacpp_params import Assignment
 from terminus.engines.llamacpp_threads import worker_environment
+from terminus.engines.worker_pipe import MessagePipe
 from terminus.errors import EngineError, WorkerCrashedError
 
 END = object()  # a call's last queue item after its chunks (an exception ends it too)
@@ -56,7 +56,7 @@ class _Process:
     """One worker process, its connection, and the calls it is running."""
 
     def __init__(self, label: str = "a model") -> None:
-        host_end, worker_end = Pipe(duplex=True)
+        host_end, worker_end = socket.socketpair()
         fd = worker_end.fileno()
         env = worker_environment(os.environ)  # how llama.cpp's threads wait
         # The worker must import this very copy of terminus (also from a source tree).
@@ -72,7 +72,7 @@ class _Process:
             env=env,
         )
         worker_end.close()
-        self.conn: Connection = host_end
+        self.conn = MessagePipe(host_end.detach())
         self.calls: dict[int, Call] = {}
         self.address: str | None = None  # llama.cpp's own HTTP API, on loopback
         self.lock = threading.Lock()  # sends, and the calls table

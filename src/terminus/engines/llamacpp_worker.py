@@ -1,7 +1,7 @@
 """The process that owns an ``xllamacpp.Server``: a thin proxy for its ``handle_*`` calls.
 
 The host starts ``python -m terminus.engines.llamacpp_worker FD`` and talks to it
-over the connection on file descriptor FD (pickled tuples)::
+over the socket on file descriptor FD (pickled tuples, ``worker_pipe``)::
 
     host -> worker   ("load", [assignments])                    see llamacpp_params
                      ("call", id, method, body, streamed)       method: handle_chat_completions, ...
@@ -30,10 +30,10 @@ import os
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 from typing import Any
 
 from terminus.engines.llamacpp_params import build_params
+from terminus.engines.worker_pipe import MessagePipe
 
 METHODS = frozenset(
     {"handle_chat_completions", "handle_completions", "handle_embeddings", "handle_rerank"}
@@ -49,7 +49,7 @@ class _Outbox:
     the host's reader) per step instead of one per stream.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: MessagePipe) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self._pending: list[tuple[int, Any]] = []
@@ -86,7 +86,7 @@ def _slim(chunk: Any) -> Any:
 
 
 class _Worker:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: MessagePipe) -> None:
         self.outbox = _Outbox(conn)
         self.server: Any = None
         self.running: set[int] = set()
@@ -128,7 +128,7 @@ class _Worker:
             self.running.discard(call_id)
             self.cancelled.discard(call_id)
 
-    def serve(self, conn: Connection) -> None:
+    def serve(self, conn: MessagePipe) -> None:
         while True:
             try:
                 message = conn.recv()
@@ -154,7 +154,7 @@ def _import_engine() -> None:
 
 
 def main(argv: list[str]) -> None:
-    conn = Connection(int(argv[1]))
+    conn = MessagePipe(int(argv[1]))
     # Import llama.cpp while the host is still deciding what to load (a worker may be
     # started ahead of its load); the load's own import then waits for this one.
     threading.Thread(target=_import_engine, daemon=True).start()
