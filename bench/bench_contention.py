@@ -1,19 +1,19 @@
 """Decode speed on a quiet and on a busy machine, Terminus vs raw xllamacpp, in one run.
 
-Each condition loads a Terminus model with 2 threads (its worker process sets
-llama.cpp's OpenMP wait policy) and two raw in-process ``xllamacpp.Server``s
-built from the very same load settings with 1 and with 2 threads (the OpenMP
-defaults a plain script gets). Both sides get the same request body (the one
+Each condition loads a Terminus model with the threads Terminus chooses itself (the
+cores left free by other work, and an OpenMP wait policy to match: see
+terminus.engines.llamacpp_threads; ``--threads 2`` fixes the count instead) and two raw
+in-process ``xllamacpp.Server``s built from the very same load settings with 1 and
+with 2 threads (the OpenMP defaults a plain script gets). Both sides get the same request body (the one
 Terminus builds: the card's sampling, greedy, fixed seed). Rounds rotate which
 side goes first. The busy condition starts one neighbour process that spins on
 a core for the whole condition. A run stops after ``--cap-s`` seconds so that a
 collapsed side cannot stall the bench; its speed is still measured.
 
-Goals: busy, Terminus 2 threads >= 0.9x raw 1 thread; quiet, Terminus 2 threads
-~ raw 2 threads. The machine may be shared: the load average is printed beside
+Goals: busy, Terminus >= 0.9x raw 1 thread; quiet, Terminus ~ raw 2 threads. The machine may be shared: the load average is printed beside
 every figure. Not a test: nothing here asserts timings.
 
-    python bench/bench_contention.py [--model smollm2] [--rounds 3] [--tokens 64]
+    python bench/bench_contention.py [--model smollm2] [--rounds 3] [--tokens 64] [--threads N]
 """
 
 from __future__ import annotations
@@ -75,18 +75,26 @@ def our_run(client: Any, model: str, tokens: int, cap_s: float) -> tuple[float, 
 
 
 def condition(name: str, client: Any, args: argparse.Namespace) -> dict[str, float]:
+    import psutil
     import xllamacpp
 
     from terminus.engines.llamacpp_params import build_params
 
-    info = client.load_model(args.model, threads=2, parallel=1)
+    info = client.load_model(args.model, threads=args.threads, parallel=1)
     with client.manager.use(info.id) as model:
         settings = list(model.server._assignments)  # type: ignore[attr-defined]
+        worker = psutil.Process(model.worker_pid)  # type: ignore[attr-defined]
         body = model.build_body(
             client.chat_request(
                 PROMPT, model=info.id, max_tokens=args.tokens, temperature=0.0, seed=1
             )
         )[0]  # type: ignore[attr-defined]
+    chosen = dict(settings)["cpuparams.n_threads"]
+    waits = {
+        k: v for k, v in worker.environ().items() if k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    }
+    ours_label = f"terminus {chosen} thread{'s' if chosen > 1 else ''}"
+    print(f"  {name}: Terminus chose {chosen} thread(s), waits {waits}", flush=True)
     raws: dict[int, Any] = {}
     for threads in (1, 2):
         params = build_params(
@@ -96,7 +104,7 @@ def condition(name: str, client: Any, args: argparse.Namespace) -> dict[str, flo
     sides = {
         "raw 1 thread": lambda: raw_run(raws[1], body, args.cap_s),
         "raw 2 threads": lambda: raw_run(raws[2], body, args.cap_s),
-        "terminus 2 threads": lambda: our_run(client, info.id, args.tokens, args.cap_s),
+        ours_label: lambda: our_run(client, info.id, args.tokens, args.cap_s),
     }
     for run in sides.values():
         run()  # warm: the first request pays one-time allocations
@@ -116,11 +124,11 @@ def condition(name: str, client: Any, args: argparse.Namespace) -> dict[str, flo
             flush=True,
         )
     medians = {side: statistics.median(values) for side, values in rates.items()}
-    ours = rates["terminus 2 threads"]
+    ours = rates[ours_label]
     print(
         f"{name}: tok/s median (min..max)  "
         + "  ".join(f"{side} {spread(values, '{:.1f}')}" for side, values in rates.items())
-        + f"\n{name}: terminus 2 threads / raw 1 thread "
+        + f"\n{name}: {ours_label} / raw 1 thread "
         f"{ratios(ours, rates['raw 1 thread'])}   "
         f"/ raw 2 threads {ratios(ours, rates['raw 2 threads'])}"
         f"  {load_average()}",
@@ -137,6 +145,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--cap-s", type=float, default=8.0, help="stop a run after this long")
+    parser.add_argument("--threads", type=int, default=None, help="fix Terminus's threads")
     args = parser.parse_args()
     print(f"bench_contention: {load_average()}, {os.cpu_count()} CPUs", flush=True)
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:

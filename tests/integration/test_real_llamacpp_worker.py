@@ -244,15 +244,27 @@ def test_the_prompt_cache_is_bounded_counted_and_keeps_memory_flat(
     assert grown < (bound + 24) << 20, f"worker RSS grew {grown / 2**20:.0f} MiB"
 
 
-def test_worker_threads_wait_passively(
-    own_client: Callable[..., Terminus], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("busy", "wanted"), [(0.0, ("GOMP_SPINCOUNT", "300")), (2.0, ("OMP_WAIT_POLICY", "PASSIVE"))]
+)
+def test_worker_threads_wait_as_the_machine_allows(
+    own_client: Callable[..., Terminus],
+    monkeypatch: pytest.MonkeyPatch,
+    busy: float,
+    wanted: tuple[str, str],
 ) -> None:
-    """llama.cpp's OpenMP threads must not spin on a busy machine: the worker process
-    runs with OMP_WAIT_POLICY=PASSIVE."""
+    """llama.cpp's OpenMP threads must not spin on a busy machine, nor sleep at every barrier
+    on a quiet one: the real worker process gets the policy its start-up reading calls for."""
+    from terminus.engines import llamacpp_threads
+
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.setattr(llamacpp_threads, "busy_elsewhere", lambda: busy)
     pid = worker_pid(own_client())
-    assert psutil.Process(pid).environ().get("OMP_WAIT_POLICY") == "PASSIVE"
+    environ = psutil.Process(pid).environ()
+    assert environ.get(wanted[0]) == wanted[1]
+    other = "OMP_WAIT_POLICY" if wanted[0] == "GOMP_SPINCOUNT" else "GOMP_SPINCOUNT"
+    assert other not in environ
 
 
 def test_a_prestarted_worker_is_taken_by_the_next_load(

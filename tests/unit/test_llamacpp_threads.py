@@ -1,18 +1,69 @@
-"""The worker's thread wait policy: PASSIVE unless the user chose one."""
+"""The worker's threads and their wait policy, chosen by how busy the machine is."""
 
 from __future__ import annotations
 
-from terminus.engines.llamacpp_threads import worker_environment
+import subprocess
+import sys
+import time
+
+import pytest
+
+from terminus.engines import llamacpp_threads
+from terminus.engines.llamacpp import llama_threads
+from terminus.engines.llamacpp_threads import busy_elsewhere, threads_for, worker_environment
 
 
-def test_passive_by_default_and_base_untouched() -> None:
+def test_quiet_machine_gets_a_short_spin_and_every_core() -> None:
     base = {"PATH": "/bin"}
-    env = worker_environment(base)
-    assert env == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE"}
+    env = worker_environment(base, busy=0.1)
+    assert env == {"PATH": "/bin", "GOMP_SPINCOUNT": llamacpp_threads.SHORT_SPIN}
     assert base == {"PATH": "/bin"}
+    assert threads_for(4, busy=0.1) == 4
+
+
+def test_busy_machine_gets_passive_waits_and_the_free_cores() -> None:
+    env = worker_environment({}, busy=1.0)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert threads_for(2, busy=1.0) == 1
+    assert threads_for(8, busy=2.2) == 6
+    assert threads_for(2, busy=6.0) == 1  # never fewer than one
 
 
 def test_a_users_own_policy_or_spin_count_is_kept() -> None:
-    assert worker_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
-    spun = worker_environment({"GOMP_SPINCOUNT": "1000"})
-    assert "OMP_WAIT_POLICY" not in spun and spun["GOMP_SPINCOUNT"] == "1000"
+    assert worker_environment({"OMP_WAIT_POLICY": "ACTIVE"}, busy=3.0) == {
+        "OMP_WAIT_POLICY": "ACTIVE"
+    }
+    spun = worker_environment({"GOMP_SPINCOUNT": "1000"}, busy=0.0)
+    assert spun == {"GOMP_SPINCOUNT": "1000"}
+
+
+def test_a_users_thread_count_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(llamacpp_threads, "busy_elsewhere", lambda: 5.0)
+    monkeypatch.delenv("TERMINUS_THREADS", raising=False)
+    assert llama_threads() == 1  # busy: what is left, at least one
+    monkeypatch.setenv("TERMINUS_THREADS", "3")
+    assert llama_threads() == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/loadavg")
+def test_a_spinning_neighbour_reads_as_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(llamacpp_threads, "_reading", [])
+    neighbours = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        time.sleep(0.3)
+        busy = busy_elsewhere()
+    finally:
+        for proc in neighbours:
+            proc.kill()
+            proc.wait()
+    assert busy >= 1.5  # three always-runnable processes, whatever else runs
+    assert worker_environment({}, busy=busy)["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_one_reading_serves_a_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(llamacpp_threads, "_reading", [(time.monotonic(), 4.0)])
+    assert busy_elsewhere() == 4.0  # reused, not read again
+    stale = time.monotonic() - 60
+    monkeypatch.setattr(llamacpp_threads, "_reading", [(stale, 4.0)])
+    busy_elsewhere()
+    assert llamacpp_threads._reading[0][0] > stale  # too old: read again

@@ -33,6 +33,7 @@ from terminus.engines.llamacpp_speculative import (
     draft_file,
     speculative_plan,
 )
+from terminus.engines.llamacpp_threads import threads_for
 from terminus.engines.llamacpp_vision import projector_bytes
 from terminus.engines.tool_prompting import (
     rewrite_history,
@@ -81,8 +82,8 @@ THREADS_ENV = "TERMINUS_THREADS"
 def default_threads() -> int:
     """Physical cores this process may use (llama.cpp slows down on hyperthreads).
 
-    ``TERMINUS_THREADS`` overrides it. The worker's llama.cpp threads wait passively
-    (see llamacpp_threads), so all cores stay usable next to a busy process.
+    ``TERMINUS_THREADS`` overrides it. llama.cpp models take fewer when other work keeps
+    cores busy at load (:func:`llama_threads`).
     """
     override = os.environ.get(THREADS_ENV, "").strip()
     if override.isdigit() and int(override) > 0:
@@ -95,6 +96,15 @@ def default_threads() -> int:
     except ImportError:
         physical = None
     return max(1, min(n for n in (physical, usable, os.cpu_count()) if n))
+
+
+def llama_threads() -> int:
+    """llama.cpp's threads when the user chose none: the physical cores, or only those left
+    free when other work keeps some busy (see llamacpp_threads for why and how)."""
+    override = os.environ.get(THREADS_ENV, "").strip()
+    if override.isdigit() and int(override) > 0:
+        return int(override)
+    return threads_for(default_threads())
 
 
 def prompt_cache_mib(card: ModelCard, options: LoadOptions) -> int:
@@ -165,7 +175,7 @@ class LlamaCppEngine:
         if not available.ok:
             raise EngineUnavailableError(available.detail)
         context, parallel = self.resolve(card, files, options)
-        threads = options.threads or default_threads()
+        threads = options.threads or llama_threads()
         params: Any = ParamsRecorder()  # written here, built by the worker process
         params.model.path = str(files.main)
         params.n_ctx = context * parallel

@@ -1,32 +1,79 @@
-"""How llama.cpp's threads wait in the worker process.
+"""How many threads llama.cpp runs in the worker, and how they wait, chosen by how busy the
+machine is when the worker starts.
 
-The xllamacpp wheel runs ggml's threads through OpenMP (libgomp), and ggml's
-barrier between two operations is an OpenMP barrier. libgomp's default is to
-spin there (up to 300,000 turns) before it sleeps. When another busy process
-shares the cores, the thread that spins holds the very core the thread it waits
-for needs, and decoding collapses: 2 threads on 2 cores beside one busy process
-measured 0.5-1 token/s where one thread made 11. With ``OMP_WAIT_POLICY=PASSIVE``
-a waiting thread sleeps at once and wakes when the others arrive, which costs
-microseconds per barrier on a quiet machine and saves whole time slices on a
-busy one (bench/bench_contention.py measures both).
+The xllamacpp wheel runs ggml's threads through OpenMP (libgomp), and ggml's barrier between
+two operations is an OpenMP barrier, where libgomp spins (up to 300,000 turns) before it
+sleeps. Measured on 2 cores with SmolLM2, decode tok/s of 2 threads (docs/benchmarks.md):
 
-The policy must be in the environment before libgomp loads, so it is set in
-the worker's environment when the host starts it. A user's own
-``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is kept as given.
+- libgomp's default spin: quiet 98–111; beside 1 busy process 29–40; beside 6: 2.5.
+- a short spin (``GOMP_SPINCOUNT`` 300): quiet 97–105; 1 busy 39; 6 busy 15.
+- sleeping at once (``OMP_WAIT_POLICY=PASSIVE``): quiet 37–41; 1 busy 44–52; 6 busy 23.
+- one thread instead: quiet 56–69; 1 busy 63–76; 6 busy 16–18.
+
+No single policy serves both cases: on a quiet machine the barriers of a small model come
+so fast that sleeping at each costs 60 % of the speed; beside a busy process a spinning thread
+holds the core its partner needs. So the worker is told what the machine looks like at its
+start: runnable tasks other than this one, averaged over a few samples of ``/proc/loadavg``
+(a spinning neighbour reads as 1.0, a quiet machine as 0–0.1). Quiet: every core and a short
+spin. Busy: only the cores left free (at least one), waiting passively. One reading serves a
+whole start-up (the worker's environment and its thread count agree). A user's own
+``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` and thread count are kept as given. Contention that
+begins after a model is loaded is not followed: the thread count is fixed per llama.cpp
+context, and the xllamacpp server offers no way to change it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
 SPIN_COUNT_ENV = "GOMP_SPINCOUNT"
-DEFAULT_WAIT_POLICY = "PASSIVE"
+SHORT_SPIN = "300"  # turns before sleeping: quiet 97 tok/s, where sleeping at once made 37
+BUSY_AT = 0.5  # other runnable tasks (averaged) from which the machine counts as busy
+SAMPLES = 16
+SAMPLE_GAP_S = 0.0002
+REUSE_S = 2.0  # one reading serves a start-up: the worker's spawn and its load agree
+
+_reading: list[tuple[float, float]] = []  # (when, busy)
 
 
-def worker_environment(base: Mapping[str, str]) -> dict[str, str]:
+def busy_elsewhere() -> float:
+    """Runnable tasks besides the caller, averaged over a few quick samples (Linux; else 0)."""
+    now = time.monotonic()
+    if _reading and now - _reading[0][0] < REUSE_S:
+        return _reading[0][1]
+    total = 0
+    try:
+        for i in range(SAMPLES):
+            with open("/proc/loadavg", encoding="ascii") as fh:
+                running = fh.read().split()[3].split("/")[0]
+            total += max(0, int(running) - 1)  # the reading thread is one of them
+            if i + 1 < SAMPLES:
+                time.sleep(SAMPLE_GAP_S)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    busy = total / SAMPLES
+    _reading[:] = [(now, busy)]
+    return busy
+
+
+def threads_for(cores: int, busy: float | None = None) -> int:
+    """llama.cpp threads on ``cores`` when the user chose none: the cores left free."""
+    busy = busy_elsewhere() if busy is None else busy
+    if busy < BUSY_AT:
+        return cores
+    return max(1, cores - round(busy))
+
+
+def worker_environment(base: Mapping[str, str], busy: float | None = None) -> dict[str, str]:
     """``base`` with the wait policy the worker's llama.cpp threads should use."""
     env = dict(base)
-    if WAIT_POLICY_ENV not in env and SPIN_COUNT_ENV not in env:
-        env[WAIT_POLICY_ENV] = DEFAULT_WAIT_POLICY
+    if WAIT_POLICY_ENV in env or SPIN_COUNT_ENV in env:
+        return env  # the user's choice
+    busy = busy_elsewhere() if busy is None else busy
+    if busy < BUSY_AT:
+        env[SPIN_COUNT_ENV] = SHORT_SPIN
+    else:
+        env[WAIT_POLICY_ENV] = "PASSIVE"
     return env
