@@ -67,3 +67,13 @@ def test_one_reading_serves_a_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(llamacpp_threads, "_reading", [(stale, 4.0)])
     busy_elsewhere()
     assert llamacpp_threads._reading[0][0] > stale  # too old: read again
+
+
+def test_a_process_pinned_to_few_cpus_counts_its_share_of_the_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(llamacpp_threads.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(llamacpp_threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert llamacpp_threads.busy_here(16.0) == 0.5  # 16 runnable over 64 CPUs: 0.5 on our two
+    assert threads_for(2, busy=8.0) == 2  # 0.25 expected here: quiet
+    assert threads_for(2, busy=64.0) == 1

@@ -14,8 +14,8 @@ No single policy serves both cases: on a quiet machine the barriers of a small m
 so fast that sleeping at each costs 60 % of the speed; beside a busy process a spinning thread
 holds the core its partner needs. So the worker is told what the machine looks like at its
 start: runnable tasks other than this one, averaged over a few samples of ``/proc/loadavg``
-(a spinning neighbour reads as 1.0, a quiet machine as 0–0.1). Quiet: every core and a short
-spin. Busy: only the cores left free (at least one), waiting passively. One reading serves a
+(a spinning neighbour reads as 1.0, a quiet machine as 0–0.1), scaled to the share of the
+machine's CPUs this process may use. Quiet: every core and a short spin. Busy: only the cores left free (at least one), waiting passively. One reading serves a
 whole start-up (the worker's environment and its thread count agree). A user's own
 ``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` and thread count are kept as given. Contention that
 begins after a model is loaded is not followed: the thread count is fixed per llama.cpp
@@ -24,6 +24,7 @@ context, and the xllamacpp server offers no way to change it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 
@@ -58,9 +59,17 @@ def busy_elsewhere() -> float:
     return busy
 
 
+def busy_here(busy: float) -> float:
+    """Of ``busy`` runnable tasks on the whole machine, the share expected on the CPUs this
+    process may use (a container pinned to 2 of 64 CPUs sees every task of the host)."""
+    total = os.cpu_count() or 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    return busy * min(usable, total) / total
+
+
 def threads_for(cores: int, busy: float | None = None) -> int:
     """llama.cpp threads on ``cores`` when the user chose none: the cores left free."""
-    busy = busy_elsewhere() if busy is None else busy
+    busy = busy_here(busy_elsewhere() if busy is None else busy)
     if busy < BUSY_AT:
         return cores
     return max(1, cores - round(busy))
@@ -71,7 +80,7 @@ def worker_environment(base: Mapping[str, str], busy: float | None = None) -> di
     env = dict(base)
     if WAIT_POLICY_ENV in env or SPIN_COUNT_ENV in env:
         return env  # the user's choice
-    busy = busy_elsewhere() if busy is None else busy
+    busy = busy_here(busy_elsewhere() if busy is None else busy)
     if busy < BUSY_AT:
         env[SPIN_COUNT_ENV] = SHORT_SPIN
     else:
