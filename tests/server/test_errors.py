@@ -196,6 +196,10 @@ async def test_text_completion_unsupported(
         ({"prompt": ["a", ""]}, "prompt"),
         ({"prompt": [1, -2]}, "prompt"),
         ({"prompt": ["x"] * 65}, "prompt"),
+        ({"prompt": [1, "x"]}, "prompt"),  # token ids and text mixed in one prompt
+        ({"prompt": [[1, "a"]]}, "prompt"),
+        ({"prompt": [True, False]}, "prompt"),  # JSON booleans are not token ids
+        ({"prompt": [{"text": "x"}]}, "prompt"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"echo": True, "max_tokens": -1}, "max_tokens"),
     ],
@@ -206,6 +210,8 @@ async def test_text_completion_invalid_prompts(
     body = {"model": "fake-base", "prompt": "x", **extra}
     error = assert_error(await api.post("/v1/completions", json=body), 400, "invalid_parameter")
     assert error["param"] == param
+    if extra.get("prompt") in ([1, "x"], [[1, "a"]], [True, False], [{"text": "x"}]):
+        assert "a list of token ids" in error["message"]  # not pydantic's union wording
 
 
 async def test_echo_needs_a_llamacpp_model(api: httpx.AsyncClient) -> None:

@@ -134,6 +134,18 @@ def test_batches_and_token_prompts_answer_like_single_requests(
         model=MODEL, prompt=tokenize(server, prompts[0]), max_tokens=6, temperature=0
     )
     assert as_ids.choices[0].text == singles[0]  # SmolLM2 adds no BOS: the same tokens
+    mixed = httpx.post(  # one batch of a text and a token-id list (the SDK's types forbid it)
+        f"{server.url}/v1/completions",
+        json={
+            "model": MODEL,
+            "prompt": [prompts[1], tokenize(server, prompts[0])],
+            "max_tokens": 6,
+            "temperature": 0,
+        },
+        timeout=120,
+    )
+    assert mixed.status_code == 200, mixed.text
+    assert [c["text"] for c in mixed.json()["choices"]] == [singles[1], singles[0]]
     with pytest.raises(openai.BadRequestError, match="invalid"):
         sdk.completions.create(model=MODEL, prompt=[49152 + 10], max_tokens=1)
 

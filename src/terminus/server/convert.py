@@ -266,13 +266,27 @@ def completion_arguments(body: CompletionRequest) -> tuple[list[Prompt], dict[st
     return prompts, kwargs
 
 
-def _prompts(prompt: str | list[str] | list[int] | list[list[int]]) -> list[Prompt]:
+def _prompts(prompt: str | list[Any]) -> list[Prompt]:
     if isinstance(prompt, str):
         return _checked([prompt])
-    items: list[Any] = list(prompt)
-    if items and all(isinstance(p, int) for p in items):
-        return _checked([[int(t) for t in items]])
-    return _checked([p if isinstance(p, str) else [int(t) for t in p] for p in items])
+    items = list(prompt)
+    if items and all(_is_token(t) for t in items):
+        return _checked([items])  # one prompt of token ids
+    batch: list[Prompt] = []
+    for item in items:
+        if isinstance(item, str) or (isinstance(item, list) and all(map(_is_token, item))):
+            batch.append(item)
+        else:
+            raise invalid(
+                "prompt",
+                "prompt must be a string, a list of token ids, or a list whose items are each "
+                "a string or a list of token ids",
+            )
+    return _checked(batch)
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _checked(prompts: list[Prompt]) -> list[Prompt]:

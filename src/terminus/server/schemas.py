@@ -140,7 +140,8 @@ class ChatCompletionRequest(Sampling):
 
 
 class CompletionRequest(Sampling):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    # a string, token ids, or a batch of strings and token-id lists (checked in convert)
+    prompt: str | list[Any]
     max_tokens: int | None = 16  # OpenAI's default for /v1/completions
     echo: bool | None = None
     best_of: int | None = None
