@@ -267,6 +267,40 @@ def test_worker_threads_wait_as_the_machine_allows(
     assert other not in environ
 
 
+def test_a_worker_follows_the_machine_between_requests(
+    own_client: Callable[..., Terminus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads Terminus chose are re-chosen when the machine changes after the load: the idle
+    worker is replaced once two readings in a row disagree with it, and answers stay the same."""
+    from terminus.engines import llamacpp, llamacpp_threads
+
+    for name in ("TERMINUS_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    machine = {"busy": 0.0}
+    monkeypatch.setattr(llamacpp_threads, "busy_elsewhere", lambda: machine["busy"])
+    monkeypatch.setattr(llamacpp, "busy_elsewhere", lambda: machine["busy"])
+    monkeypatch.setattr(llamacpp_threads, "fresh_reading", lambda: machine["busy"])
+    monkeypatch.setattr(llamacpp_threads.ThreadTuner, "RECHECK_S", 0.0)
+    client = own_client(threads=None)
+    quiet = worker_pid(client)
+    assert psutil.Process(quiet).environ().get("GOMP_SPINCOUNT") == "300"
+
+    def ask() -> str:
+        return str(client.completion("Name a colour.", max_tokens=6, **GREEDY, model=MODEL).text)
+
+    before = ask()
+    machine["busy"] = 8.0  # a busy neighbour started
+    assert ask() == before and worker_pid(client) == quiet  # one reading: maybe a burst
+    assert ask() == before  # the second: a new worker, set up for a busy machine
+    busy = worker_pid(client)
+    assert busy != quiet and gone(quiet)
+    environ = psutil.Process(busy).environ()
+    assert environ.get("OMP_WAIT_POLICY") == "PASSIVE" and "GOMP_SPINCOUNT" not in environ
+    with client.manager.use(MODEL) as model:
+        assignments = dict(model.server._assignments)  # type: ignore[attr-defined]
+    assert assignments["cpuparams.n_threads"] == assignments["cpuparams_batch.n_threads"] == 1
+
+
 def test_a_prestarted_worker_is_taken_by_the_next_load(
     own_client: Callable[..., Terminus],
 ) -> None:

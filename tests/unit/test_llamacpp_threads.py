@@ -77,3 +77,45 @@ def test_a_process_pinned_to_few_cpus_counts_its_share_of_the_load(
     assert llamacpp_threads.busy_here(16.0) == 0.5  # 16 runnable over 64 CPUs: 0.5 on our two
     assert threads_for(2, busy=8.0) == 2  # 0.25 expected here: quiet
     assert threads_for(2, busy=64.0) == 1
+
+
+def test_the_tuner_replaces_a_worker_only_after_readings_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readings = iter([3.0, 0.0, 3.0, 3.0, 3.0, 0.0, 0.0])
+    monkeypatch.setattr(llamacpp_threads, "fresh_reading", lambda: next(readings))
+    monkeypatch.setattr(llamacpp_threads, "busy_here", lambda busy: busy)
+    tuner = llamacpp_threads.ThreadTuner(cores=4, busy=0.0)
+    assert tuner.current == (4, False)
+    assert tuner.check() is None  # busy once: maybe a burst
+    assert tuner.check() is None  # quiet again: the count starts over
+    assert tuner.check() is None
+    assert tuner.check() == 1  # busy twice in a row: a worker with the free core
+    assert tuner.current == (1, True)
+    assert tuner.check() is None  # as it runs now
+    assert tuner.check() is None
+    assert tuner.check() == 4
+
+
+def test_the_tuner_waits_between_readings(monkeypatch: pytest.MonkeyPatch) -> None:
+    tuner = llamacpp_threads.ThreadTuner(cores=2, busy=0.0)
+    assert not tuner.due()
+    monkeypatch.setattr(tuner, "RECHECK_S", 0.0)
+    assert tuner.due()
+
+
+def test_every_thread_count_is_replaced() -> None:
+    assignments = [
+        ("model.path", "/m.gguf"),
+        ("cpuparams.n_threads", 2),
+        ("cpuparams_batch.n_threads", 2),
+        ("speculative.draft.cpuparams.n_threads", 2),
+        ("n_parallel", 4),
+    ]
+    assert llamacpp_threads.with_threads(assignments, 1) == [
+        ("model.path", "/m.gguf"),
+        ("cpuparams.n_threads", 1),
+        ("cpuparams_batch.n_threads", 1),
+        ("speculative.draft.cpuparams.n_threads", 1),
+        ("n_parallel", 4),
+    ]

@@ -33,7 +33,13 @@ from terminus.engines.llamacpp_speculative import (
     draft_file,
     speculative_plan,
 )
-from terminus.engines.llamacpp_threads import threads_for
+from terminus.engines.llamacpp_threads import (
+    SPIN_COUNT_ENV,
+    WAIT_POLICY_ENV,
+    ThreadTuner,
+    busy_elsewhere,
+    threads_for,
+)
 from terminus.engines.llamacpp_vision import projector_bytes
 from terminus.engines.tool_prompting import (
     rewrite_history,
@@ -107,6 +113,14 @@ def llama_threads() -> int:
     return threads_for(default_threads())
 
 
+def _threads_fixed() -> bool:
+    """Whether the user fixed llama.cpp's threads or their wait policy in the environment."""
+    override = os.environ.get(THREADS_ENV, "").strip()
+    return (override.isdigit() and int(override) > 0) or any(
+        name in os.environ for name in (WAIT_POLICY_ENV, SPIN_COUNT_ENV)
+    )
+
+
 def prompt_cache_mib(card: ModelCard, options: LoadOptions) -> int:
     """MiB of past prompts' KV state llama.cpp may keep: load option, else card, else default.
 
@@ -176,6 +190,11 @@ class LlamaCppEngine:
             raise EngineUnavailableError(available.detail)
         context, parallel = self.resolve(card, files, options)
         threads = options.threads or llama_threads()
+        tuner = (
+            None
+            if options.threads or _threads_fixed()
+            else ThreadTuner(default_threads(), busy_elsewhere())
+        )
         params: Any = ParamsRecorder()  # written here, built by the worker process
         params.model.path = str(files.main)
         params.n_ctx = context * parallel
@@ -227,7 +246,7 @@ class LlamaCppEngine:
         # The worker's llama.cpp also answers HTTP on a loopback port: only a caller holding
         # this load's key may use it (Terminus itself calls it in process, without HTTP).
         params.api_keys = [kv_cache.api_key if kv_cache is not None else secrets.token_urlsafe(24)]
-        server = WorkerServer(params.assignments, card.id)
+        server = WorkerServer(params.assignments, card.id, tuner)
         server.start()  # loads now, so a bad file fails the load, not the first request
         header = validate_gguf(files.main)
         memory = estimate_load_bytes(header, context * parallel).total_bytes

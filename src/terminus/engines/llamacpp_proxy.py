@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from terminus.engines.llamacpp_params import Assignment
-from terminus.engines.llamacpp_threads import worker_environment
+from terminus.engines.llamacpp_threads import ThreadTuner, with_threads, worker_environment
 from terminus.engines.worker_pipe import MessagePipe
 from terminus.errors import EngineError, WorkerCrashedError
 
@@ -84,6 +84,7 @@ class _Process:
         self.reader: threading.Thread | None = None
         self.dead = False
         self.stopping = False  # asked to exit: calls still running were unloaded, not crashed
+        self.retiring = False  # being replaced: takes no new call (see WorkerServer.open)
         self.pending: list[Assignment] | None = None  # a load sent ahead (begin_load)
 
     def begin_load(self, assignments: list[Assignment]) -> None:
@@ -288,9 +289,13 @@ def last_loaded() -> list[Assignment] | None:
 class WorkerServer:
     """``xllamacpp.Server``'s calls, run by a supervised worker process."""
 
-    def __init__(self, assignments: list[Assignment], label: str) -> None:
+    def __init__(
+        self, assignments: list[Assignment], label: str, tuner: ThreadTuner | None = None
+    ) -> None:
         self._assignments = assignments
         self.label = label
+        #: follows the machine's load for threads Terminus chose (None: the user chose)
+        self.tuner = tuner
         self.loads = 0  # how many times a worker loaded the model
         self.load_s = 0.0  # seconds the last load took in the worker
         self._ids = itertools.count(1)
@@ -345,10 +350,14 @@ class WorkerServer:
         self, method: str, body: Any, *, streamed: bool, stop: Callable[[], bool] | None = None
     ) -> tuple[_Process, Call]:
         """Send one call; its chunks and end arrive on the returned call's queue."""
-        process = self.start()
+        self._follow_machine()
         call = Call(next(self._ids), stop)
-        with process.lock:
-            process.calls[call.id] = call
+        while True:
+            process = self.start()
+            with process.lock:
+                if not process.retiring:  # else a new worker is on its way: start() waits
+                    process.calls[call.id] = call
+                    break
         try:
             process.send(("call", call.id, method, body, streamed))
         except OSError as exc:
@@ -356,6 +365,31 @@ class WorkerServer:
             process._fail_all("receiving a request")
             raise process.crashed("receiving a request") from exc
         return process, call
+
+    def _follow_machine(self) -> None:
+        """Replace an idle worker whose threads no longer suit the machine (ThreadTuner)."""
+        tuner = self.tuner
+        if tuner is None or not tuner.due():
+            return
+        with self._start_lock:
+            process = self._process
+            if process is None or not process.alive():
+                return
+            with process.lock:
+                if process.calls:
+                    return  # its own threads would read as the machine's
+                threads = tuner.check()
+                if threads is None:
+                    return
+                process.retiring = True
+            self._assignments = with_threads(self._assignments, threads)
+            self._process = None
+        import logging  # only here: an import the cold start does not pay
+
+        logging.getLogger(__name__).info(
+            "%s: the machine's load changed; reloading with %d thread(s)", self.label, threads
+        )
+        process.stop()
 
     def close(self) -> None:
         with self._start_lock:

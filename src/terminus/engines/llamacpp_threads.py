@@ -17,9 +17,9 @@ start: runnable tasks other than this one, averaged over a few samples of ``/pro
 (a spinning neighbour reads as 1.0, a quiet machine as 0–0.1), scaled to the share of the
 machine's CPUs this process may use. Quiet: every core and a short spin. Busy: only the cores left free (at least one), waiting passively. One reading serves a
 whole start-up (the worker's environment and its thread count agree). A user's own
-``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` and thread count are kept as given. Contention that
-begins after a model is loaded is not followed: the thread count is fixed per llama.cpp
-context, and the xllamacpp server offers no way to change it.
+``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` and thread count are kept as given. The thread count
+is fixed per llama.cpp context (the xllamacpp server offers no way to change it), so when the
+machine changes after a load, :class:`ThreadTuner` replaces the idle worker.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from typing import Any
 
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
 SPIN_COUNT_ENV = "GOMP_SPINCOUNT"
@@ -86,3 +87,56 @@ def worker_environment(base: Mapping[str, str], busy: float | None = None) -> di
     else:
         env[WAIT_POLICY_ENV] = "PASSIVE"
     return env
+
+
+def fresh_reading() -> float:
+    """A new reading, kept as the one the next worker's start-up uses."""
+    _reading.clear()
+    return busy_elsewhere()
+
+
+def with_threads(assignments: list[tuple[str, Any]], threads: int) -> list[tuple[str, Any]]:
+    """``assignments`` with every llama.cpp thread count (model, batch, draft) set to ``threads``."""
+    return [(k, threads if k.endswith("n_threads") else v) for k, v in assignments]
+
+
+class ThreadTuner:
+    """Follows the machine after a load, for a model whose threads Terminus chose.
+
+    The worker's thread count and wait policy are fixed for its life, so when the machine
+    changes (a busy neighbour starts, or stops) the worker is replaced between requests:
+    at most every ``RECHECK_S`` seconds, when none of the model's requests is running (its
+    own threads would count as the machine's), and only after ``CONFIRM`` readings in a row
+    disagree with what the worker runs, so that a short burst of other work does not cost a
+    reload. The next request then loads the model in a worker set up for the new reading.
+    """
+
+    RECHECK_S = 15.0
+    CONFIRM = 2
+
+    def __init__(self, cores: int, busy: float) -> None:
+        self.cores = cores
+        self.current = self.plan(busy)
+        self._checked = time.monotonic()
+        self._disagreeing = 0
+
+    def plan(self, busy: float) -> tuple[int, bool]:
+        """(threads, waiting passively) for a reading."""
+        return threads_for(self.cores, busy), busy_here(busy) >= BUSY_AT
+
+    def due(self) -> bool:
+        return time.monotonic() - self._checked >= self.RECHECK_S
+
+    def check(self) -> int | None:
+        """Read the machine; the thread count for a new worker when it is time to replace it."""
+        self._checked = time.monotonic()
+        wanted = self.plan(fresh_reading())
+        if wanted == self.current:
+            self._disagreeing = 0
+            return None
+        self._disagreeing += 1
+        if self._disagreeing < self.CONFIRM:
+            return None
+        self._disagreeing = 0
+        self.current = wanted
+        return wanted[0]
