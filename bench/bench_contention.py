@@ -8,7 +8,10 @@ with 2 threads (the OpenMP defaults a plain script gets). Both sides get the sam
 Terminus builds: the card's sampling, greedy, fixed seed). Rounds rotate which
 side goes first. The busy condition starts one neighbour process that spins on
 a core for the whole condition. A run stops after ``--cap-s`` seconds so that a
-collapsed side cannot stall the bench; its speed is still measured.
+collapsed side cannot stall the bench; its speed is still measured. A third condition
+(when Terminus chooses its threads) loads on the quiet machine, then starts the
+neighbour: two requests later Terminus must have replaced its worker (its re-check
+interval is shortened to 0.5 s here).
 
 Goals: busy, Terminus >= 0.9x raw 1 thread; quiet, Terminus ~ raw 2 threads. The machine may be shared: the load average is printed beside
 every figure. Not a test: nothing here asserts timings.
@@ -74,38 +77,73 @@ def our_run(client: Any, model: str, tokens: int, cap_s: float) -> tuple[float, 
     return decode_rate(arrivals, start), len(arrivals), "".join(parts)
 
 
-def condition(name: str, client: Any, args: argparse.Namespace) -> dict[str, float]:
+def chosen_threads(client: Any, model_id: str) -> tuple[int, dict[str, str], list[Any]]:
+    """The threads and OpenMP wait settings of the model's worker now, and its settings."""
     import psutil
+
+    with client.manager.use(model_id) as model:
+        settings = list(model.server._assignments)  # type: ignore[attr-defined]
+        worker = psutil.Process(model.worker_pid)  # type: ignore[attr-defined]
+    waits = {
+        k: v for k, v in worker.environ().items() if k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    }
+    return dict(settings)["cpuparams.n_threads"], waits, settings
+
+
+def condition(
+    name: str, client: Any, args: argparse.Namespace, start_late: bool = False
+) -> dict[str, float]:
+    """``start_late``: the neighbour starts after the load, and Terminus must notice it."""
     import xllamacpp
 
     from terminus.engines.llamacpp_params import build_params
 
     info = client.load_model(args.model, threads=args.threads, parallel=1)
     with client.manager.use(info.id) as model:
-        settings = list(model.server._assignments)  # type: ignore[attr-defined]
-        worker = psutil.Process(model.worker_pid)  # type: ignore[attr-defined]
         body = model.build_body(
             client.chat_request(
                 PROMPT, model=info.id, max_tokens=args.tokens, temperature=0.0, seed=1
             )
         )[0]  # type: ignore[attr-defined]
-    chosen = dict(settings)["cpuparams.n_threads"]
-    waits = {
-        k: v for k, v in worker.environ().items() if k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-    }
-    ours_label = f"terminus {chosen} thread{'s' if chosen > 1 else ''}"
-    print(f"  {name}: Terminus chose {chosen} thread(s), waits {waits}", flush=True)
+    chosen, waits, settings = chosen_threads(client, info.id)
+    print(f"  {name}: Terminus chose {chosen} thread(s) at the load, waits {waits}", flush=True)
     raws: dict[int, Any] = {}
     for threads in (1, 2):
         params = build_params(
             [*settings, ("cpuparams.n_threads", threads), ("cpuparams_batch.n_threads", threads)]
         )
         raws[threads] = xllamacpp.Server(params)
+    neighbour = None
+    if start_late:
+        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR])
+        time.sleep(1)
+        for _ in range(2):  # two readings that disagree with the worker replace it
+            our_run(client, info.id, args.tokens, args.cap_s)
+        chosen, waits, _ = chosen_threads(client, info.id)
+        print(f"  {name}: after two requests, {chosen} thread(s), waits {waits}", flush=True)
+    ours_label = f"terminus {chosen} thread{'s' if chosen > 1 else ''}"
     sides = {
         "raw 1 thread": lambda: raw_run(raws[1], body, args.cap_s),
         "raw 2 threads": lambda: raw_run(raws[2], body, args.cap_s),
         ours_label: lambda: our_run(client, info.id, args.tokens, args.cap_s),
     }
+    try:
+        return _rounds(name, client, info.id, args, sides, ours_label, raws)
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
+            neighbour.wait()
+
+
+def _rounds(
+    name: str,
+    client: Any,
+    model_id: str,
+    args: argparse.Namespace,
+    sides: dict[str, Any],
+    ours_label: str,
+    raws: dict[int, Any],
+) -> dict[str, float]:
     for run in sides.values():
         run()  # warm: the first request pays one-time allocations
     rates: dict[str, list[float]] = {side: [] for side in sides}
@@ -134,7 +172,7 @@ def condition(name: str, client: Any, args: argparse.Namespace) -> dict[str, flo
         f"  {load_average()}",
         flush=True,
     )
-    client.unload_model(info.id)
+    client.unload_model(model_id)
     raws.clear()  # frees both raw models
     return medians
 
@@ -164,6 +202,12 @@ def main() -> None:
     finally:
         neighbour.kill()
         neighbour.wait()
+    if args.threads is None:
+        from terminus.engines.llamacpp_threads import ThreadTuner
+
+        ThreadTuner.RECHECK_S = 0.5  # the default 15 s would only make the bench longer
+        time.sleep(2)  # the neighbour's exit settles before the quiet load
+        condition("neighbour started after the load", client, args, start_late=True)
     client.close()
 
 
