@@ -317,6 +317,7 @@ class WorkerServer:
 
     def start(self) -> _Process:
         """The running worker; starts one and loads the model if none runs."""
+        self._follow_machine()
         with self._start_lock:
             process = self._process
             if process is not None and process.alive():
@@ -350,7 +351,6 @@ class WorkerServer:
         self, method: str, body: Any, *, streamed: bool, stop: Callable[[], bool] | None = None
     ) -> tuple[_Process, Call]:
         """Send one call; its chunks and end arrive on the returned call's queue."""
-        self._follow_machine()
         call = Call(next(self._ids), stop)
         while True:
             process = self.start()
