@@ -85,15 +85,21 @@ MIB = 1 << 20
 THREADS_ENV = "TERMINUS_THREADS"
 
 
+def threads_override() -> int | None:
+    """``TERMINUS_THREADS`` when it names a thread count."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def default_threads() -> int:
     """Physical cores this process may use (llama.cpp slows down on hyperthreads).
 
     ``TERMINUS_THREADS`` overrides it. llama.cpp models take fewer when other work keeps
     cores busy at load (:func:`llama_threads`).
     """
-    override = os.environ.get(THREADS_ENV, "").strip()
-    if override.isdigit() and int(override) > 0:
-        return int(override)
+    override = threads_override()
+    if override is not None:
+        return override
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         import psutil
@@ -107,18 +113,17 @@ def default_threads() -> int:
 def llama_threads() -> int:
     """llama.cpp's threads when the user chose none: the physical cores, or only those left
     free when other work keeps some busy (see llamacpp_threads for why and how)."""
-    override = os.environ.get(THREADS_ENV, "").strip()
-    if override.isdigit() and int(override) > 0:
-        return int(override)
-    return threads_for(default_threads())
+    return threads_override() or threads_for(default_threads())
 
 
-def _threads_fixed() -> bool:
-    """Whether the user fixed llama.cpp's threads or their wait policy in the environment."""
-    override = os.environ.get(THREADS_ENV, "").strip()
-    return (override.isdigit() and int(override) > 0) or any(
-        name in os.environ for name in (WAIT_POLICY_ENV, SPIN_COUNT_ENV)
-    )
+def _thread_tuner(options: LoadOptions) -> ThreadTuner | None:
+    """A tuner when Terminus chooses the threads and their wait policy; None when the user
+    fixed either (a load option, ``TERMINUS_THREADS``, or OpenMP's own variables)."""
+    if options.threads or threads_override() or WAIT_POLICY_ENV in os.environ:
+        return None
+    if SPIN_COUNT_ENV in os.environ:
+        return None
+    return ThreadTuner(default_threads(), busy_elsewhere())
 
 
 def prompt_cache_mib(card: ModelCard, options: LoadOptions) -> int:
@@ -189,12 +194,8 @@ class LlamaCppEngine:
         if not available.ok:
             raise EngineUnavailableError(available.detail)
         context, parallel = self.resolve(card, files, options)
-        threads = options.threads or llama_threads()
-        tuner = (
-            None
-            if options.threads or _threads_fixed()
-            else ThreadTuner(default_threads(), busy_elsewhere())
-        )
+        tuner = _thread_tuner(options)
+        threads = options.threads or (tuner.current[0] if tuner is not None else llama_threads())
         params: Any = ParamsRecorder()  # written here, built by the worker process
         params.model.path = str(files.main)
         params.n_ctx = context * parallel

@@ -15,6 +15,7 @@ right ones, and libtorrent only ever writes those to a verified piece.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -151,23 +152,21 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 
 _SYNC_FILE_RANGE_WRITE = 2
-_sync_cache: list[Any] = []
 
 
+@functools.cache
 def _sync_file_range() -> Any:
-    if not _sync_cache:
-        function = None
-        if sys.platform.startswith("linux"):
-            import ctypes
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-            try:
-                function = ctypes.CDLL(None, use_errno=True).sync_file_range
-                function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-                function.restype = ctypes.c_int
-            except AttributeError:
-                function = None
-        _sync_cache.append(function)
-    return _sync_cache[0]
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except AttributeError:
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 def verified_prefix(pieces: Any, start: int) -> int:
